@@ -1,0 +1,531 @@
+//! EC key pairs on the two SGP.22 curves (NIST P-256 and brainpoolP256r1): generation, ECDSA with
+//! SHA-256 (DER signatures for certificates, raw r||s for SGP.22 TLVs), and the PEM/DER forms the
+//! GSMA files use. This is the one place that picks the ECDSA implementation.
+
+use crate::oid::known;
+use crate::tlv::{self, Reader, tag};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ecdsa::signature::{Signer, Verifier};
+use sha1::{Digest, Sha1};
+use std::fmt;
+
+type BpSigningKey = ecdsa::SigningKey<bp256::BrainpoolP256r1>;
+type BpVerifyingKey = ecdsa::VerifyingKey<bp256::BrainpoolP256r1>;
+
+/// The curves SGP.22 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Curve {
+    #[serde(rename = "nist")]
+    NistP256,
+    #[serde(rename = "brainpool")]
+    BrainpoolP256r1,
+}
+
+impl Curve {
+    pub const ALL: [Curve; 2] = [Curve::NistP256, Curve::BrainpoolP256r1];
+
+    /// DER content octets of the named-curve OID.
+    pub fn oid(self) -> &'static [u8] {
+        match self {
+            Curve::NistP256 => known::PRIME256V1,
+            Curve::BrainpoolP256r1 => known::BRAINPOOL_P256R1,
+        }
+    }
+
+    pub fn from_oid(content: &[u8]) -> Option<Self> {
+        Curve::ALL.into_iter().find(|c| c.oid() == content)
+    }
+
+    /// The suffix SGP.26 file names use: `NIST` or `BRP`.
+    pub fn file_suffix(self) -> &'static str {
+        match self {
+            Curve::NistP256 => "NIST",
+            Curve::BrainpoolP256r1 => "BRP",
+        }
+    }
+
+    /// The name used on the command line and in manifests.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Curve::NistP256 => "nist",
+            Curve::BrainpoolP256r1 => "brainpool",
+        }
+    }
+}
+
+impl fmt::Display for Curve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Curve::NistP256 => "NIST P-256",
+            Curve::BrainpoolP256r1 => "brainpoolP256r1",
+        })
+    }
+}
+
+/// Why a key could not be read or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("no PEM block found (expected EC PRIVATE KEY, PRIVATE KEY or PUBLIC KEY)")]
+    NoPem,
+    #[error("malformed PEM: {0}")]
+    Pem(String),
+    #[error("malformed key structure: {0}")]
+    Der(#[from] tlv::DerError),
+    #[error("unsupported curve {0} (SGP.22 uses prime256v1 or brainpoolP256r1)")]
+    UnsupportedCurve(String),
+    #[error("the key does not name its curve (no EC PARAMETERS and no parameters field)")]
+    NoCurve,
+    #[error("the EC PARAMETERS block names {params} but the key names {key}")]
+    CurveConflict { params: Curve, key: Curve },
+    #[error("invalid private key value for {0}")]
+    InvalidScalar(Curve),
+    #[error("invalid public point for {0}")]
+    InvalidPoint(Curve),
+    #[error("the embedded public key does not belong to the private key")]
+    PublicKeyMismatch,
+    #[error("not an EC key (algorithm {0})")]
+    NotEc(String),
+    #[error("random number generator failed: {0}")]
+    Random(String),
+    #[error("signature is malformed")]
+    MalformedSignature,
+}
+
+#[derive(Clone)]
+enum Signing {
+    Nist(p256::ecdsa::SigningKey),
+    Brainpool(BpSigningKey),
+}
+
+/// An EC private key on one of the SGP.22 curves.
+#[derive(Clone)]
+pub struct PrivateKey {
+    inner: Signing,
+    public: PublicKey,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret scalar.
+        write!(f, "PrivateKey({}, SKI {})", self.curve(), crate::oid::hex(&self.public.ski()))
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Verifying {
+    Nist(p256::ecdsa::VerifyingKey),
+    Brainpool(BpVerifyingKey),
+}
+
+/// An EC public key on one of the SGP.22 curves.
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    inner: Verifying,
+    point: [u8; 65],
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.curve() == other.curve() && self.point == other.point
+    }
+}
+impl Eq for PublicKey {}
+
+impl PrivateKey {
+    /// A fresh random key.
+    pub fn generate(curve: Curve) -> Result<Self, KeyError> {
+        let mut bytes = [0u8; 32];
+        // Rejection sampling: a uniformly random 256-bit value is a valid scalar with overwhelming
+        // probability on both curves; retry on the rare out-of-range value.
+        for _ in 0..64 {
+            getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+            if let Ok(k) = Self::from_scalar(curve, &bytes) {
+                bytes.fill(0);
+                return Ok(k);
+            }
+        }
+        Err(KeyError::Random("no valid scalar after 64 draws".into()))
+    }
+
+    /// A key from its 32-byte big-endian secret scalar.
+    pub fn from_scalar(curve: Curve, scalar: &[u8]) -> Result<Self, KeyError> {
+        let inner = match curve {
+            Curve::NistP256 => Signing::Nist(
+                p256::ecdsa::SigningKey::from_slice(scalar).map_err(|_| KeyError::InvalidScalar(curve))?,
+            ),
+            Curve::BrainpoolP256r1 => {
+                Signing::Brainpool(BpSigningKey::from_slice(scalar).map_err(|_| KeyError::InvalidScalar(curve))?)
+            }
+        };
+        let public = match &inner {
+            Signing::Nist(k) => PublicKey::from_verifying(Verifying::Nist(*k.verifying_key())),
+            Signing::Brainpool(k) => PublicKey::from_verifying(Verifying::Brainpool(*k.verifying_key())),
+        }?;
+        Ok(PrivateKey { inner, public })
+    }
+
+    pub fn curve(&self) -> Curve {
+        self.public.curve()
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// ECDSA with SHA-256 over `msg`, DER-encoded (the form X.509 signatures take).
+    pub fn sign_der(&self, msg: &[u8]) -> Vec<u8> {
+        match &self.inner {
+            Signing::Nist(k) => {
+                let s: p256::ecdsa::DerSignature = k.sign(msg);
+                s.as_bytes().to_vec()
+            }
+            Signing::Brainpool(k) => {
+                let s: ecdsa::der::Signature<bp256::BrainpoolP256r1> = k.sign(msg);
+                s.as_bytes().to_vec()
+            }
+        }
+    }
+
+    /// ECDSA with SHA-256 over `msg` as raw r||s (BSI TR-03111), the form SGP.22 puts in tag 5F37.
+    pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
+        let bytes = match &self.inner {
+            Signing::Nist(k) => {
+                let s: p256::ecdsa::Signature = k.sign(msg);
+                s.to_bytes()
+            }
+            Signing::Brainpool(k) => {
+                let s: ecdsa::Signature<bp256::BrainpoolP256r1> = k.sign(msg);
+                s.to_bytes()
+            }
+        };
+        let mut out = [0u8; 64];
+        out.copy_from_slice(bytes.as_slice());
+        out
+    }
+
+    fn scalar(&self) -> Vec<u8> {
+        match &self.inner {
+            Signing::Nist(k) => k.to_bytes().to_vec(),
+            Signing::Brainpool(k) => k.to_bytes().to_vec(),
+        }
+    }
+
+    /// SEC1 `ECPrivateKey` DER with the curve parameters and public key (as openssl writes it).
+    pub fn to_sec1_der(&self) -> Vec<u8> {
+        let curve_oid = tlv::tlv(tag::OID, self.curve().oid());
+        tlv::sequence(&[
+            &tlv::tlv(tag::INTEGER, &[1]),
+            &tlv::octet_string(&self.scalar()),
+            &tlv::tlv(0xA0, &curve_oid),
+            &tlv::tlv(0xA1, &tlv::bit_string(&self.public.point)),
+        ])
+    }
+
+    /// The GSMA file form: an `EC PARAMETERS` block followed by an `EC PRIVATE KEY` block.
+    pub fn to_pem(&self) -> String {
+        let params = tlv::tlv(tag::OID, self.curve().oid());
+        format!(
+            "{}{}",
+            pem_block("EC PARAMETERS", &params),
+            pem_block("EC PRIVATE KEY", &self.to_sec1_der())
+        )
+    }
+
+    /// Reads a private key from PEM: SEC1 `EC PRIVATE KEY` (with or without a preceding
+    /// `EC PARAMETERS` block, as in the GSMA files) or PKCS#8 `PRIVATE KEY`.
+    pub fn from_pem(text: &str) -> Result<Self, KeyError> {
+        let blocks = pem_blocks(text)?;
+        let mut params_curve = None;
+        for (label, der) in &blocks {
+            match label.as_str() {
+                "EC PARAMETERS" => {
+                    let t = tlv::parse_single(der, "EC PARAMETERS")?;
+                    if t.tag != tag::OID {
+                        return Err(KeyError::UnsupportedCurve("explicit (non-named) parameters".into()));
+                    }
+                    params_curve =
+                        Some(Curve::from_oid(t.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(t.value)))?);
+                }
+                "EC PRIVATE KEY" => return Self::from_sec1_der(der, params_curve),
+                "PRIVATE KEY" => return Self::from_pkcs8_der(der),
+                _ => {}
+            }
+        }
+        Err(KeyError::NoPem)
+    }
+
+    /// Reads a SEC1 `ECPrivateKey`; `outer_curve` is the curve named outside it, if any.
+    pub fn from_sec1_der(der: &[u8], outer_curve: Option<Curve>) -> Result<Self, KeyError> {
+        let top = tlv::parse_single(der, "ECPrivateKey")?;
+        let mut r = top.reader();
+        let version = r.expect(tag::INTEGER, "ECPrivateKey version")?;
+        if version.value != [1] {
+            return Err(KeyError::Der(tlv::DerError {
+                what: "ECPrivateKey version must be 1".into(),
+                offset: version.offset,
+            }));
+        }
+        let scalar = r.expect(tag::OCTET_STRING, "ECPrivateKey privateKey")?;
+        let mut curve = outer_curve;
+        if let Some(p) = r.optional(0xA0)? {
+            let o = tlv::parse_single(p.value, "ECPrivateKey parameters")?;
+            let c = Curve::from_oid(o.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(o.value)))?;
+            if let Some(outer) = outer_curve.filter(|oc| *oc != c) {
+                return Err(KeyError::CurveConflict { params: outer, key: c });
+            }
+            curve = Some(c);
+        }
+        let embedded_public = r.optional(0xA1)?;
+        let curve = curve.ok_or(KeyError::NoCurve)?;
+        // Scalars shorter than 32 bytes occur when a writer drops leading zeros.
+        if scalar.value.len() > 32 {
+            return Err(KeyError::InvalidScalar(curve));
+        }
+        let mut padded = [0u8; 32];
+        padded[32 - scalar.value.len()..].copy_from_slice(scalar.value);
+        let key = Self::from_scalar(curve, &padded)?;
+        padded.fill(0);
+        if let Some(p) = embedded_public {
+            let bits = tlv::parse_single(p.value, "ECPrivateKey publicKey")?;
+            let (_, point) = tlv::read_bit_string(&bits)?;
+            if point != key.public.point {
+                return Err(KeyError::PublicKeyMismatch);
+            }
+        }
+        Ok(key)
+    }
+
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let top = tlv::parse_single(der, "PrivateKeyInfo")?;
+        let mut r = top.reader();
+        r.expect(tag::INTEGER, "PrivateKeyInfo version")?;
+        let curve = read_ec_algorithm(&mut r)?;
+        let inner = r.expect(tag::OCTET_STRING, "PrivateKeyInfo privateKey")?;
+        Self::from_sec1_der(inner.value, Some(curve))
+    }
+}
+
+/// Reads `AlgorithmIdentifier { id-ecPublicKey, namedCurve }`.
+fn read_ec_algorithm(r: &mut Reader<'_>) -> Result<Curve, KeyError> {
+    let alg = r.expect(tag::SEQUENCE, "AlgorithmIdentifier")?;
+    let mut a = alg.reader();
+    let oid = a.expect(tag::OID, "algorithm")?;
+    if oid.value != known::EC_PUBLIC_KEY {
+        return Err(KeyError::NotEc(oid_text(oid.value)));
+    }
+    let params = a.read()?;
+    if params.tag != tag::OID {
+        return Err(KeyError::UnsupportedCurve("explicit (non-named) parameters".into()));
+    }
+    Curve::from_oid(params.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(params.value)))
+}
+
+fn oid_text(content: &[u8]) -> String {
+    crate::oid::Oid::from_der_content(content)
+        .map(|o| o.to_string())
+        .unwrap_or_else(|_| crate::oid::hex(content))
+}
+
+impl PublicKey {
+    fn from_verifying(inner: Verifying) -> Result<Self, KeyError> {
+        let encoded = match &inner {
+            Verifying::Nist(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+            Verifying::Brainpool(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+        };
+        let mut point = [0u8; 65];
+        if encoded.len() != 65 {
+            return Err(KeyError::InvalidPoint(match inner {
+                Verifying::Nist(_) => Curve::NistP256,
+                Verifying::Brainpool(_) => Curve::BrainpoolP256r1,
+            }));
+        }
+        point.copy_from_slice(&encoded);
+        Ok(PublicKey { inner, point })
+    }
+
+    /// A public key from its SEC1 point encoding (uncompressed 04||X||Y).
+    pub fn from_point(curve: Curve, point: &[u8]) -> Result<Self, KeyError> {
+        if point.len() != 65 || point[0] != 0x04 {
+            return Err(KeyError::InvalidPoint(curve));
+        }
+        let inner = match curve {
+            Curve::NistP256 => Verifying::Nist(
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::InvalidPoint(curve))?,
+            ),
+            Curve::BrainpoolP256r1 => {
+                Verifying::Brainpool(BpVerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::InvalidPoint(curve))?)
+            }
+        };
+        Self::from_verifying(inner)
+    }
+
+    /// A public key from a DER `SubjectPublicKeyInfo`.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let top = tlv::parse_single(der, "SubjectPublicKeyInfo")?;
+        let mut r = top.reader();
+        let curve = read_ec_algorithm(&mut r)?;
+        let bits = r.expect(tag::BIT_STRING, "subjectPublicKey")?;
+        r.finish("SubjectPublicKeyInfo")?;
+        let (unused, point) = tlv::read_bit_string(&bits)?;
+        if unused != 0 {
+            return Err(KeyError::InvalidPoint(curve));
+        }
+        Self::from_point(curve, &point)
+    }
+
+    /// Reads a `PUBLIC KEY` PEM.
+    pub fn from_pem(text: &str) -> Result<Self, KeyError> {
+        let blocks = pem_blocks(text)?;
+        let (_, der) = blocks.iter().find(|(l, _)| l == "PUBLIC KEY").ok_or(KeyError::NoPem)?;
+        Self::from_spki_der(der)
+    }
+
+    pub fn curve(&self) -> Curve {
+        match self.inner {
+            Verifying::Nist(_) => Curve::NistP256,
+            Verifying::Brainpool(_) => Curve::BrainpoolP256r1,
+        }
+    }
+
+    /// The uncompressed point, 65 bytes.
+    pub fn point(&self) -> &[u8; 65] {
+        &self.point
+    }
+
+    /// Subject key identifier, RFC 5280 method 1: SHA-1 of the public point (as SGP.26 does).
+    pub fn ski(&self) -> [u8; 20] {
+        Sha1::digest(self.point).into()
+    }
+
+    /// DER `SubjectPublicKeyInfo` with a named curve.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        tlv::sequence(&[
+            &tlv::sequence(&[
+                &tlv::tlv(tag::OID, known::EC_PUBLIC_KEY),
+                &tlv::tlv(tag::OID, self.curve().oid()),
+            ]),
+            &tlv::bit_string(&self.point),
+        ])
+    }
+
+    pub fn to_pem(&self) -> String {
+        pem_block("PUBLIC KEY", &self.to_spki_der())
+    }
+
+    /// Verifies a DER ECDSA-with-SHA-256 signature over `msg`.
+    pub fn verify_der(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.inner {
+            Verifying::Nist(k) => p256::ecdsa::DerSignature::from_bytes(sig)
+                .map(|s| k.verify(msg, &s).is_ok())
+                .unwrap_or(false),
+            Verifying::Brainpool(k) => ecdsa::der::Signature::<bp256::BrainpoolP256r1>::from_bytes(sig)
+                .map(|s| k.verify(msg, &s).is_ok())
+                .unwrap_or(false),
+        }
+    }
+
+    /// Verifies a raw r||s (64-byte) ECDSA-with-SHA-256 signature over `msg`.
+    pub fn verify_raw(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.inner {
+            Verifying::Nist(k) => p256::ecdsa::Signature::from_slice(sig)
+                .map(|s| k.verify(msg, &s).is_ok())
+                .unwrap_or(false),
+            Verifying::Brainpool(k) => ecdsa::Signature::<bp256::BrainpoolP256r1>::from_slice(sig)
+                .map(|s| k.verify(msg, &s).is_ok())
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// Encodes one PEM block with 64-character lines.
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Splits PEM text into (label, DER) blocks; text outside blocks is ignored, as openssl does.
+pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let line = line.trim();
+        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+            continue;
+        };
+        let end = format!("-----END {label}-----");
+        let mut b64 = String::new();
+        let mut closed = false;
+        for body in lines.by_ref() {
+            let body = body.trim();
+            if body == end {
+                closed = true;
+                break;
+            }
+            if body.contains(':') {
+                // RFC 1421 headers (e.g. Proc-Type) mean an encrypted key, which we do not read.
+                return Err(KeyError::Pem(format!("{label} block has headers (encrypted keys are not supported)")));
+            }
+            b64.push_str(body);
+        }
+        if !closed {
+            return Err(KeyError::Pem(format!("{label} block has no END line")));
+        }
+        let der = STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| KeyError::Pem(format!("{label} block is not valid base64: {e}")))?;
+        out.push((label.to_string(), der));
+    }
+    if out.is_empty() {
+        return Err(KeyError::NoPem);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_both_curves_and_forms() {
+        for curve in Curve::ALL {
+            let k = PrivateKey::generate(curve).expect("key");
+            let sig = k.sign_der(b"hello");
+            assert!(k.public_key().verify_der(b"hello", &sig));
+            assert!(!k.public_key().verify_der(b"hellO", &sig));
+            let raw = k.sign_raw(b"hello");
+            assert!(k.public_key().verify_raw(b"hello", &raw));
+            assert!(!k.public_key().verify_raw(b"hello", &raw[..63]));
+        }
+    }
+
+    #[test]
+    fn pem_round_trip() {
+        for curve in Curve::ALL {
+            let k = PrivateKey::generate(curve).expect("key");
+            let back = PrivateKey::from_pem(&k.to_pem()).expect("reads back");
+            assert_eq!(back.public_key(), k.public_key());
+            let p = PublicKey::from_pem(&k.public_key().to_pem()).expect("reads back");
+            assert_eq!(&p, k.public_key());
+        }
+    }
+
+    #[test]
+    fn curve_conflict_is_reported() {
+        let k = PrivateKey::generate(Curve::NistP256).expect("key");
+        let bad = format!(
+            "{}{}",
+            pem_block("EC PARAMETERS", &tlv::tlv(tag::OID, Curve::BrainpoolP256r1.oid())),
+            pem_block("EC PRIVATE KEY", &k.to_sec1_der())
+        );
+        assert!(matches!(PrivateKey::from_pem(&bad), Err(KeyError::CurveConflict { .. })));
+        assert_eq!(PrivateKey::from_pem("nothing here").err(), Some(KeyError::NoPem));
+    }
+}
