@@ -1,1 +1,4 @@
-//! Workspace-level tests live in tests/*.rs.
+//! Workspace-level tests (in `tests/tests/`) that check our output against outside references:
+//! the published SGP.26 files, openssl, and the `x509-cert` parser.
+
+pub mod common;

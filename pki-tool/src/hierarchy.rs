@@ -1,0 +1,472 @@
+//! Whole hierarchies on disk: `init` mints CI, EUM, eUICC, DPauth, DPpb, DPtls, DSauth and DStls
+//! per curve; an existing hierarchy (found by its `pki-tool.toml` manifest) can issue more
+//! certificates and batches of eUICCs. Everything is minted and checked in memory before any file
+//! is written.
+
+use crate::cert::Certificate;
+use crate::eid::Eid;
+use crate::keys::{Curve, PrivateKey};
+use crate::layout::{self, PlannedFile, Slot};
+use crate::mint::{self, MintInput, Signer};
+use crate::oid::known;
+use crate::profile::{ExtensionSpec, Profile, SerialSpec, Template, Vars};
+use crate::role::Role;
+use crate::validate::{self, Options};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The manifest file at the root of a hierarchy.
+pub const MANIFEST: &str = "pki-tool.toml";
+
+/// What `init` recorded about a hierarchy, so later commands mint consistently.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<PathBuf>,
+    pub curves: Vec<Curve>,
+    pub eid: String,
+    pub smdp_fqdn: String,
+    pub smds_fqdn: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Where a key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Generated,
+    Loaded(PathBuf),
+}
+
+/// A certificate just minted, with its key.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub slot: Slot,
+    pub cert: Certificate,
+    pub key: PrivateKey,
+    pub key_source: KeySource,
+}
+
+impl Minted {
+    /// The files this certificate is stored as.
+    pub fn files(&self, root: &Path) -> Vec<PlannedFile> {
+        let mut out = vec![PlannedFile {
+            path: self.slot.cert_der(root),
+            contents: self.cert.der().to_vec(),
+            secret: false,
+        }];
+        if self.slot.has_pem_copy() {
+            out.push(PlannedFile {
+                path: self.slot.cert_pem(root),
+                contents: self.cert.to_pem().into_bytes(),
+                secret: false,
+            });
+        }
+        out.push(PlannedFile {
+            path: self.slot.private_key(root),
+            contents: self.key.to_pem().into_bytes(),
+            secret: true,
+        });
+        out.push(PlannedFile {
+            path: self.slot.public_key(root),
+            contents: self.key.public_key().to_pem().into_bytes(),
+            secret: false,
+        });
+        out
+    }
+}
+
+/// Reads a certificate file (DER or PEM), naming the file in any error.
+pub fn read_cert(path: &Path) -> Result<Certificate, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Certificate::from_der_or_pem(&data).map_err(|e| Error::file(path, format!("not a valid certificate: {e}")))
+}
+
+/// Reads a private key file (SEC1 or PKCS#8 PEM), naming the file in any error.
+pub fn read_key(path: &Path) -> Result<PrivateKey, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    PrivateKey::from_pem(&text).map_err(|e| Error::file(path, format!("not a usable private key: {e}")))
+}
+
+/// Whether a key file is readable by group or others (it should not be).
+pub fn key_file_is_exposed(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// A built-in profile, optionally with templates from a directory replacing built-in ones.
+pub fn load_profile(name: &str, templates: Option<&Path>) -> Result<Profile, Error> {
+    let p = Profile::builtin(name).map_err(Error::Usage)?;
+    match templates {
+        Some(dir) => p.with_overrides(dir).map_err(Error::Template),
+        None => Ok(p),
+    }
+}
+
+/// The placeholder values every template may use.
+pub fn base_vars(eid: &Eid, smdp_fqdn: &str, smds_fqdn: &str, sets: &BTreeMap<String, String>) -> Vars {
+    let mut v = Vars::default();
+    v.set("eid", eid.as_str());
+    v.set("ein", &eid.as_str()[..8]);
+    v.set("smdp_fqdn", smdp_fqdn);
+    v.set("smds_fqdn", smds_fqdn);
+    for (k, val) in sets {
+        v.set(k, val.clone());
+    }
+    v
+}
+
+fn obtain_key(slot: &Slot, keys: Option<&Path>) -> Result<(PrivateKey, KeySource), Error> {
+    if let Some(dir) = keys {
+        for candidate in slot.key_candidates(dir) {
+            if candidate.exists() {
+                let key = read_key(&candidate)?;
+                if key.curve() != slot.curve {
+                    return Err(Error::file(
+                        &candidate,
+                        format!("curve mismatch: the key is {} but the {} slot is {}", key.curve(), slot.role, slot.curve),
+                    ));
+                }
+                return Ok((key, KeySource::Loaded(candidate)));
+            }
+        }
+    }
+    let key = PrivateKey::generate(slot.curve).map_err(|e| Error::Random(e.to_string()))?;
+    Ok((key, KeySource::Generated))
+}
+
+fn mint_one(template: &Template, vars: &Vars, key: &PrivateKey, signer: Signer<'_>, now: i64) -> Result<Certificate, Error> {
+    mint::mint(&MintInput {
+        template,
+        vars,
+        subject_key: key.public_key(),
+        signer,
+        now,
+    })
+    .map_err(|e| Error::Template(format!("{} template: {e}", template.role)))
+}
+
+/// Options of `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub out: PathBuf,
+    pub curves: Vec<Curve>,
+    pub profile: String,
+    pub templates: Option<PathBuf>,
+    pub keys: Option<PathBuf>,
+    pub eid: Eid,
+    pub smdp_fqdn: String,
+    pub smds_fqdn: String,
+    pub sets: BTreeMap<String, String>,
+    pub force: bool,
+    pub now: i64,
+}
+
+/// The roles `init` mints under the CI, after the EUM and eUICC.
+pub const SERVER_ROLES: [Role; 5] = [Role::Dpauth, Role::Dppb, Role::Dptls, Role::Dsauth, Role::Dstls];
+
+/// Mints a whole hierarchy in memory, checks every chain, then writes it.
+pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
+    if opts.curves.is_empty() {
+        return Err(Error::Usage("no curve selected".into()));
+    }
+    let profile = load_profile(&opts.profile, opts.templates.as_deref())?;
+    let vars = base_vars(&opts.eid, &opts.smdp_fqdn, &opts.smds_fqdn, &opts.sets);
+    let keys = opts.keys.as_deref();
+    let mut minted = Vec::new();
+    for &curve in &opts.curves {
+        let slot = |role| Slot::new(role, curve);
+        let (ci_key, src) = obtain_key(&slot(Role::Ci), keys)?;
+        let ci = mint_one(profile.template(Role::Ci), &vars, &ci_key, Signer::SelfSigned(&ci_key), opts.now)?;
+        let (eum_key, eum_src) = obtain_key(&slot(Role::Eum), keys)?;
+        let eum = mint_one(profile.template(Role::Eum), &vars, &eum_key, Signer::Issuer(&ci, &ci_key), opts.now)?;
+        let (euicc_key, euicc_src) = obtain_key(&slot(Role::Euicc), keys)?;
+        let euicc = mint_one(profile.template(Role::Euicc), &vars, &euicc_key, Signer::Issuer(&eum, &eum_key), opts.now)?;
+        check(&euicc, std::slice::from_ref(&eum), &ci, Role::Euicc, opts.now)?;
+        let mut servers = Vec::new();
+        for role in SERVER_ROLES {
+            let (key, src) = obtain_key(&slot(role), keys)?;
+            let cert = mint_one(profile.template(role), &vars, &key, Signer::Issuer(&ci, &ci_key), opts.now)?;
+            check(&cert, &[], &ci, role, opts.now)?;
+            servers.push(Minted {
+                slot: slot(role),
+                cert,
+                key,
+                key_source: src,
+            });
+        }
+        minted.push(Minted {
+            slot: slot(Role::Ci),
+            cert: ci,
+            key: ci_key,
+            key_source: src,
+        });
+        minted.push(Minted {
+            slot: slot(Role::Eum),
+            cert: eum,
+            key: eum_key,
+            key_source: eum_src,
+        });
+        minted.push(Minted {
+            slot: slot(Role::Euicc),
+            cert: euicc,
+            key: euicc_key,
+            key_source: euicc_src,
+        });
+        minted.extend(servers);
+    }
+
+    let manifest = Manifest {
+        profile: opts.profile.clone(),
+        templates: opts.templates.clone(),
+        curves: opts.curves.clone(),
+        eid: opts.eid.to_string(),
+        smdp_fqdn: opts.smdp_fqdn.clone(),
+        smds_fqdn: opts.smds_fqdn.clone(),
+        vars: opts.sets.clone(),
+    };
+    let mut files: Vec<PlannedFile> = minted.iter().flat_map(|m| m.files(&opts.out)).collect();
+    files.push(PlannedFile {
+        path: opts.out.join(MANIFEST),
+        contents: toml::to_string(&manifest)
+            .map_err(|e| Error::Usage(format!("cannot encode manifest: {e}")))?
+            .into_bytes(),
+        secret: false,
+    });
+    layout::write_all(&files, opts.force)?;
+    Ok(minted)
+}
+
+/// A freshly minted chain must validate; anything else is a template problem worth reporting now.
+fn check(cert: &Certificate, intermediates: &[Certificate], ci: &Certificate, role: Role, now: i64) -> Result<(), Error> {
+    // Fixed-date profiles (sgp26-v1.5) are checked at their own notBefore when that is in the future.
+    let at = now.max(cert.not_before);
+    validate::verify_chain(cert, intermediates, std::slice::from_ref(ci), Some(role), Options::at(at))
+        .map(|_| ())
+        .map_err(|e| Error::Template(format!("the minted {role} certificate does not validate: {e}")))
+}
+
+/// An existing hierarchy directory.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub root: PathBuf,
+    pub manifest: Manifest,
+    pub profile: Profile,
+}
+
+/// Options of `issue`.
+#[derive(Debug, Clone)]
+pub struct IssueOptions {
+    pub role: Role,
+    pub curve: Curve,
+    /// `2` for a second SM-DP+ (`S_SM_DP2auth_...`); for an eUICC, its EID is the instance.
+    pub instance: Option<String>,
+    pub eid: Option<Eid>,
+    pub sets: BTreeMap<String, String>,
+    /// Reuse this key instead of generating one.
+    pub key: Option<PathBuf>,
+    pub force: bool,
+    pub now: i64,
+}
+
+/// Options of `euicc-batch`.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub curve: Curve,
+    pub count: usize,
+    pub first: Eid,
+    pub out: PathBuf,
+    pub threads: usize,
+    pub force: bool,
+    pub now: i64,
+}
+
+impl Hierarchy {
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        let path = root.join(MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::file(&path, format!("cannot read hierarchy manifest ({e}); is this a `pki-tool init` directory?")))?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| Error::file(&path, e))?;
+        let profile = load_profile(&manifest.profile, manifest.templates.as_deref())?;
+        Ok(Hierarchy {
+            root: root.to_path_buf(),
+            manifest,
+            profile,
+        })
+    }
+
+    pub fn cert(&self, slot: &Slot) -> Result<Certificate, Error> {
+        read_cert(&slot.cert_der(&self.root))
+    }
+
+    pub fn key(&self, slot: &Slot) -> Result<PrivateKey, Error> {
+        read_key(&slot.private_key(&self.root))
+    }
+
+    fn vars(&self, eid: Option<&Eid>, sets: &BTreeMap<String, String>) -> Result<Vars, Error> {
+        let default_eid = Eid::parse(&self.manifest.eid)?;
+        let mut all = self.manifest.vars.clone();
+        all.extend(sets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(base_vars(eid.unwrap_or(&default_eid), &self.manifest.smdp_fqdn, &self.manifest.smds_fqdn, &all))
+    }
+
+    /// The issuer certificate and key for a role on a curve.
+    fn issuer(&self, role: Role, curve: Curve) -> Result<(Certificate, PrivateKey), Error> {
+        let slot = Slot::new(role.issuer(), curve);
+        let cert = self.cert(&slot)?;
+        let key = self.key(&slot)?;
+        if key.public_key() != &cert.public_key {
+            return Err(Error::file(slot.private_key(&self.root), "this key does not belong to the certificate next to it"));
+        }
+        Ok((cert, key))
+    }
+
+    /// Issues one more certificate under the hierarchy's CI (or EUM, for an eUICC) and writes it.
+    pub fn issue(&self, opts: &IssueOptions) -> Result<Minted, Error> {
+        if opts.role == Role::Ci {
+            return Err(Error::Usage("the CI is created by `pki-tool init`, not issued".into()));
+        }
+        let instance = match opts.role {
+            Role::Euicc => opts.eid.map(|e| e.to_string()),
+            _ => opts.instance.clone(),
+        };
+        let slot = Slot::with_instance(opts.role, opts.curve, instance);
+        let (issuer_cert, issuer_key) = self.issuer(opts.role, opts.curve)?;
+        let (key, key_source) = match &opts.key {
+            Some(p) => {
+                let k = read_key(p)?;
+                if k.curve() != opts.curve {
+                    return Err(Error::file(p, format!("curve mismatch: the key is {} but --curve is {}", k.curve(), opts.curve)));
+                }
+                (k, KeySource::Loaded(p.clone()))
+            }
+            None => (PrivateKey::generate(opts.curve).map_err(|e| Error::Random(e.to_string()))?, KeySource::Generated),
+        };
+        let vars = self.vars(opts.eid.as_ref(), &opts.sets)?;
+        let mut template = self.profile.template(opts.role).clone();
+        if opts.role == Role::Euicc && matches!(template.serial, SerialSpec::Fixed { .. }) && opts.eid.is_some() {
+            // A fixed serial would repeat the first eUICC's (issuer, serial) pair.
+            template.serial = SerialSpec::Eid;
+        }
+        let cert = mint_one(&template, &vars, &key, Signer::Issuer(&issuer_cert, &issuer_key), opts.now)?;
+        let ci = self.cert(&Slot::new(Role::Ci, opts.curve))?;
+        let intermediates: Vec<Certificate> = if opts.role == Role::Euicc { vec![issuer_cert] } else { vec![] };
+        check(&cert, &intermediates, &ci, opts.role, opts.now)?;
+        let minted = Minted {
+            slot,
+            cert,
+            key,
+            key_source,
+        };
+        layout::write_all(&minted.files(&self.root), opts.force)?;
+        Ok(minted)
+    }
+
+    /// The EID prefix the EUM may issue: from its name constraint serialNumber or permittedEins.
+    pub fn eum_prefixes(eum: &Certificate) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(ExtensionSpec::NameConstraints { permitted, .. }) =
+            eum.extension(known::EXT_NAME_CONSTRAINTS).and_then(|e| e.spec.as_ref())
+        {
+            for subtree in permitted {
+                out.extend(subtree.iter().filter(|a| a.attr == "serialNumber").map(|a| a.value.clone()));
+            }
+        }
+        if let Some(ExtensionSpec::PermittedEins { eins, .. }) = eum.extension(known::EXT_PERMITTED_EINS).and_then(|e| e.spec.as_ref()) {
+            out.extend(eins.iter().cloned());
+        }
+        out
+    }
+
+    /// Issues `count` eUICC certificates with consecutive EIDs from `first`, each in
+    /// `out/<EID>/`, on `threads` threads. `progress` is called with the number done so far.
+    pub fn euicc_batch(&self, opts: &BatchOptions, progress: &(dyn Fn(usize) + Sync)) -> Result<Vec<Eid>, Error> {
+        let (eum, eum_key) = self.issuer(Role::Euicc, opts.curve)?;
+        let prefixes = Self::eum_prefixes(&eum);
+        let prefix = prefixes
+            .iter()
+            .find(|p| opts.first.as_str().starts_with(p.as_str()))
+            .cloned()
+            .or_else(|| prefixes.is_empty().then(String::new))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "first EID {} is outside the EUM's permitted prefix {}",
+                    opts.first,
+                    prefixes.join(", ")
+                ))
+            })?;
+        let mut eids = Vec::with_capacity(opts.count);
+        let mut e = opts.first;
+        for i in 0..opts.count {
+            if i > 0 {
+                e = e.successor(prefix.len()).map_err(|_| {
+                    Error::Usage(format!("only {i} EIDs fit after {} within the prefix {prefix}", opts.first))
+                })?;
+            }
+            eids.push(e);
+        }
+        if !opts.force
+            && let Some(existing) = eids.iter().find(|e| opts.out.join(e.as_str()).exists())
+        {
+            return Err(Error::file(opts.out.join(existing.as_str()), "already exists (use --force to overwrite)"));
+        }
+        let mut template = self.profile.template(Role::Euicc).clone();
+        if matches!(template.serial, SerialSpec::Fixed { .. }) {
+            template.serial = SerialSpec::Eid;
+        }
+        let base = self.vars(None, &BTreeMap::new())?;
+        let done = AtomicUsize::new(0);
+        let threads = opts.threads.clamp(1, 64);
+        let chunk = eids.len().div_ceil(threads).max(1);
+        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = eids
+                .chunks(chunk)
+                .map(|part| {
+                    let (template, base, eum, eum_key, done) = (&template, &base, &eum, &eum_key, &done);
+                    s.spawn(move || -> Result<(), Error> {
+                        let mut vars = base.clone();
+                        for eid in part {
+                            let key = PrivateKey::generate(opts.curve).map_err(|e| Error::Random(e.to_string()))?;
+                            vars.set("eid", eid.as_str());
+                            let cert = mint_one(template, &vars, &key, Signer::Issuer(eum, eum_key), opts.now)?;
+                            let slot = Slot::with_instance(Role::Euicc, opts.curve, Some(eid.to_string()));
+                            let dir = opts.out.join(eid.as_str());
+                            let stem = slot.stem();
+                            layout::write_atomic(&dir.join(format!("CERT_{stem}.der")), cert.der(), false, false)?;
+                            layout::write_atomic(&dir.join(format!("SK_{stem}.pem")), key.to_pem().as_bytes(), true, false)?;
+                            layout::write_atomic(
+                                &dir.join(format!("PK_{stem}.pem")),
+                                key.public_key().to_pem().as_bytes(),
+                                false,
+                                false,
+                            )?;
+                            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Usage("a worker thread panicked".into()))))
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+        Ok(eids)
+    }
+}

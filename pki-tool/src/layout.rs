@@ -1,0 +1,179 @@
+//! The SGP.26 / osmo-smdpp directory layout and file names, and safe file writing.
+//!
+//! `DIR/CertificateIssuer/CERT_CI_ECDSA_NIST.der`, `DIR/DPauth/SK_S_SM_DPauth_ECDSA_BRP.pem`, ...:
+//! an `init` output drops into osmo-smdpp's certificate directory unchanged. Files are written to a
+//! temporary name, synced and renamed, so an interrupted run never leaves a half-written file.
+
+use crate::keys::Curve;
+use crate::role::Role;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where one certificate and its key live in a hierarchy directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub role: Role,
+    pub curve: Curve,
+    /// A second SM-DP+/SM-DS (`2` gives `S_SM_DP2auth_...`), or the EID of an extra eUICC
+    /// (stored under `eUICC/<EID>/`).
+    pub instance: Option<String>,
+}
+
+impl Slot {
+    pub fn new(role: Role, curve: Curve) -> Self {
+        Slot {
+            role,
+            curve,
+            instance: None,
+        }
+    }
+
+    pub fn with_instance(role: Role, curve: Curve, instance: Option<String>) -> Self {
+        Slot { role, curve, instance }
+    }
+
+    /// The role's directory as osmo-smdpp names it.
+    pub fn role_dir(role: Role) -> &'static str {
+        match role {
+            Role::Ci => "CertificateIssuer",
+            Role::Eum => "EUM",
+            Role::Euicc => "eUICC",
+            Role::Dpauth => "DPauth",
+            Role::Dppb => "DPpb",
+            Role::Dptls => "DPtls",
+            Role::Dsauth => "DSauth",
+            Role::Dstls => "DStls",
+        }
+    }
+
+    /// The directory of this slot, relative to the hierarchy root.
+    pub fn dir(&self) -> PathBuf {
+        let base = PathBuf::from(Self::role_dir(self.role));
+        match (&self.instance, self.role) {
+            (Some(eid), Role::Euicc) => base.join(eid),
+            _ => base,
+        }
+    }
+
+    /// The common part of the file names, e.g. `S_SM_DPauth_ECDSA_NIST`.
+    pub fn stem(&self) -> String {
+        let c = self.curve.file_suffix();
+        let inst = match self.role {
+            Role::Euicc => "",
+            _ => self.instance.as_deref().unwrap_or(""),
+        };
+        match self.role {
+            Role::Ci => format!("CI_ECDSA_{c}"),
+            Role::Eum => format!("EUM_ECDSA_{c}"),
+            Role::Euicc => format!("EUICC_ECDSA_{c}"),
+            Role::Dpauth => format!("S_SM_DP{inst}auth_ECDSA_{c}"),
+            Role::Dppb => format!("S_SM_DP{inst}pb_ECDSA_{c}"),
+            Role::Dptls => format!("S_SM_DP{inst}_TLS_{c}"),
+            Role::Dsauth => format!("S_SM_DS{inst}auth_ECDSA_{c}"),
+            Role::Dstls => format!("S_SM_DS{inst}_TLS_{c}"),
+        }
+    }
+
+    pub fn cert_der(&self, root: &Path) -> PathBuf {
+        root.join(self.dir()).join(format!("CERT_{}.der", self.stem()))
+    }
+
+    pub fn cert_pem(&self, root: &Path) -> PathBuf {
+        root.join(self.dir()).join(format!("CERT_{}.pem", self.stem()))
+    }
+
+    pub fn private_key(&self, root: &Path) -> PathBuf {
+        root.join(self.dir()).join(format!("SK_{}.pem", self.stem()))
+    }
+
+    pub fn public_key(&self, root: &Path) -> PathBuf {
+        root.join(self.dir()).join(format!("PK_{}.pem", self.stem()))
+    }
+
+    /// Whether a PEM copy of the certificate is written too (CI and TLS certificates, as in SGP.26).
+    pub fn has_pem_copy(&self) -> bool {
+        matches!(self.role, Role::Ci | Role::Dptls | Role::Dstls)
+    }
+
+    /// Where a GSMA-published set keeps this slot's private key: the SGP.26 zip and the osmocom
+    /// copies name the CI folder `CI`, osmo-smdpp names it `CertificateIssuer`.
+    pub fn key_candidates(&self, root: &Path) -> Vec<PathBuf> {
+        let name = format!("SK_{}.pem", self.stem());
+        let mut dirs = vec![root.join(self.dir())];
+        if self.role == Role::Ci {
+            dirs.push(root.join("CI"));
+        }
+        dirs.into_iter().map(|d| d.join(&name)).collect()
+    }
+}
+
+/// One file to be written.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    /// Private keys are 0600.
+    pub secret: bool,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory, then renames it.
+pub fn write_atomic(path: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<(), crate::Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::file(dir, format!("cannot create directory: {e}")))?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if secret { 0o600 } else { 0o644 });
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents)?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        crate::Error::file(path, format!("cannot write: {e}"))
+    })
+}
+
+/// Writes a set of files: refuses (before writing anything) if one exists and `force` is off, and
+/// removes what it wrote if a later file fails, so a failed run leaves the directory as it was.
+pub fn write_all(files: &[PlannedFile], force: bool) -> Result<(), crate::Error> {
+    if !force {
+        let existing: Vec<String> = files
+            .iter()
+            .filter(|f| f.path.exists())
+            .map(|f| f.path.display().to_string())
+            .collect();
+        if let Some(first) = existing.first() {
+            return Err(crate::Error::file(
+                first,
+                format!(
+                    "already exists{} (use --force to overwrite)",
+                    if existing.len() > 1 { format!(", as do {} other files", existing.len() - 1) } else { String::new() }
+                ),
+            ));
+        }
+    }
+    let mut written: Vec<&Path> = Vec::new();
+    for f in files {
+        let existed = f.path.exists();
+        if let Err(e) = write_atomic(&f.path, &f.contents, f.secret, true) {
+            for w in written {
+                let _ = std::fs::remove_file(w);
+            }
+            return Err(e);
+        }
+        if !existed {
+            written.push(&f.path);
+        }
+    }
+    Ok(())
+}

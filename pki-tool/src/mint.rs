@@ -73,13 +73,13 @@ fn serial_bytes(spec: &SerialSpec, vars: &Vars) -> Result<Vec<u8>, String> {
     }
 }
 
-fn not_before(t: &Template, curve: Curve, now: i64) -> Result<i64, String> {
+fn not_before(t: &Template, vars: &Vars, curve: Curve, now: i64) -> Result<i64, String> {
     let fixed = match curve {
         Curve::BrainpoolP256r1 => t.validity.not_before_brainpool.as_ref().or(t.validity.not_before.as_ref()),
         Curve::NistP256 => t.validity.not_before.as_ref(),
     };
     match fixed {
-        Some(s) => crate::time::parse_rfc3339(s),
+        Some(s) => crate::time::parse_rfc3339(&vars.resolve(s)?),
         None => Ok(now),
     }
 }
@@ -119,7 +119,7 @@ pub fn mint(input: &MintInput<'_>) -> Result<Certificate, String> {
     let subject = Name::from_attributes(subject_attrs).to_der()?;
     let issuer = issuer_name.unwrap_or_else(|| subject.clone());
 
-    let nb = not_before(t, curve, input.now)?;
+    let nb = not_before(t, &vars, curve, input.now)?;
     let na = nb
         .checked_add(i64::from(t.validity.days) * 86_400)
         .filter(|na| *na <= crate::time::MAX_TIME)
