@@ -1,1 +1,468 @@
-fn main(){}
+//! The `pki-tool` command line: a thin clap layer over the library.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pki_tool::hierarchy::{self, BatchOptions, Hierarchy, InitOptions, IssueOptions, KeySource};
+use pki_tool::validate::{self, Options};
+use pki_tool::{Certificate, Curve, Eid, Error, Role};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ROLES_HELP: &str = "\
+Roles (SGP.22 4.5.2, shaped as in SGP.26):
+  ci      Certificate Issuer: the self-signed root every party trusts (policy 2.23.146.1.2.1.0)
+  eum     eUICC Manufacturer CA, limited to its EID prefix by a critical name constraint (.2)
+  euicc   the eUICC itself; its subject serialNumber is the 32-digit EID (.1)
+  dpauth  SM-DP+ authentication: signs serverSigned1 in ES9+ (.4)
+  dppb    SM-DP+ profile binding: signs bound profile packages (.5)
+  dptls   SM-DP+ TLS: server certificate for ES9+, client certificate for ES12 (.3)
+  dsauth  SM-DS authentication: signs serverSigned1 in ES11 (.7)
+  dstls   SM-DS TLS: server certificate for ES11, ES12 and ES15 (.6)";
+
+/// Mint and check GSMA SGP.26-shaped test PKIs for eSIM (SGP.22) labs.
+#[derive(Parser)]
+#[command(name = "pki-tool", version, after_help = ROLES_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mint a complete hierarchy: CI, EUM, eUICC, DPauth, DPpb, DPtls, DSauth and DStls, with keys.
+    ///
+    /// The output directory uses the SGP.26 / osmo-smdpp layout (CertificateIssuer/CERT_CI_ECDSA_NIST.der,
+    /// DPauth/SK_S_SM_DPauth_ECDSA_NIST.pem, ...) and can be given to osmo-smdpp as its certificate
+    /// directory. With --profile sgp26-v1.5 and --keys pointing at the published SGP.26 keys, the CI,
+    /// EUM, eUICC, DPauth and DPpb certificates are the GSMA ones byte for byte (signatures aside).
+    #[command(after_help = ROLES_HELP)]
+    Init(InitArgs),
+    /// Add one certificate to an existing hierarchy (a second SM-DP+, a renewed TLS certificate, another eUICC).
+    ///
+    /// Examples:
+    ///   pki-tool issue dptls --hierarchy lab           (renew CERT.DP.TLS, replacing it: add --force)
+    ///   pki-tool issue dpauth --hierarchy lab --instance 2 --set smdp_name="TEST SM-DP+2" --set smdp_rid=2.999.12
+    ///   pki-tool issue euicc --hierarchy lab --eid 89049032123451234512345678901246
+    #[command(verbatim_doc_comment, after_help = ROLES_HELP)]
+    Issue(IssueArgs),
+    /// Issue N eUICC certificates with consecutive valid EIDs inside the EUM's permitted prefix.
+    ///
+    /// Each eUICC goes to OUT/<EID>/ as CERT_EUICC_ECDSA_<curve>.der, SK_...pem and PK_...pem.
+    EuiccBatch(BatchArgs),
+    /// Create or check EIDs (SGP.29: 32 digits, the whole number modulo 97 equals 1).
+    #[command(subcommand)]
+    Eid(EidCommand),
+    /// Validate certificate chains the SGP.22 way and say precisely what fails.
+    ///
+    /// The first certificate is the one to check; the others are intermediates (e.g. the EUM for an
+    /// eUICC). Unlike openssl verify, the EUM name constraint is read as SGP.22 defines it: the eUICC's
+    /// O must match and its EID must start with the permitted serialNumber (or a permittedEins entry).
+    Verify(VerifyArgs),
+    /// List every deviation of a certificate from its role profile.
+    #[command(after_help = ROLES_HELP)]
+    Lint(LintArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CurveChoice {
+    Nist,
+    Brainpool,
+    Both,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OneCurve {
+    Nist,
+    Brainpool,
+}
+
+impl From<OneCurve> for Curve {
+    fn from(c: OneCurve) -> Self {
+        match c {
+            OneCurve::Nist => Curve::NistP256,
+            OneCurve::Brainpool => Curve::BrainpoolP256r1,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// Built-in profile: `default` (fresh keys, random serials, dates from now) or `sgp26-v1.5`
+    /// (the GSMA v1.5 serials, dates and names).
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// Directory with edited role templates (<role>.toml) replacing the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Set a template placeholder, e.g. --set smdp_rid=2.999.12 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Output directory (created if needed).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Which curves to mint: NIST P-256, brainpoolP256r1, or both (one complete hierarchy each).
+    #[arg(long, value_enum, default_value = "both")]
+    curve: CurveChoice,
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Take existing private keys from a GSMA-style directory (CI/ or CertificateIssuer/, EUM/, eUICC/,
+    /// DPauth/, ...: SK_<stem>.pem); roles with no key there get fresh keys.
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// EID of the eUICC (its first 8 digits also become the EUM's permitted prefix).
+    #[arg(long, default_value = "89049032123451234512345678901235")]
+    eid: String,
+    /// SM-DP+ host name for CERT.DP.TLS.
+    #[arg(long, value_name = "HOST", default_value = "testsmdpplus1.example.com")]
+    smdp_fqdn: String,
+    /// SM-DS host name for CERT.DS.TLS.
+    #[arg(long, value_name = "HOST", default_value = "testrootsmds.example.com")]
+    smds_fqdn: String,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    /// The role to issue (not ci: that is what init creates).
+    role: String,
+    /// The hierarchy directory made by `pki-tool init`.
+    #[arg(long, value_name = "DIR")]
+    hierarchy: PathBuf,
+    #[arg(long, value_enum, default_value = "nist")]
+    curve: OneCurve,
+    /// Instance number for a further SM-DP+ or SM-DS: `2` gives S_SM_DP2auth_..., S_SM_DP2_TLS_...
+    #[arg(long, value_name = "N")]
+    instance: Option<String>,
+    /// EID for an eUICC certificate (stored under eUICC/<EID>/).
+    #[arg(long)]
+    eid: Option<String>,
+    /// Reuse this private key instead of generating one (e.g. to renew a certificate).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Set a template placeholder (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// The hierarchy directory made by `pki-tool init`.
+    #[arg(long, value_name = "DIR")]
+    hierarchy: PathBuf,
+    /// How many eUICCs to issue.
+    #[arg(long)]
+    count: usize,
+    /// First EID; the default is the one after the hierarchy's eUICC.
+    #[arg(long, value_name = "EID")]
+    first_eid: Option<String>,
+    #[arg(long, value_enum, default_value = "nist")]
+    curve: OneCurve,
+    /// Output directory; the default is <hierarchy>/eUICC.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Worker threads; the default is one per CPU.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Overwrite existing eUICC directories.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum EidCommand {
+    /// Print new random valid EIDs.
+    New {
+        /// Leading digits (an EUM's EIN/IIN prefix).
+        #[arg(long, default_value = "89049032")]
+        prefix: String,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Check EIDs; says which check failed for an invalid one.
+    Check {
+        #[arg(required = true)]
+        eids: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The certificate to check, then any intermediates (DER or PEM).
+    #[arg(required = true, value_name = "CERT")]
+    certs: Vec<PathBuf>,
+    /// Trusted CI certificate(s).
+    #[arg(long, required = true, value_name = "CI")]
+    ci: Vec<PathBuf>,
+    /// The role the first certificate must have; by default read from its certificate policy.
+    #[arg(long)]
+    role: Option<String>,
+    /// Check validity at this time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) instead of now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+#[derive(Args)]
+struct LintArgs {
+    /// The certificate to lint (DER or PEM).
+    cert: PathBuf,
+    /// The role whose template it is compared with.
+    #[arg(long)]
+    role: String,
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// The issuer's certificate, to check the issuer name and authority key identifier too.
+    #[arg(long, value_name = "CERT")]
+    issuer: Option<PathBuf>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!("placeholder name {k:?} must be letters, digits and _"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_role(s: &str) -> Result<Role, Error> {
+    s.parse().map_err(Error::Usage)
+}
+
+fn sets(v: &[(String, String)]) -> BTreeMap<String, String> {
+    v.iter().cloned().collect()
+}
+
+fn describe_source(s: &KeySource) -> String {
+    match s {
+        KeySource::Generated => "new key".into(),
+        KeySource::Loaded(p) => format!("key from {}", p.display()),
+    }
+}
+
+fn init(a: InitArgs) -> Result<(), Error> {
+    let curves = match a.curve {
+        CurveChoice::Nist => vec![Curve::NistP256],
+        CurveChoice::Brainpool => vec![Curve::BrainpoolP256r1],
+        CurveChoice::Both => Curve::ALL.to_vec(),
+    };
+    let eid = Eid::parse(&a.eid).map_err(|e| Error::Usage(format!("--eid {}: {e}", a.eid)))?;
+    let minted = hierarchy::init(&InitOptions {
+        out: a.out.clone(),
+        curves,
+        profile: a.profile.profile,
+        templates: a.profile.templates,
+        keys: a.keys,
+        eid,
+        smdp_fqdn: a.smdp_fqdn,
+        smds_fqdn: a.smds_fqdn,
+        sets: sets(&a.profile.sets),
+        force: a.force,
+        now: pki_tool::time::now(),
+    })?;
+    for m in &minted {
+        println!(
+            "{:<7} {:<10} {}  ({}, serial {}, until {})",
+            m.slot.role.name(),
+            m.slot.curve.file_suffix(),
+            m.slot.cert_der(&a.out).display(),
+            describe_source(&m.key_source),
+            m.cert.serial_hex(),
+            pki_tool::time::format(m.cert.not_after)
+        );
+    }
+    println!("{} certificates written under {}", minted.len(), a.out.display());
+    Ok(())
+}
+
+fn issue(a: IssueArgs) -> Result<(), Error> {
+    let role = parse_role(&a.role)?;
+    let h = Hierarchy::open(&a.hierarchy)?;
+    let eid = a
+        .eid
+        .as_deref()
+        .map(|e| Eid::parse(e).map_err(|err| Error::Usage(format!("--eid {e}: {err}"))))
+        .transpose()?;
+    if role == Role::Euicc && eid.is_none() {
+        return Err(Error::Usage("an extra eUICC needs --eid".into()));
+    }
+    let m = h.issue(&IssueOptions {
+        role,
+        curve: a.curve.into(),
+        instance: a.instance,
+        eid,
+        sets: sets(&a.sets),
+        key: a.key,
+        force: a.force,
+        now: pki_tool::time::now(),
+    })?;
+    println!(
+        "{} {} ({}, serial {}, until {})",
+        role.name(),
+        m.slot.cert_der(&h.root).display(),
+        describe_source(&m.key_source),
+        m.cert.serial_hex(),
+        pki_tool::time::format(m.cert.not_after)
+    );
+    Ok(())
+}
+
+fn batch(a: BatchArgs) -> Result<(), Error> {
+    let h = Hierarchy::open(&a.hierarchy)?;
+    let first = match &a.first_eid {
+        Some(e) => Eid::parse(e).map_err(|err| Error::Usage(format!("--first-eid {e}: {err}")))?,
+        None => Eid::parse(&h.manifest.eid)?
+            .successor(8)
+            .map_err(|e| Error::Usage(e.to_string()))?,
+    };
+    let out = a.out.unwrap_or_else(|| h.root.join("eUICC"));
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let bar = indicatif::ProgressBar::new(a.count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} eUICCs  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let eids = h.euicc_batch(
+        &BatchOptions {
+            curve: a.curve.into(),
+            count: a.count,
+            first,
+            out: out.clone(),
+            threads,
+            force: a.force,
+            now: pki_tool::time::now(),
+        },
+        &|n| bar.set_position(n as u64),
+    )?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if let (Some(f), Some(l)) = (eids.first(), eids.last()) {
+        println!(
+            "{} eUICC certificates, EIDs {f} .. {l}, in {} ({secs:.2} s, {:.0}/s)",
+            eids.len(),
+            out.display(),
+            eids.len() as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn eid(c: EidCommand) -> Result<bool, Error> {
+    match c {
+        EidCommand::New { prefix, count } => {
+            for _ in 0..count {
+                println!("{}", Eid::random_with_prefix(&prefix)?);
+            }
+            Ok(true)
+        }
+        EidCommand::Check { eids } => {
+            let mut all_ok = true;
+            for e in eids {
+                match Eid::parse(&e) {
+                    Ok(_) => println!("{e}: valid"),
+                    Err(err) => {
+                        all_ok = false;
+                        println!("{e}: INVALID: {err}");
+                    }
+                }
+            }
+            Ok(all_ok)
+        }
+    }
+}
+
+fn read_certs(paths: &[PathBuf]) -> Result<Vec<Certificate>, Error> {
+    paths.iter().map(|p| hierarchy::read_cert(p)).collect()
+}
+
+fn verify(a: VerifyArgs) -> Result<bool, Error> {
+    let certs = read_certs(&a.certs)?;
+    let anchors = read_certs(&a.ci)?;
+    for (p, c) in a.ci.iter().zip(&anchors) {
+        if !c.is_self_signed() {
+            return Err(Error::file(p, "is not a self-signed CI certificate"));
+        }
+    }
+    let role = a.role.as_deref().map(parse_role).transpose()?;
+    let at = match &a.at {
+        Some(t) => pki_tool::time::parse_rfc3339(t).map_err(Error::Usage)?,
+        None => pki_tool::time::now(),
+    };
+    let (leaf, rest) = certs.split_first().ok_or_else(|| Error::Usage("no certificate given".into()))?;
+    match validate::verify_chain(leaf, rest, &anchors, role, Options::at(at)) {
+        Ok(v) => {
+            let path: Vec<&str> = v.path_roles.iter().map(|r| r.name()).collect();
+            print!(
+                "OK: {} valid at {}: {} -> CI \"{}\"",
+                a.certs[0].display(),
+                pki_tool::time::format(at),
+                path.join(" -> "),
+                anchors[v.anchor].subject
+            );
+            match v.eid {
+                Some(e) => println!(", EID {e}"),
+                None => println!(),
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            println!("FAILED: {}: {e}", a.certs[0].display());
+            Ok(false)
+        }
+    }
+}
+
+fn lint(a: LintArgs) -> Result<bool, Error> {
+    let role = parse_role(&a.role)?;
+    let profile = hierarchy::load_profile(&a.profile.profile, a.profile.templates.as_deref())?;
+    let cert = hierarchy::read_cert(&a.cert)?;
+    let issuer = a.issuer.as_deref().map(hierarchy::read_cert).transpose()?;
+    let mut vars = pki_tool::profile::Vars::default();
+    for (k, v) in &a.profile.sets {
+        vars.set(k, v.clone());
+    }
+    let deviations = pki_tool::lint::lint(&cert, profile.template(role), &vars, issuer.as_ref());
+    if deviations.is_empty() {
+        println!("{}: matches the {} {role} profile", a.cert.display(), profile.name);
+        return Ok(true);
+    }
+    println!("{}: {} deviation(s) from the {} {role} profile:", a.cert.display(), deviations.len(), profile.name);
+    for d in &deviations {
+        println!("  - {d}");
+    }
+    Ok(false)
+}
+
+fn run(cli: Cli) -> Result<bool, Error> {
+    match cli.command {
+        Command::Init(a) => init(a).map(|_| true),
+        Command::Issue(a) => issue(a).map(|_| true),
+        Command::EuiccBatch(a) => batch(a).map(|_| true),
+        Command::Eid(c) => eid(c),
+        Command::Verify(a) => verify(a),
+        Command::Lint(a) => lint(a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("pki-tool: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
