@@ -131,21 +131,31 @@ impl Certificate {
                 let e = er.expect(tag::SEQUENCE, "Extension")?;
                 let mut xr = e.reader();
                 let oid_t = xr.expect(tag::OID, "extnID")?;
-                let oid = Oid::from_der_content(oid_t.value).map_err(|e| structure(&e.to_string()))?;
+                let oid =
+                    Oid::from_der_content(oid_t.value).map_err(|e| structure(&e.to_string()))?;
                 let mut critical = false;
                 if let Some(b) = xr.optional(tag::BOOLEAN)? {
                     // DER forbids encoding the default FALSE.
                     if b.value != [0xFF] {
-                        return Err(structure("extension critical flag must be DER TRUE when present"));
+                        return Err(structure(
+                            "extension critical flag must be DER TRUE when present",
+                        ));
                     }
                     critical = true;
                 }
                 let value_t = xr.expect(tag::OCTET_STRING, "extnValue")?;
                 xr.finish("Extension")?;
                 if extensions.iter().any(|x: &Extension| x.oid == oid) {
-                    return Err(CertError::Structure(format!("extension {oid} appears twice")));
+                    return Err(CertError::Structure(format!(
+                        "extension {oid} appears twice"
+                    )));
                 }
-                let spec = ext::decode(oid.as_bytes(), critical, value_t.value, value_t.value_offset())?;
+                let spec = ext::decode(
+                    oid.as_bytes(),
+                    critical,
+                    value_t.value,
+                    value_t.value_offset(),
+                )?;
                 extensions.push(Extension {
                     oid,
                     critical,
@@ -220,7 +230,10 @@ impl Certificate {
 
     /// Certificate policy OIDs, dotted.
     pub fn policies(&self) -> Vec<String> {
-        match self.extension(known::EXT_CERTIFICATE_POLICIES).and_then(|e| e.spec.as_ref()) {
+        match self
+            .extension(known::EXT_CERTIFICATE_POLICIES)
+            .and_then(|e| e.spec.as_ref())
+        {
             Some(ExtensionSpec::CertificatePolicies { policies, .. }) => policies.clone(),
             _ => Vec::new(),
         }
@@ -228,7 +241,10 @@ impl Certificate {
 
     /// The SAN entries as `dns:`/`rid:`/... strings.
     pub fn subject_alt_names(&self) -> Vec<String> {
-        match self.extension(known::EXT_SUBJECT_ALT_NAME).and_then(|e| e.spec.as_ref()) {
+        match self
+            .extension(known::EXT_SUBJECT_ALT_NAME)
+            .and_then(|e| e.spec.as_ref())
+        {
             Some(ExtensionSpec::SubjectAltName { names, .. }) => names.clone(),
             _ => Vec::new(),
         }
@@ -236,7 +252,8 @@ impl Certificate {
 
     /// Whether the subject and issuer are the same name and the certificate verifies under its own key.
     pub fn is_self_signed(&self) -> bool {
-        self.subject_der() == self.issuer_der() && self.public_key.verify_der(self.tbs_der(), &self.signature)
+        self.subject_der() == self.issuer_der()
+            && self.public_key.verify_der(self.tbs_der(), &self.signature)
     }
 
     /// Hex of the serial number content octets.

@@ -15,7 +15,9 @@ pub enum EidError {
     Length(usize),
     #[error("an EID has only decimal digits, found {found:?} at position {position}")]
     NotDigit { position: usize, found: char },
-    #[error("check digits are wrong: the first 30 digits give check digits {expected}, not {found}")]
+    #[error(
+        "check digits are wrong: the first 30 digits give check digits {expected}, not {found}"
+    )]
     CheckDigits { expected: String, found: String },
     #[error("the EID body overflowed its {0}-digit prefix")]
     Overflow(usize),
@@ -65,7 +67,8 @@ impl Eid {
         if count != 30 {
             return Err(EidError::Length(count + 2));
         }
-        if let Some((position, found)) = body.chars().enumerate().find(|(_, c)| !c.is_ascii_digit()) {
+        if let Some((position, found)) = body.chars().enumerate().find(|(_, c)| !c.is_ascii_digit())
+        {
             return Err(EidError::NotDigit { position, found });
         }
         let mut b = [0u8; 30];
@@ -86,7 +89,11 @@ impl Eid {
         let mut random = [0u8; 30];
         getrandom::fill(&mut random).map_err(|e| crate::Error::Random(e.to_string()))?;
         let mut body = prefix.to_string();
-        body.extend(random[prefix.len()..].iter().map(|b| char::from(b'0' + b % 10)));
+        body.extend(
+            random[prefix.len()..]
+                .iter()
+                .map(|b| char::from(b'0' + b % 10)),
+        );
         Ok(Self::from_body(&body)?)
     }
 

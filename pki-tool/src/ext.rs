@@ -30,13 +30,18 @@ fn purpose_name(content: &[u8]) -> Result<String, String> {
     Ok(match content {
         known::KP_SERVER_AUTH => "serverAuth".into(),
         known::KP_CLIENT_AUTH => "clientAuth".into(),
-        other => Oid::from_der_content(other).map_err(|e| e.to_string())?.to_string(),
+        other => Oid::from_der_content(other)
+            .map_err(|e| e.to_string())?
+            .to_string(),
     })
 }
 
 fn directory_name(attrs: &[AttributeSpec]) -> Result<Vec<u8>, String> {
     let empty = Vars::default();
-    let attrs = attrs.iter().map(|a| a.to_attribute(&empty)).collect::<Result<Vec<_>, _>>()?;
+    let attrs = attrs
+        .iter()
+        .map(|a| a.to_attribute(&empty))
+        .collect::<Result<Vec<_>, _>>()?;
     Name::from_attributes(attrs).to_der()
 }
 
@@ -48,8 +53,13 @@ fn general_name(s: &str) -> Result<Vec<u8>, String> {
         "dns" => Ok(tlv::tlv(0x82, value.as_bytes())),
         "email" => Ok(tlv::tlv(0x81, value.as_bytes())),
         "uri" => Ok(tlv::tlv(0x86, value.as_bytes())),
-        "rid" => Ok(tlv::tlv(0x88, Oid::parse(value).map_err(|e| e.to_string())?.as_bytes())),
-        _ => Err(format!("subject alt name {s:?} must be dns:, rid:, uri: or email:")),
+        "rid" => Ok(tlv::tlv(
+            0x88,
+            Oid::parse(value).map_err(|e| e.to_string())?.as_bytes(),
+        )),
+        _ => Err(format!(
+            "subject alt name {s:?} must be dns:, rid:, uri: or email:"
+        )),
     }
 }
 
@@ -64,10 +74,14 @@ fn ia5(s: &str, what: &str) -> Result<(), String> {
 /// The DER `Extension` for a resolved spec.
 pub fn encode(spec: &ExtensionSpec, ctx: &ExtContext<'_>) -> Result<Vec<u8>, String> {
     let (oid, value): (&[u8], Vec<u8>) = match spec {
-        ExtensionSpec::SubjectKeyIdentifier { .. } => (known::EXT_SUBJECT_KEY_ID, tlv::octet_string(ctx.subject_ski)),
-        ExtensionSpec::AuthorityKeyIdentifier { .. } => {
-            (known::EXT_AUTHORITY_KEY_ID, tlv::sequence(&[&tlv::tlv(0x80, ctx.issuer_ski)]))
-        }
+        ExtensionSpec::SubjectKeyIdentifier { .. } => (
+            known::EXT_SUBJECT_KEY_ID,
+            tlv::octet_string(ctx.subject_ski),
+        ),
+        ExtensionSpec::AuthorityKeyIdentifier { .. } => (
+            known::EXT_AUTHORITY_KEY_ID,
+            tlv::sequence(&[&tlv::tlv(0x80, ctx.issuer_ski)]),
+        ),
         ExtensionSpec::BasicConstraints { ca, path_len, .. } => {
             let mut parts = Vec::new();
             if *ca {
@@ -76,23 +90,41 @@ pub fn encode(spec: &ExtensionSpec, ctx: &ExtContext<'_>) -> Result<Vec<u8>, Str
             if let Some(n) = path_len {
                 parts.push(tlv::unsigned_integer(&n.to_be_bytes()));
             }
-            (known::EXT_BASIC_CONSTRAINTS, tlv::tlv(tag::SEQUENCE, &parts.concat()))
+            (
+                known::EXT_BASIC_CONSTRAINTS,
+                tlv::tlv(tag::SEQUENCE, &parts.concat()),
+            )
         }
         ExtensionSpec::KeyUsage { usages, .. } => (known::EXT_KEY_USAGE, key_usage_bits(usages)?),
         ExtensionSpec::ExtendedKeyUsage { purposes, .. } => {
-            let oids = purposes.iter().map(|p| purpose_oid(p)).collect::<Result<Vec<_>, _>>()?;
-            (known::EXT_EXTENDED_KEY_USAGE, tlv::tlv(tag::SEQUENCE, &oids.concat()))
+            let oids = purposes
+                .iter()
+                .map(|p| purpose_oid(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                known::EXT_EXTENDED_KEY_USAGE,
+                tlv::tlv(tag::SEQUENCE, &oids.concat()),
+            )
         }
         ExtensionSpec::CertificatePolicies { policies, .. } => {
             let infos = policies
                 .iter()
                 .map(|p| Ok(tlv::sequence(&[&oid_der(p)?])))
                 .collect::<Result<Vec<_>, String>>()?;
-            (known::EXT_CERTIFICATE_POLICIES, tlv::tlv(tag::SEQUENCE, &infos.concat()))
+            (
+                known::EXT_CERTIFICATE_POLICIES,
+                tlv::tlv(tag::SEQUENCE, &infos.concat()),
+            )
         }
         ExtensionSpec::SubjectAltName { names, .. } => {
-            let names = names.iter().map(|n| general_name(n)).collect::<Result<Vec<_>, _>>()?;
-            (known::EXT_SUBJECT_ALT_NAME, tlv::tlv(tag::SEQUENCE, &names.concat()))
+            let names = names
+                .iter()
+                .map(|n| general_name(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                known::EXT_SUBJECT_ALT_NAME,
+                tlv::tlv(tag::SEQUENCE, &names.concat()),
+            )
         }
         ExtensionSpec::CrlDistributionPoints { uris, .. } => {
             let dps = uris
@@ -103,9 +135,16 @@ pub fn encode(spec: &ExtensionSpec, ctx: &ExtContext<'_>) -> Result<Vec<u8>, Str
                     Ok(tlv::sequence(&[&tlv::tlv(0xA0, &full_name)]))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            (known::EXT_CRL_DISTRIBUTION_POINTS, tlv::tlv(tag::SEQUENCE, &dps.concat()))
+            (
+                known::EXT_CRL_DISTRIBUTION_POINTS,
+                tlv::tlv(tag::SEQUENCE, &dps.concat()),
+            )
         }
-        ExtensionSpec::NameConstraints { permitted, excluded, .. } => {
+        ExtensionSpec::NameConstraints {
+            permitted,
+            excluded,
+            ..
+        } => {
             let subtrees = |dns: &Vec<Vec<AttributeSpec>>| -> Result<Vec<u8>, String> {
                 let trees = dns
                     .iter()
@@ -120,7 +159,10 @@ pub fn encode(spec: &ExtensionSpec, ctx: &ExtContext<'_>) -> Result<Vec<u8>, Str
             if !excluded.is_empty() {
                 parts.push(tlv::tlv(0xA1, &subtrees(excluded)?));
             }
-            (known::EXT_NAME_CONSTRAINTS, tlv::tlv(tag::SEQUENCE, &parts.concat()))
+            (
+                known::EXT_NAME_CONSTRAINTS,
+                tlv::tlv(tag::SEQUENCE, &parts.concat()),
+            )
         }
         ExtensionSpec::PermittedEins { eins, .. } => {
             let items = eins
@@ -132,7 +174,10 @@ pub fn encode(spec: &ExtensionSpec, ctx: &ExtContext<'_>) -> Result<Vec<u8>, Str
                     Ok(tlv::tlv(tag::PRINTABLE_STRING, e.as_bytes()))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            (known::EXT_PERMITTED_EINS, tlv::tlv(tag::SEQUENCE, &items.concat()))
+            (
+                known::EXT_PERMITTED_EINS,
+                tlv::tlv(tag::SEQUENCE, &items.concat()),
+            )
         }
     };
     let mut parts = vec![tlv::tlv(tag::OID, oid)];
@@ -221,21 +266,36 @@ fn decode_directory_subtrees(t: &Tlv<'_>) -> Result<Vec<Vec<AttributeSpec>>, Der
         let base = sr.read()?;
         if base.tag != 0xA4 {
             return Err(derr(
-                format!("name constraint on general name [{:02X}] is not supported", base.tag),
+                format!(
+                    "name constraint on general name [{:02X}] is not supported",
+                    base.tag
+                ),
                 base.offset,
             ));
         }
         if !sr.is_empty() {
-            return Err(derr("GeneralSubtree minimum/maximum are not supported", subtree.offset));
+            return Err(derr(
+                "GeneralSubtree minimum/maximum are not supported",
+                subtree.offset,
+            ));
         }
         let name = Name::parse(&tlv::parse_single(base.value, "directoryName")?)?;
-        out.push(name.attributes().map(AttributeSpec::from_attribute).collect());
+        out.push(
+            name.attributes()
+                .map(AttributeSpec::from_attribute)
+                .collect(),
+        );
     }
     Ok(out)
 }
 
 /// Decodes a known extension; `Ok(None)` for an extension this crate does not know.
-pub fn decode(oid: &[u8], critical: bool, value: &[u8], offset: usize) -> Result<Option<ExtensionSpec>, DerError> {
+pub fn decode(
+    oid: &[u8],
+    critical: bool,
+    value: &[u8],
+    offset: usize,
+) -> Result<Option<ExtensionSpec>, DerError> {
     let spec = match oid {
         known::EXT_SUBJECT_KEY_ID => {
             let t = tlv::parse_single(value, "SubjectKeyIdentifier")?;
@@ -258,13 +318,18 @@ pub fn decode(oid: &[u8], critical: bool, value: &[u8], offset: usize) -> Result
             let mut it = items.iter().peekable();
             if let Some(t) = it.next_if(|t| t.tag == tag::BOOLEAN) {
                 if t.value != [0xFF] {
-                    return Err(derr("BasicConstraints cA must be DER TRUE when present", t.offset));
+                    return Err(derr(
+                        "BasicConstraints cA must be DER TRUE when present",
+                        t.offset,
+                    ));
                 }
                 ca = true;
             }
             if let Some(t) = it.next_if(|t| t.tag == tag::INTEGER) {
                 let n = tlv::read_small_uint(t.value, t.offset)?;
-                path_len = Some(u32::try_from(n).map_err(|_| derr("pathLenConstraint too large", t.offset))?);
+                path_len = Some(
+                    u32::try_from(n).map_err(|_| derr("pathLenConstraint too large", t.offset))?,
+                );
             }
             if it.next().is_some() {
                 return Err(derr("unexpected data in BasicConstraints", offset));
@@ -285,7 +350,9 @@ pub fn decode(oid: &[u8], critical: bool, value: &[u8], offset: usize) -> Result
                 .into_iter()
                 .filter(|b| {
                     let i = *b as usize;
-                    bytes.get(i / 8).is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
+                    bytes
+                        .get(i / 8)
+                        .is_some_and(|byte| byte & (0x80 >> (i % 8)) != 0)
                 })
                 .collect();
             ExtensionSpec::KeyUsage { critical, usages }
@@ -324,11 +391,17 @@ pub fn decode(oid: &[u8], critical: bool, value: &[u8], offset: usize) -> Result
             for dp in seq_items(value, offset, "CRLDistributionPoints")? {
                 let mut r = dp.reader();
                 let Some(name) = r.optional(0xA0)? else {
-                    return Err(derr("distribution point without a name is not supported", dp.offset));
+                    return Err(derr(
+                        "distribution point without a name is not supported",
+                        dp.offset,
+                    ));
                 };
                 let full = tlv::parse_single(name.value, "DistributionPointName")?;
                 if full.tag != 0xA0 {
-                    return Err(derr("only fullName distribution points are supported", full.offset));
+                    return Err(derr(
+                        "only fullName distribution points are supported",
+                        full.offset,
+                    ));
                 }
                 let mut fr = full.reader();
                 while !fr.is_empty() {
@@ -360,7 +433,10 @@ pub fn decode(oid: &[u8], critical: bool, value: &[u8], offset: usize) -> Result
                 .iter()
                 .map(|t| {
                     if t.tag != tag::PRINTABLE_STRING {
-                        return Err(derr("permittedEins entries must be PrintableString", t.offset));
+                        return Err(derr(
+                            "permittedEins entries must be PrintableString",
+                            t.offset,
+                        ));
                     }
                     text(t, "EIN")
                 })
@@ -384,7 +460,9 @@ pub fn aki_key_id(value: &[u8]) -> Result<Vec<u8>, DerError> {
 
 /// The raw value of a SubjectKeyIdentifier.
 pub fn ski_value(value: &[u8]) -> Result<Vec<u8>, DerError> {
-    Ok(tlv::parse_single(value, "SubjectKeyIdentifier")?.value.to_vec())
+    Ok(tlv::parse_single(value, "SubjectKeyIdentifier")?
+        .value
+        .to_vec())
 }
 
 /// Attribute specs as attributes (name constraints carry explicit string types once decoded).
@@ -400,10 +478,22 @@ mod tests {
     #[test]
     fn key_usage_encodings_match_openssl() {
         use KeyUsageBit::*;
-        assert_eq!(key_usage_bits(&[KeyCertSign, CrlSign]).expect("ok"), vec![3, 2, 1, 6]);
-        assert_eq!(key_usage_bits(&[DigitalSignature]).expect("ok"), vec![3, 2, 7, 0x80]);
-        assert_eq!(key_usage_bits(&[KeyCertSign]).expect("ok"), vec![3, 2, 2, 4]);
-        assert_eq!(key_usage_bits(&[DecipherOnly]).expect("ok"), vec![3, 3, 7, 0, 0x80]);
+        assert_eq!(
+            key_usage_bits(&[KeyCertSign, CrlSign]).expect("ok"),
+            vec![3, 2, 1, 6]
+        );
+        assert_eq!(
+            key_usage_bits(&[DigitalSignature]).expect("ok"),
+            vec![3, 2, 7, 0x80]
+        );
+        assert_eq!(
+            key_usage_bits(&[KeyCertSign]).expect("ok"),
+            vec![3, 2, 2, 4]
+        );
+        assert_eq!(
+            key_usage_bits(&[DecipherOnly]).expect("ok"),
+            vec![3, 3, 7, 0, 0x80]
+        );
     }
 
     #[test]
@@ -445,7 +535,10 @@ mod tests {
                 crit = r.read().expect("bool").value == [0xFF];
             }
             let v = r.read().expect("value");
-            assert_eq!(decode(oid.value, crit, v.value, 0).expect("decodes"), Some(s));
+            assert_eq!(
+                decode(oid.value, crit, v.value, 0).expect("decodes"),
+                Some(s)
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 //! certificates and batches of eUICCs. Everything is minted and checked in memory before any file
 //! is written.
 
+use crate::Error;
 use crate::cert::Certificate;
 use crate::eid::Eid;
 use crate::keys::{Curve, PrivateKey};
@@ -12,7 +13,6 @@ use crate::oid::known;
 use crate::profile::{ExtensionSpec, Profile, SerialSpec, Template, Vars};
 use crate::role::Role;
 use crate::validate::{self, Options};
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,13 +84,16 @@ impl Minted {
 /// Reads a certificate file (DER or PEM), naming the file in any error.
 pub fn read_cert(path: &Path) -> Result<Certificate, Error> {
     let data = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    Certificate::from_der_or_pem(&data).map_err(|e| Error::file(path, format!("not a valid certificate: {e}")))
+    Certificate::from_der_or_pem(&data)
+        .map_err(|e| Error::file(path, format!("not a valid certificate: {e}")))
 }
 
 /// Reads a private key file (SEC1 or PKCS#8 PEM), naming the file in any error.
 pub fn read_key(path: &Path) -> Result<PrivateKey, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    PrivateKey::from_pem(&text).map_err(|e| Error::file(path, format!("not a usable private key: {e}")))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    PrivateKey::from_pem(&text)
+        .map_err(|e| Error::file(path, format!("not a usable private key: {e}")))
 }
 
 /// Whether a key file is readable by group or others (it should not be).
@@ -117,7 +120,12 @@ pub fn load_profile(name: &str, templates: Option<&Path>) -> Result<Profile, Err
 }
 
 /// The placeholder values every template may use.
-pub fn base_vars(eid: &Eid, smdp_fqdn: &str, smds_fqdn: &str, sets: &BTreeMap<String, String>) -> Vars {
+pub fn base_vars(
+    eid: &Eid,
+    smdp_fqdn: &str,
+    smds_fqdn: &str,
+    sets: &BTreeMap<String, String>,
+) -> Vars {
     let mut v = Vars::default();
     v.set("eid", eid.as_str());
     v.set("ein", &eid.as_str()[..8]);
@@ -137,7 +145,12 @@ fn obtain_key(slot: &Slot, keys: Option<&Path>) -> Result<(PrivateKey, KeySource
                 if key.curve() != slot.curve {
                     return Err(Error::file(
                         &candidate,
-                        format!("curve mismatch: the key is {} but the {} slot is {}", key.curve(), slot.role, slot.curve),
+                        format!(
+                            "curve mismatch: the key is {} but the {} slot is {}",
+                            key.curve(),
+                            slot.role,
+                            slot.curve
+                        ),
                     ));
                 }
                 return Ok((key, KeySource::Loaded(candidate)));
@@ -148,7 +161,13 @@ fn obtain_key(slot: &Slot, keys: Option<&Path>) -> Result<(PrivateKey, KeySource
     Ok((key, KeySource::Generated))
 }
 
-fn mint_one(template: &Template, vars: &Vars, key: &PrivateKey, signer: Signer<'_>, now: i64) -> Result<Certificate, Error> {
+fn mint_one(
+    template: &Template,
+    vars: &Vars,
+    key: &PrivateKey,
+    signer: Signer<'_>,
+    now: i64,
+) -> Result<Certificate, Error> {
     mint::mint(&MintInput {
         template,
         vars,
@@ -176,7 +195,13 @@ pub struct InitOptions {
 }
 
 /// The roles `init` mints under the CI, after the EUM and eUICC.
-pub const SERVER_ROLES: [Role; 5] = [Role::Dpauth, Role::Dppb, Role::Dptls, Role::Dsauth, Role::Dstls];
+pub const SERVER_ROLES: [Role; 5] = [
+    Role::Dpauth,
+    Role::Dppb,
+    Role::Dptls,
+    Role::Dsauth,
+    Role::Dstls,
+];
 
 /// Mints a whole hierarchy in memory, checks every chain, then writes it.
 pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
@@ -190,16 +215,46 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
     for &curve in &opts.curves {
         let slot = |role| Slot::new(role, curve);
         let (ci_key, src) = obtain_key(&slot(Role::Ci), keys)?;
-        let ci = mint_one(profile.template(Role::Ci), &vars, &ci_key, Signer::SelfSigned(&ci_key), opts.now)?;
+        let ci = mint_one(
+            profile.template(Role::Ci),
+            &vars,
+            &ci_key,
+            Signer::SelfSigned(&ci_key),
+            opts.now,
+        )?;
         let (eum_key, eum_src) = obtain_key(&slot(Role::Eum), keys)?;
-        let eum = mint_one(profile.template(Role::Eum), &vars, &eum_key, Signer::Issuer(&ci, &ci_key), opts.now)?;
+        let eum = mint_one(
+            profile.template(Role::Eum),
+            &vars,
+            &eum_key,
+            Signer::Issuer(&ci, &ci_key),
+            opts.now,
+        )?;
         let (euicc_key, euicc_src) = obtain_key(&slot(Role::Euicc), keys)?;
-        let euicc = mint_one(profile.template(Role::Euicc), &vars, &euicc_key, Signer::Issuer(&eum, &eum_key), opts.now)?;
-        check(&euicc, std::slice::from_ref(&eum), &ci, Role::Euicc, opts.now)?;
+        let euicc = mint_one(
+            profile.template(Role::Euicc),
+            &vars,
+            &euicc_key,
+            Signer::Issuer(&eum, &eum_key),
+            opts.now,
+        )?;
+        check(
+            &euicc,
+            std::slice::from_ref(&eum),
+            &ci,
+            Role::Euicc,
+            opts.now,
+        )?;
         let mut servers = Vec::new();
         for role in SERVER_ROLES {
             let (key, src) = obtain_key(&slot(role), keys)?;
-            let cert = mint_one(profile.template(role), &vars, &key, Signer::Issuer(&ci, &ci_key), opts.now)?;
+            let cert = mint_one(
+                profile.template(role),
+                &vars,
+                &key,
+                Signer::Issuer(&ci, &ci_key),
+                opts.now,
+            )?;
             check(&cert, &[], &ci, role, opts.now)?;
             servers.push(Minted {
                 slot: slot(role),
@@ -251,12 +306,28 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
 }
 
 /// A freshly minted chain must validate; anything else is a template problem worth reporting now.
-fn check(cert: &Certificate, intermediates: &[Certificate], ci: &Certificate, role: Role, now: i64) -> Result<(), Error> {
+fn check(
+    cert: &Certificate,
+    intermediates: &[Certificate],
+    ci: &Certificate,
+    role: Role,
+    now: i64,
+) -> Result<(), Error> {
     // Fixed-date profiles (sgp26-v1.5) are checked at their own notBefore when that is in the future.
     let at = now.max(cert.not_before);
-    validate::verify_chain(cert, intermediates, std::slice::from_ref(ci), Some(role), Options::at(at))
-        .map(|_| ())
-        .map_err(|e| Error::Template(format!("the minted {role} certificate does not validate: {e}")))
+    validate::verify_chain(
+        cert,
+        intermediates,
+        std::slice::from_ref(ci),
+        Some(role),
+        Options::at(at),
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        Error::Template(format!(
+            "the minted {role} certificate does not validate: {e}"
+        ))
+    })
 }
 
 /// An existing hierarchy directory.
@@ -297,8 +368,14 @@ pub struct BatchOptions {
 impl Hierarchy {
     pub fn open(root: &Path) -> Result<Self, Error> {
         let path = root.join(MANIFEST);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::file(&path, format!("cannot read hierarchy manifest ({e}); is this a `pki-tool init` directory?")))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::file(
+                &path,
+                format!(
+                    "cannot read hierarchy manifest ({e}); is this a `pki-tool init` directory?"
+                ),
+            )
+        })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| Error::file(&path, e))?;
         let profile = load_profile(&manifest.profile, manifest.templates.as_deref())?;
         Ok(Hierarchy {
@@ -320,7 +397,12 @@ impl Hierarchy {
         let default_eid = Eid::parse(&self.manifest.eid)?;
         let mut all = self.manifest.vars.clone();
         all.extend(sets.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(base_vars(eid.unwrap_or(&default_eid), &self.manifest.smdp_fqdn, &self.manifest.smds_fqdn, &all))
+        Ok(base_vars(
+            eid.unwrap_or(&default_eid),
+            &self.manifest.smdp_fqdn,
+            &self.manifest.smds_fqdn,
+            &all,
+        ))
     }
 
     /// The issuer certificate and key for a role on a curve.
@@ -329,7 +411,10 @@ impl Hierarchy {
         let cert = self.cert(&slot)?;
         let key = self.key(&slot)?;
         if key.public_key() != &cert.public_key {
-            return Err(Error::file(slot.private_key(&self.root), "this key does not belong to the certificate next to it"));
+            return Err(Error::file(
+                slot.private_key(&self.root),
+                "this key does not belong to the certificate next to it",
+            ));
         }
         Ok((cert, key))
     }
@@ -337,7 +422,9 @@ impl Hierarchy {
     /// Issues one more certificate under the hierarchy's CI (or EUM, for an eUICC) and writes it.
     pub fn issue(&self, opts: &IssueOptions) -> Result<Minted, Error> {
         if opts.role == Role::Ci {
-            return Err(Error::Usage("the CI is created by `pki-tool init`, not issued".into()));
+            return Err(Error::Usage(
+                "the CI is created by `pki-tool init`, not issued".into(),
+            ));
         }
         let instance = match opts.role {
             Role::Euicc => opts.eid.map(|e| e.to_string()),
@@ -349,21 +436,44 @@ impl Hierarchy {
             Some(p) => {
                 let k = read_key(p)?;
                 if k.curve() != opts.curve {
-                    return Err(Error::file(p, format!("curve mismatch: the key is {} but --curve is {}", k.curve(), opts.curve)));
+                    return Err(Error::file(
+                        p,
+                        format!(
+                            "curve mismatch: the key is {} but --curve is {}",
+                            k.curve(),
+                            opts.curve
+                        ),
+                    ));
                 }
                 (k, KeySource::Loaded(p.clone()))
             }
-            None => (PrivateKey::generate(opts.curve).map_err(|e| Error::Random(e.to_string()))?, KeySource::Generated),
+            None => (
+                PrivateKey::generate(opts.curve).map_err(|e| Error::Random(e.to_string()))?,
+                KeySource::Generated,
+            ),
         };
         let vars = self.vars(opts.eid.as_ref(), &opts.sets)?;
         let mut template = self.profile.template(opts.role).clone();
-        if opts.role == Role::Euicc && matches!(template.serial, SerialSpec::Fixed { .. }) && opts.eid.is_some() {
+        if opts.role == Role::Euicc
+            && matches!(template.serial, SerialSpec::Fixed { .. })
+            && opts.eid.is_some()
+        {
             // A fixed serial would repeat the first eUICC's (issuer, serial) pair.
             template.serial = SerialSpec::Eid;
         }
-        let cert = mint_one(&template, &vars, &key, Signer::Issuer(&issuer_cert, &issuer_key), opts.now)?;
+        let cert = mint_one(
+            &template,
+            &vars,
+            &key,
+            Signer::Issuer(&issuer_cert, &issuer_key),
+            opts.now,
+        )?;
         let ci = self.cert(&Slot::new(Role::Ci, opts.curve))?;
-        let intermediates: Vec<Certificate> = if opts.role == Role::Euicc { vec![issuer_cert] } else { vec![] };
+        let intermediates: Vec<Certificate> = if opts.role == Role::Euicc {
+            vec![issuer_cert]
+        } else {
+            vec![]
+        };
         check(&cert, &intermediates, &ci, opts.role, opts.now)?;
         let minted = Minted {
             slot,
@@ -378,14 +488,23 @@ impl Hierarchy {
     /// The EID prefix the EUM may issue: from its name constraint serialNumber or permittedEins.
     pub fn eum_prefixes(eum: &Certificate) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(ExtensionSpec::NameConstraints { permitted, .. }) =
-            eum.extension(known::EXT_NAME_CONSTRAINTS).and_then(|e| e.spec.as_ref())
+        if let Some(ExtensionSpec::NameConstraints { permitted, .. }) = eum
+            .extension(known::EXT_NAME_CONSTRAINTS)
+            .and_then(|e| e.spec.as_ref())
         {
             for subtree in permitted {
-                out.extend(subtree.iter().filter(|a| a.attr == "serialNumber").map(|a| a.value.clone()));
+                out.extend(
+                    subtree
+                        .iter()
+                        .filter(|a| a.attr == "serialNumber")
+                        .map(|a| a.value.clone()),
+                );
             }
         }
-        if let Some(ExtensionSpec::PermittedEins { eins, .. }) = eum.extension(known::EXT_PERMITTED_EINS).and_then(|e| e.spec.as_ref()) {
+        if let Some(ExtensionSpec::PermittedEins { eins, .. }) = eum
+            .extension(known::EXT_PERMITTED_EINS)
+            .and_then(|e| e.spec.as_ref())
+        {
             out.extend(eins.iter().cloned());
         }
         out
@@ -393,7 +512,11 @@ impl Hierarchy {
 
     /// Issues `count` eUICC certificates with consecutive EIDs from `first`, each in
     /// `out/<EID>/`, on `threads` threads. `progress` is called with the number done so far.
-    pub fn euicc_batch(&self, opts: &BatchOptions, progress: &(dyn Fn(usize) + Sync)) -> Result<Vec<Eid>, Error> {
+    pub fn euicc_batch(
+        &self,
+        opts: &BatchOptions,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Eid>, Error> {
         let (eum, eum_key) = self.issuer(Role::Euicc, opts.curve)?;
         let prefixes = Self::eum_prefixes(&eum);
         let prefix = prefixes
@@ -413,7 +536,10 @@ impl Hierarchy {
         for i in 0..opts.count {
             if i > 0 {
                 e = e.successor(prefix.len()).map_err(|_| {
-                    Error::Usage(format!("only {i} EIDs fit after {} within the prefix {prefix}", opts.first))
+                    Error::Usage(format!(
+                        "only {i} EIDs fit after {} within the prefix {prefix}",
+                        opts.first
+                    ))
                 })?;
             }
             eids.push(e);
@@ -421,7 +547,10 @@ impl Hierarchy {
         if !opts.force
             && let Some(existing) = eids.iter().find(|e| opts.out.join(e.as_str()).exists())
         {
-            return Err(Error::file(opts.out.join(existing.as_str()), "already exists (use --force to overwrite)"));
+            return Err(Error::file(
+                opts.out.join(existing.as_str()),
+                "already exists (use --force to overwrite)",
+            ));
         }
         let mut template = self.profile.template(Role::Euicc).clone();
         if matches!(template.serial, SerialSpec::Fixed { .. }) {
@@ -435,18 +564,37 @@ impl Hierarchy {
             let handles: Vec<_> = eids
                 .chunks(chunk)
                 .map(|part| {
-                    let (template, base, eum, eum_key, done) = (&template, &base, &eum, &eum_key, &done);
+                    let (template, base, eum, eum_key, done) =
+                        (&template, &base, &eum, &eum_key, &done);
                     s.spawn(move || -> Result<(), Error> {
                         let mut vars = base.clone();
                         for eid in part {
-                            let key = PrivateKey::generate(opts.curve).map_err(|e| Error::Random(e.to_string()))?;
+                            let key = PrivateKey::generate(opts.curve)
+                                .map_err(|e| Error::Random(e.to_string()))?;
                             vars.set("eid", eid.as_str());
-                            let cert = mint_one(template, &vars, &key, Signer::Issuer(eum, eum_key), opts.now)?;
-                            let slot = Slot::with_instance(Role::Euicc, opts.curve, Some(eid.to_string()));
+                            let cert = mint_one(
+                                template,
+                                &vars,
+                                &key,
+                                Signer::Issuer(eum, eum_key),
+                                opts.now,
+                            )?;
+                            let slot =
+                                Slot::with_instance(Role::Euicc, opts.curve, Some(eid.to_string()));
                             let dir = opts.out.join(eid.as_str());
                             let stem = slot.stem();
-                            layout::write_atomic(&dir.join(format!("CERT_{stem}.der")), cert.der(), false, false)?;
-                            layout::write_atomic(&dir.join(format!("SK_{stem}.pem")), key.to_pem().as_bytes(), true, false)?;
+                            layout::write_atomic(
+                                &dir.join(format!("CERT_{stem}.der")),
+                                cert.der(),
+                                false,
+                                false,
+                            )?;
+                            layout::write_atomic(
+                                &dir.join(format!("SK_{stem}.pem")),
+                                key.to_pem().as_bytes(),
+                                true,
+                                false,
+                            )?;
                             layout::write_atomic(
                                 &dir.join(format!("PK_{stem}.pem")),
                                 key.public_key().to_pem().as_bytes(),
@@ -461,7 +609,10 @@ impl Hierarchy {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Usage("a worker thread panicked".into()))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Usage("a worker thread panicked".into())))
+                })
                 .collect()
         });
         for r in results {

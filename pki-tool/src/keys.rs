@@ -14,7 +14,9 @@ type BpSigningKey = ecdsa::SigningKey<bp256::BrainpoolP256r1>;
 type BpVerifyingKey = ecdsa::VerifyingKey<bp256::BrainpoolP256r1>;
 
 /// The curves SGP.22 allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Curve {
     #[serde(rename = "nist")]
@@ -109,7 +111,12 @@ pub struct PrivateKey {
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret scalar.
-        write!(f, "PrivateKey({}, SKI {})", self.curve(), crate::oid::hex(&self.public.ski()))
+        write!(
+            f,
+            "PrivateKey({}, SKI {})",
+            self.curve(),
+            crate::oid::hex(&self.public.ski())
+        )
     }
 }
 
@@ -153,15 +160,18 @@ impl PrivateKey {
     pub fn from_scalar(curve: Curve, scalar: &[u8]) -> Result<Self, KeyError> {
         let inner = match curve {
             Curve::NistP256 => Signing::Nist(
-                p256::ecdsa::SigningKey::from_slice(scalar).map_err(|_| KeyError::InvalidScalar(curve))?,
+                p256::ecdsa::SigningKey::from_slice(scalar)
+                    .map_err(|_| KeyError::InvalidScalar(curve))?,
             ),
-            Curve::BrainpoolP256r1 => {
-                Signing::Brainpool(BpSigningKey::from_slice(scalar).map_err(|_| KeyError::InvalidScalar(curve))?)
-            }
+            Curve::BrainpoolP256r1 => Signing::Brainpool(
+                BpSigningKey::from_slice(scalar).map_err(|_| KeyError::InvalidScalar(curve))?,
+            ),
         };
         let public = match &inner {
             Signing::Nist(k) => PublicKey::from_verifying(Verifying::Nist(*k.verifying_key())),
-            Signing::Brainpool(k) => PublicKey::from_verifying(Verifying::Brainpool(*k.verifying_key())),
+            Signing::Brainpool(k) => {
+                PublicKey::from_verifying(Verifying::Brainpool(*k.verifying_key()))
+            }
         }?;
         Ok(PrivateKey { inner, public })
     }
@@ -243,10 +253,14 @@ impl PrivateKey {
                 "EC PARAMETERS" => {
                     let t = tlv::parse_single(der, "EC PARAMETERS")?;
                     if t.tag != tag::OID {
-                        return Err(KeyError::UnsupportedCurve("explicit (non-named) parameters".into()));
+                        return Err(KeyError::UnsupportedCurve(
+                            "explicit (non-named) parameters".into(),
+                        ));
                     }
-                    params_curve =
-                        Some(Curve::from_oid(t.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(t.value)))?);
+                    params_curve = Some(
+                        Curve::from_oid(t.value)
+                            .ok_or_else(|| KeyError::UnsupportedCurve(oid_text(t.value)))?,
+                    );
                 }
                 "EC PRIVATE KEY" => return Self::from_sec1_der(der, params_curve),
                 "PRIVATE KEY" => return Self::from_pkcs8_der(der),
@@ -271,9 +285,13 @@ impl PrivateKey {
         let mut curve = outer_curve;
         if let Some(p) = r.optional(0xA0)? {
             let o = tlv::parse_single(p.value, "ECPrivateKey parameters")?;
-            let c = Curve::from_oid(o.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(o.value)))?;
+            let c = Curve::from_oid(o.value)
+                .ok_or_else(|| KeyError::UnsupportedCurve(oid_text(o.value)))?;
             if let Some(outer) = outer_curve.filter(|oc| *oc != c) {
-                return Err(KeyError::CurveConflict { params: outer, key: c });
+                return Err(KeyError::CurveConflict {
+                    params: outer,
+                    key: c,
+                });
             }
             curve = Some(c);
         }
@@ -317,7 +335,9 @@ fn read_ec_algorithm(r: &mut Reader<'_>) -> Result<Curve, KeyError> {
     }
     let params = a.read()?;
     if params.tag != tag::OID {
-        return Err(KeyError::UnsupportedCurve("explicit (non-named) parameters".into()));
+        return Err(KeyError::UnsupportedCurve(
+            "explicit (non-named) parameters".into(),
+        ));
     }
     Curve::from_oid(params.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(params.value)))
 }
@@ -352,11 +372,13 @@ impl PublicKey {
         }
         let inner = match curve {
             Curve::NistP256 => Verifying::Nist(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::InvalidPoint(curve))?,
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| KeyError::InvalidPoint(curve))?,
             ),
-            Curve::BrainpoolP256r1 => {
-                Verifying::Brainpool(BpVerifyingKey::from_sec1_bytes(point).map_err(|_| KeyError::InvalidPoint(curve))?)
-            }
+            Curve::BrainpoolP256r1 => Verifying::Brainpool(
+                BpVerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| KeyError::InvalidPoint(curve))?,
+            ),
         };
         Self::from_verifying(inner)
     }
@@ -378,7 +400,10 @@ impl PublicKey {
     /// Reads a `PUBLIC KEY` PEM.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
         let blocks = pem_blocks(text)?;
-        let (_, der) = blocks.iter().find(|(l, _)| l == "PUBLIC KEY").ok_or(KeyError::NoPem)?;
+        let (_, der) = blocks
+            .iter()
+            .find(|(l, _)| l == "PUBLIC KEY")
+            .ok_or(KeyError::NoPem)?;
         Self::from_spki_der(der)
     }
 
@@ -420,9 +445,11 @@ impl PublicKey {
             Verifying::Nist(k) => p256::ecdsa::DerSignature::from_bytes(sig)
                 .map(|s| k.verify(msg, &s).is_ok())
                 .unwrap_or(false),
-            Verifying::Brainpool(k) => ecdsa::der::Signature::<bp256::BrainpoolP256r1>::from_bytes(sig)
-                .map(|s| k.verify(msg, &s).is_ok())
-                .unwrap_or(false),
+            Verifying::Brainpool(k) => {
+                ecdsa::der::Signature::<bp256::BrainpoolP256r1>::from_bytes(sig)
+                    .map(|s| k.verify(msg, &s).is_ok())
+                    .unwrap_or(false)
+            }
         }
     }
 
@@ -457,7 +484,10 @@ pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let line = line.trim();
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
             continue;
         };
         let end = format!("-----END {label}-----");
@@ -471,7 +501,9 @@ pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
             }
             if body.contains(':') {
                 // RFC 1421 headers (e.g. Proc-Type) mean an encrypted key, which we do not read.
-                return Err(KeyError::Pem(format!("{label} block has headers (encrypted keys are not supported)")));
+                return Err(KeyError::Pem(format!(
+                    "{label} block has headers (encrypted keys are not supported)"
+                )));
             }
             b64.push_str(body);
         }
@@ -522,10 +554,19 @@ mod tests {
         let k = PrivateKey::generate(Curve::NistP256).expect("key");
         let bad = format!(
             "{}{}",
-            pem_block("EC PARAMETERS", &tlv::tlv(tag::OID, Curve::BrainpoolP256r1.oid())),
+            pem_block(
+                "EC PARAMETERS",
+                &tlv::tlv(tag::OID, Curve::BrainpoolP256r1.oid())
+            ),
             pem_block("EC PRIVATE KEY", &k.to_sec1_der())
         );
-        assert!(matches!(PrivateKey::from_pem(&bad), Err(KeyError::CurveConflict { .. })));
-        assert_eq!(PrivateKey::from_pem("nothing here").err(), Some(KeyError::NoPem));
+        assert!(matches!(
+            PrivateKey::from_pem(&bad),
+            Err(KeyError::CurveConflict { .. })
+        ));
+        assert_eq!(
+            PrivateKey::from_pem("nothing here").err(),
+            Some(KeyError::NoPem)
+        );
     }
 }

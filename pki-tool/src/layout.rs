@@ -29,7 +29,11 @@ impl Slot {
     }
 
     pub fn with_instance(role: Role, curve: Curve, instance: Option<String>) -> Self {
-        Slot { role, curve, instance }
+        Slot {
+            role,
+            curve,
+            instance,
+        }
     }
 
     /// The role's directory as osmo-smdpp names it.
@@ -75,19 +79,23 @@ impl Slot {
     }
 
     pub fn cert_der(&self, root: &Path) -> PathBuf {
-        root.join(self.dir()).join(format!("CERT_{}.der", self.stem()))
+        root.join(self.dir())
+            .join(format!("CERT_{}.der", self.stem()))
     }
 
     pub fn cert_pem(&self, root: &Path) -> PathBuf {
-        root.join(self.dir()).join(format!("CERT_{}.pem", self.stem()))
+        root.join(self.dir())
+            .join(format!("CERT_{}.pem", self.stem()))
     }
 
     pub fn private_key(&self, root: &Path) -> PathBuf {
-        root.join(self.dir()).join(format!("SK_{}.pem", self.stem()))
+        root.join(self.dir())
+            .join(format!("SK_{}.pem", self.stem()))
     }
 
     pub fn public_key(&self, root: &Path) -> PathBuf {
-        root.join(self.dir()).join(format!("PK_{}.pem", self.stem()))
+        root.join(self.dir())
+            .join(format!("PK_{}.pem", self.stem()))
     }
 
     /// Whether a PEM copy of the certificate is written too (CI and TLS certificates, as in SGP.26).
@@ -117,9 +125,15 @@ pub struct PlannedFile {
 }
 
 /// Writes `contents` to `path` through a temporary file in the same directory, then renames it.
-pub fn write_atomic(path: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<(), crate::Error> {
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    secret: bool,
+    sync: bool,
+) -> Result<(), crate::Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::file(dir, format!("cannot create directory: {e}")))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::Error::file(dir, format!("cannot create directory: {e}")))?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
@@ -157,7 +171,11 @@ pub fn write_all(files: &[PlannedFile], force: bool) -> Result<(), crate::Error>
                 first,
                 format!(
                     "already exists{} (use --force to overwrite)",
-                    if existing.len() > 1 { format!(", as do {} other files", existing.len() - 1) } else { String::new() }
+                    if existing.len() > 1 {
+                        format!(", as do {} other files", existing.len() - 1)
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }

@@ -9,6 +9,7 @@ pub mod cert;
 pub mod eid;
 pub mod ext;
 pub mod hierarchy;
+pub mod keys;
 pub mod layout;
 pub mod lint;
 pub mod mint;
@@ -18,7 +19,6 @@ pub mod profile;
 pub mod role;
 pub mod time;
 pub mod tlv;
-pub mod keys;
 pub mod validate;
 
 pub use cert::Certificate;
@@ -30,7 +30,10 @@ pub use role::Role;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {message}")]
-    File { path: std::path::PathBuf, message: String },
+    File {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("invalid EID: {0}")]

@@ -19,7 +19,11 @@ pub struct Deviation {
 
 impl fmt::Display for Deviation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: expected {}, found {}", self.field, self.expected, self.found)
+        write!(
+            f,
+            "{}: expected {}, found {}",
+            self.field, self.expected, self.found
+        )
     }
 }
 
@@ -79,7 +83,10 @@ pub fn matches(pattern: &str, text: &str) -> bool {
         return pieces[0] == text;
     }
     let (first, last) = (&pieces[0], &pieces[pieces.len() - 1]);
-    if !text.starts_with(first.as_str()) || text.len() < first.len() + last.len() || !text.ends_with(last.as_str()) {
+    if !text.starts_with(first.as_str())
+        || text.len() < first.len() + last.len()
+        || !text.ends_with(last.as_str())
+    {
         return false;
     }
     let mut pos = first.len();
@@ -110,12 +117,18 @@ fn render(spec: &ExtensionSpec) -> String {
     }
     let full = format!("{s:?}");
     // Drop the "critical: false, " noise.
-    full.replace("critical: false, ", "").replace(" { critical: false }", "")
+    full.replace("critical: false, ", "")
+        .replace(" { critical: false }", "")
 }
 
 /// Lists every deviation of `cert` from `template`. `vars` fills placeholders; `issuer`, when
 /// given, is checked against the issuer name and authority key identifier.
-pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option<&Certificate>) -> Vec<Deviation> {
+pub fn lint(
+    cert: &Certificate,
+    template: &Template,
+    vars: &Vars,
+    issuer: Option<&Certificate>,
+) -> Vec<Deviation> {
     let vars = vars.over(template);
     let mut out = Vec::new();
     let mut dev = |field: &str, expected: String, found: String| {
@@ -131,7 +144,11 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
     }
     let ecdsa = tlv::sequence(&[&tlv::tlv(tag::OID, known::ECDSA_WITH_SHA256)]);
     if cert.signature_algorithm != ecdsa || cert.tbs_signature_algorithm != ecdsa {
-        dev("signature algorithm", "ecdsa-with-SHA256 without parameters".into(), "something else".into());
+        dev(
+            "signature algorithm",
+            "ecdsa-with-SHA256 without parameters".into(),
+            "something else".into(),
+        );
     }
 
     // Serial number.
@@ -139,9 +156,17 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
     if serial[0] & 0x80 != 0 {
         dev("serial number", "positive".into(), "negative".into());
     }
-    let magnitude = if serial.len() > 1 && serial[0] == 0 { &serial[1..] } else { &serial[..] };
+    let magnitude = if serial.len() > 1 && serial[0] == 0 {
+        &serial[1..]
+    } else {
+        &serial[..]
+    };
     if magnitude.len() > 20 {
-        dev("serial number", "at most 20 octets".into(), format!("{} octets", magnitude.len()));
+        dev(
+            "serial number",
+            "at most 20 octets".into(),
+            format!("{} octets", magnitude.len()),
+        );
     }
     match &template.serial {
         SerialSpec::Fixed { value } => {
@@ -153,12 +178,20 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
         SerialSpec::Eid => {
             let eid = cert.subject.get(known::AT_SERIAL_NUMBER).unwrap_or("");
             if !crate::oid::hex(magnitude).eq_ignore_ascii_case(eid) {
-                dev("serial number", format!("the EID digits ({eid})"), crate::oid::hex(magnitude));
+                dev(
+                    "serial number",
+                    format!("the EID digits ({eid})"),
+                    crate::oid::hex(magnitude),
+                );
             }
         }
         SerialSpec::Random { bytes } => {
             if magnitude.len() < (*bytes).min(8) {
-                dev("serial number", format!("{bytes} random octets"), format!("{} octets", magnitude.len()));
+                dev(
+                    "serial number",
+                    format!("{bytes} random octets"),
+                    format!("{} octets", magnitude.len()),
+                );
             }
         }
     }
@@ -166,7 +199,11 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
     // Validity.
     let curve = cert.public_key.curve();
     let fixed_nb = match curve {
-        crate::Curve::BrainpoolP256r1 => template.validity.not_before_brainpool.as_ref().or(template.validity.not_before.as_ref()),
+        crate::Curve::BrainpoolP256r1 => template
+            .validity
+            .not_before_brainpool
+            .as_ref()
+            .or(template.validity.not_before.as_ref()),
         crate::Curve::NistP256 => template.validity.not_before.as_ref(),
     };
     if let Some(nb) = fixed_nb.map(|nb| partial(nb, &vars))
@@ -184,9 +221,16 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
             format!("{} days {} s", period / 86_400, period % 86_400),
         );
     }
-    for (what, t, tg) in [("notBefore", cert.not_before, cert.time_tags.0), ("notAfter", cert.not_after, cert.time_tags.1)] {
+    for (what, t, tg) in [
+        ("notBefore", cert.not_before, cert.time_tags.0),
+        ("notAfter", cert.not_after, cert.time_tags.1),
+    ] {
         let utc = crate::time::Civil::from_unix(t).year < 2050;
-        let want = if utc { tag::UTC_TIME } else { tag::GENERALIZED_TIME };
+        let want = if utc {
+            tag::UTC_TIME
+        } else {
+            tag::GENERALIZED_TIME
+        };
         if tg != want {
             dev(
                 &format!("{what} encoding"),
@@ -200,31 +244,57 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
     let attrs: Vec<_> = cert.subject.attributes().collect();
     let rdn_sizes_ok = cert.subject.rdns.iter().all(|r| r.len() == 1);
     if !rdn_sizes_ok {
-        dev("subject", "one attribute per RDN".into(), "a multi-valued RDN".into());
+        dev(
+            "subject",
+            "one attribute per RDN".into(),
+            "a multi-valued RDN".into(),
+        );
     }
     let expected: Vec<String> = template.subject.iter().map(|a| a.attr.clone()).collect();
-    let found: Vec<String> = attrs.iter().map(|a| crate::name::attribute_name(&a.oid)).collect();
+    let found: Vec<String> = attrs
+        .iter()
+        .map(|a| crate::name::attribute_name(&a.oid))
+        .collect();
     if expected != found {
         dev("subject attributes", expected.join(", "), found.join(", "));
     } else {
         for (spec, a) in template.subject.iter().zip(&attrs) {
-            let want_type = spec.string.unwrap_or_else(|| crate::name::default_string_type(&a.oid));
+            let want_type = spec
+                .string
+                .unwrap_or_else(|| crate::name::default_string_type(&a.oid));
             if want_type != a.string {
-                dev(&format!("subject {} string type", spec.attr), format!("{want_type:?}String"), format!("{:?}String", a.string));
+                dev(
+                    &format!("subject {} string type", spec.attr),
+                    format!("{want_type:?}String"),
+                    format!("{:?}String", a.string),
+                );
             }
             let want = partial(&spec.value, &vars);
             if !matches(&want, &a.value) {
-                dev(&format!("subject {}", spec.attr), format!("{want:?}"), format!("{:?}", a.value));
+                dev(
+                    &format!("subject {}", spec.attr),
+                    format!("{want:?}"),
+                    format!("{:?}", a.value),
+                );
             }
         }
     }
 
     // Extensions: presence and order, then criticality and value.
-    let want_kinds: Vec<&str> = template.extensions.iter().map(ExtensionSpec::kind).collect();
+    let want_kinds: Vec<&str> = template
+        .extensions
+        .iter()
+        .map(ExtensionSpec::kind)
+        .collect();
     let have_kinds: Vec<String> = cert
         .extensions
         .iter()
-        .map(|e| e.spec.as_ref().map(|s| s.kind().to_string()).unwrap_or_else(|| e.oid.to_string()))
+        .map(|e| {
+            e.spec
+                .as_ref()
+                .map(|s| s.kind().to_string())
+                .unwrap_or_else(|| e.oid.to_string())
+        })
         .collect();
     for k in &want_kinds {
         if !have_kinds.iter().any(|h| h == k) {
@@ -236,21 +306,47 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
             dev(&format!("extension {h}"), "absent".into(), "present".into());
         }
     }
-    let common_want: Vec<&str> = want_kinds.iter().copied().filter(|k| have_kinds.iter().any(|h| h == k)).collect();
-    let common_have: Vec<&str> = have_kinds.iter().map(String::as_str).filter(|h| want_kinds.contains(h)).collect();
+    let common_want: Vec<&str> = want_kinds
+        .iter()
+        .copied()
+        .filter(|k| have_kinds.iter().any(|h| h == k))
+        .collect();
+    let common_have: Vec<&str> = have_kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|h| want_kinds.contains(h))
+        .collect();
     if common_want != common_have {
-        dev("extension order", common_want.join(", "), common_have.join(", "));
+        dev(
+            "extension order",
+            common_want.join(", "),
+            common_have.join(", "),
+        );
     }
     for spec in &template.extensions {
-        let Some(ext) = cert.extensions.iter().find(|e| e.spec.as_ref().map(ExtensionSpec::kind) == Some(spec.kind())) else {
+        let Some(ext) = cert
+            .extensions
+            .iter()
+            .find(|e| e.spec.as_ref().map(ExtensionSpec::kind) == Some(spec.kind()))
+        else {
             continue;
         };
         let Some(actual) = &ext.spec else { continue };
         if spec.critical() != actual.critical() {
             dev(
                 &format!("extension {} criticality", spec.kind()),
-                if spec.critical() { "critical" } else { "non-critical" }.into(),
-                if actual.critical() { "critical" } else { "non-critical" }.into(),
+                if spec.critical() {
+                    "critical"
+                } else {
+                    "non-critical"
+                }
+                .into(),
+                if actual.critical() {
+                    "critical"
+                } else {
+                    "non-critical"
+                }
+                .into(),
             );
         }
         let want = partial(&render(spec), &vars);
@@ -266,7 +362,10 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
     {
         dev(
             "subject key identifier",
-            format!("SHA-1 of the public key ({})", crate::oid::hex(&cert.public_key.ski())),
+            format!(
+                "SHA-1 of the public key ({})",
+                crate::oid::hex(&cert.public_key.ski())
+            ),
             crate::oid::hex(&ski),
         );
     }
@@ -278,17 +377,29 @@ pub fn lint(cert: &Certificate, template: &Template, vars: &Vars, issuer: Option
             })
             .unwrap_or(false);
         if !only_key_id {
-            dev("authority key identifier", "keyIdentifier only".into(), "other fields too".into());
+            dev(
+                "authority key identifier",
+                "keyIdentifier only".into(),
+                "other fields too".into(),
+            );
         }
     }
     if let Some(issuer) = issuer {
         if cert.issuer_der() != issuer.subject_der() {
-            dev("issuer", issuer.subject.to_string(), cert.issuer.to_string());
+            dev(
+                "issuer",
+                issuer.subject.to_string(),
+                cert.issuer.to_string(),
+            );
         }
         if let Some(aki) = cert.aki()
             && aki != issuer.key_id()
         {
-            dev("authority key identifier", crate::oid::hex(&issuer.key_id()), crate::oid::hex(&aki));
+            dev(
+                "authority key identifier",
+                crate::oid::hex(&issuer.key_id()),
+                crate::oid::hex(&aki),
+            );
         }
     }
     out
@@ -302,8 +413,14 @@ mod tests {
     fn glob_matching() {
         assert!(matches("abc", "abc"));
         assert!(!matches("abc", "abd"));
-        assert!(matches("dns:{fqdn}, rid:2.999.10", "dns:x.example, rid:2.999.10"));
-        assert!(!matches("dns:{fqdn}, rid:2.999.10", "dns:x.example, rid:2.999.12"));
+        assert!(matches(
+            "dns:{fqdn}, rid:2.999.10",
+            "dns:x.example, rid:2.999.10"
+        ));
+        assert!(!matches(
+            "dns:{fqdn}, rid:2.999.10",
+            "dns:x.example, rid:2.999.12"
+        ));
         assert!(matches("{a}", ""));
         assert!(matches("x{a}y{b}z", "x1y2z"));
         assert!(!matches("x{a}y{b}z", "x1z"));

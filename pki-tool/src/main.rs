@@ -42,7 +42,7 @@ enum Command {
     /// Examples:
     ///   pki-tool issue dptls --hierarchy lab           (renew CERT.DP.TLS, replacing it: add --force)
     ///   pki-tool issue dpauth --hierarchy lab --instance 2 --set smdp_name="TEST SM-DP+2" --set smdp_rid=2.999.12
-    ///   pki-tool issue euicc --hierarchy lab --eid 89049032123451234512345678901246
+    ///   pki-tool issue euicc --hierarchy lab --eid 89049032000000000000000000100073
     #[command(verbatim_doc_comment, after_help = ROLES_HELP)]
     Issue(IssueArgs),
     /// Issue N eUICC certificates with consecutive valid EIDs inside the EUM's permitted prefix.
@@ -225,9 +225,13 @@ struct LintArgs {
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
     if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(format!("placeholder name {k:?} must be letters, digits and _"));
+        return Err(format!(
+            "placeholder name {k:?} must be letters, digits and _"
+        ));
     }
     Ok((k.to_string(), v.to_string()))
 }
@@ -278,7 +282,11 @@ fn init(a: InitArgs) -> Result<(), Error> {
             pki_tool::time::format(m.cert.not_after)
         );
     }
-    println!("{} certificates written under {}", minted.len(), a.out.display());
+    println!(
+        "{} certificates written under {}",
+        minted.len(),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -323,13 +331,17 @@ fn batch(a: BatchArgs) -> Result<(), Error> {
             .map_err(|e| Error::Usage(e.to_string()))?,
     };
     let out = a.out.unwrap_or_else(|| h.root.join("eUICC"));
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let bar = indicatif::ProgressBar::new(a.count as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} eUICCs  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} eUICCs  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
     let eids = h.euicc_batch(
@@ -398,7 +410,9 @@ fn verify(a: VerifyArgs) -> Result<bool, Error> {
         Some(t) => pki_tool::time::parse_rfc3339(t).map_err(Error::Usage)?,
         None => pki_tool::time::now(),
     };
-    let (leaf, rest) = certs.split_first().ok_or_else(|| Error::Usage("no certificate given".into()))?;
+    let (leaf, rest) = certs
+        .split_first()
+        .ok_or_else(|| Error::Usage("no certificate given".into()))?;
     match validate::verify_chain(leaf, rest, &anchors, role, Options::at(at)) {
         Ok(v) => {
             let path: Vec<&str> = v.path_roles.iter().map(|r| r.name()).collect();
@@ -433,10 +447,19 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
     }
     let deviations = pki_tool::lint::lint(&cert, profile.template(role), &vars, issuer.as_ref());
     if deviations.is_empty() {
-        println!("{}: matches the {} {role} profile", a.cert.display(), profile.name);
+        println!(
+            "{}: matches the {} {role} profile",
+            a.cert.display(),
+            profile.name
+        );
         return Ok(true);
     }
-    println!("{}: {} deviation(s) from the {} {role} profile:", a.cert.display(), deviations.len(), profile.name);
+    println!(
+        "{}: {} deviation(s) from the {} {role} profile:",
+        a.cert.display(),
+        deviations.len(),
+        profile.name
+    );
     for d in &deviations {
         println!("  - {d}");
     }
@@ -465,4 +488,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

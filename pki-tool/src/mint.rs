@@ -37,7 +37,9 @@ fn serial_bytes(spec: &SerialSpec, vars: &Vars) -> Result<Vec<u8>, String> {
             let v = vars.resolve(value)?;
             let hex = v.trim();
             if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("fixed serial {v:?} must be an even number of hex digits"));
+                return Err(format!(
+                    "fixed serial {v:?} must be an even number of hex digits"
+                ));
             }
             let bytes: Vec<u8> = (0..hex.len())
                 .step_by(2)
@@ -50,7 +52,9 @@ fn serial_bytes(spec: &SerialSpec, vars: &Vars) -> Result<Vec<u8>, String> {
         }
         SerialSpec::Random { bytes } => {
             if !(1..=20).contains(bytes) {
-                return Err(format!("random serial length {bytes} must be 1 to 20 bytes"));
+                return Err(format!(
+                    "random serial length {bytes} must be 1 to 20 bytes"
+                ));
             }
             let mut b = vec![0u8; *bytes];
             getrandom::fill(&mut b).map_err(|e| format!("random number generator failed: {e}"))?;
@@ -75,7 +79,11 @@ fn serial_bytes(spec: &SerialSpec, vars: &Vars) -> Result<Vec<u8>, String> {
 
 fn not_before(t: &Template, vars: &Vars, curve: Curve, now: i64) -> Result<i64, String> {
     let fixed = match curve {
-        Curve::BrainpoolP256r1 => t.validity.not_before_brainpool.as_ref().or(t.validity.not_before.as_ref()),
+        Curve::BrainpoolP256r1 => t
+            .validity
+            .not_before_brainpool
+            .as_ref()
+            .or(t.validity.not_before.as_ref()),
         Curve::NistP256 => t.validity.not_before.as_ref(),
     };
     match fixed {
@@ -98,7 +106,10 @@ pub fn mint(input: &MintInput<'_>) -> Result<Certificate, String> {
         }
         Signer::Issuer(cert, key) => {
             if key.public_key() != &cert.public_key {
-                return Err(format!("the issuer key does not belong to the issuer certificate ({})", cert.subject));
+                return Err(format!(
+                    "the issuer key does not belong to the issuer certificate ({})",
+                    cert.subject
+                ));
             }
             (key, Some(cert.subject_der().to_vec()), cert.key_id())
         }
@@ -151,5 +162,6 @@ pub fn mint(input: &MintInput<'_>) -> Result<Certificate, String> {
     let tbs = tlv::tlv(tag::SEQUENCE, &parts.concat());
     let signature = signing_key.sign_der(&tbs);
     let der = tlv::sequence(&[&tbs, &algorithm, &tlv::bit_string(&signature)]);
-    Certificate::from_der(&der).map_err(|e| format!("internal error: minted certificate does not parse: {e}"))
+    Certificate::from_der(&der)
+        .map_err(|e| format!("internal error: minted certificate does not parse: {e}"))
 }

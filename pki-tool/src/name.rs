@@ -47,7 +47,11 @@ impl StringType {
 /// Short names for the attribute types SGP.26 uses, and their usual string types.
 const ATTRIBUTE_NAMES: &[(&str, &[u8], StringType)] = &[
     ("CN", known::AT_COMMON_NAME, StringType::Utf8),
-    ("serialNumber", known::AT_SERIAL_NUMBER, StringType::Printable),
+    (
+        "serialNumber",
+        known::AT_SERIAL_NUMBER,
+        StringType::Printable,
+    ),
     ("C", known::AT_COUNTRY, StringType::Printable),
     ("L", known::AT_LOCALITY, StringType::Utf8),
     ("ST", known::AT_STATE, StringType::Utf8),
@@ -60,7 +64,9 @@ pub fn attribute_oid(name: &str) -> Result<Oid, String> {
     if let Some((_, oid, _)) = ATTRIBUTE_NAMES.iter().find(|(n, _, _)| *n == name) {
         return Oid::from_der_content(oid).map_err(|e| e.to_string());
     }
-    Oid::parse(name).map_err(|_| format!("unknown attribute type {name:?} (use CN, O, OU, C, L, ST, serialNumber or an OID)"))
+    Oid::parse(name).map_err(|_| {
+        format!("unknown attribute type {name:?} (use CN, O, OU, C, L, ST, serialNumber or an OID)")
+    })
 }
 
 /// The short name of an attribute type, or its dotted OID.
@@ -99,7 +105,10 @@ impl Attribute {
                 self.string
             ));
         }
-        Ok(tlv::sequence(&[&self.oid.to_der(), &tlv::tlv(self.string.tag(), self.value.as_bytes())]))
+        Ok(tlv::sequence(&[
+            &self.oid.to_der(),
+            &tlv::tlv(self.string.tag(), self.value.as_bytes()),
+        ]))
     }
 }
 
@@ -120,9 +129,15 @@ impl Name {
     pub fn to_der(&self) -> Result<Vec<u8>, String> {
         let mut rdns = Vec::new();
         for rdn in &self.rdns {
-            let mut attrs = rdn.iter().map(Attribute::to_der).collect::<Result<Vec<_>, _>>()?;
+            let mut attrs = rdn
+                .iter()
+                .map(Attribute::to_der)
+                .collect::<Result<Vec<_>, _>>()?;
             attrs.sort(); // DER SET OF ordering
-            rdns.extend(tlv::constructed(tag::SET, &attrs.iter().map(Vec::as_slice).collect::<Vec<_>>()));
+            rdns.extend(tlv::constructed(
+                tag::SET,
+                &attrs.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            ));
         }
         Ok(tlv::tlv(tag::SEQUENCE, &rdns))
     }
@@ -163,7 +178,9 @@ impl Name {
                     .to_string();
                 if !string.accepts(&value) {
                     return Err(DerError {
-                        what: format!("attribute value {value:?} has characters its string type forbids"),
+                        what: format!(
+                            "attribute value {value:?} has characters its string type forbids"
+                        ),
                         offset: v.offset,
                     });
                 }
@@ -187,7 +204,9 @@ impl Name {
 
     /// The value of the first attribute of the given type.
     pub fn get(&self, oid: &[u8]) -> Option<&str> {
-        self.attributes().find(|a| a.oid.as_bytes() == oid).map(|a| a.value.as_str())
+        self.attributes()
+            .find(|a| a.oid.as_bytes() == oid)
+            .map(|a| a.value.as_str())
     }
 }
 

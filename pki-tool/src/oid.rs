@@ -51,7 +51,9 @@ impl Oid {
             return Err(bad("needs at least two arcs"));
         }
         if arcs[0] > 2 || (arcs[0] < 2 && arcs[1] > 39) {
-            return Err(bad("first arc must be 0, 1 or 2 (second arc below 40 unless the first is 2)"));
+            return Err(bad(
+                "first arc must be 0, 1 or 2 (second arc below 40 unless the first is 2)",
+            ));
         }
         let first = arcs[0]
             .checked_mul(40)
@@ -181,12 +183,21 @@ mod tests {
 
     #[test]
     fn round_trips_large_arcs() {
-        for s in ["2.999.10", "2.999.15.2", "2.23.146.1.2.1.0.0.2.1", "1.2.840.10045.3.1.7", "2.5.29.14"] {
+        for s in [
+            "2.999.10",
+            "2.999.15.2",
+            "2.23.146.1.2.1.0.0.2.1",
+            "1.2.840.10045.3.1.7",
+            "2.5.29.14",
+        ] {
             let o = Oid::parse(s).expect("valid");
             assert_eq!(o.to_string(), s);
             assert_eq!(Oid::from_der_content(o.as_bytes()).expect("valid"), o);
         }
-        assert_eq!(Oid::parse("2.999.10").expect("valid").as_bytes(), &[0x88, 0x37, 0x0A]);
+        assert_eq!(
+            Oid::parse("2.999.10").expect("valid").as_bytes(),
+            &[0x88, 0x37, 0x0A]
+        );
         assert_eq!(
             Oid::parse("2.23.146.1.2.2.0").expect("valid").as_bytes(),
             known::EXT_PERMITTED_EINS

@@ -25,7 +25,9 @@ pub struct AttributeSpec {
 impl AttributeSpec {
     pub fn to_attribute(&self, vars: &Vars) -> Result<Attribute, String> {
         let oid = name::attribute_oid(&self.attr)?;
-        let string = self.string.unwrap_or_else(|| name::default_string_type(&oid));
+        let string = self
+            .string
+            .unwrap_or_else(|| name::default_string_type(&oid));
         Ok(Attribute {
             oid,
             string,
@@ -177,7 +179,11 @@ impl ExtensionSpec {
 
     /// The same extension with every `{placeholder}` filled in.
     pub fn resolve(&self, vars: &Vars) -> Result<ExtensionSpec, String> {
-        let all = |v: &Vec<String>| v.iter().map(|s| vars.resolve(s)).collect::<Result<Vec<_>, _>>();
+        let all = |v: &Vec<String>| {
+            v.iter()
+                .map(|s| vars.resolve(s))
+                .collect::<Result<Vec<_>, _>>()
+        };
         let names = |v: &Vec<Vec<AttributeSpec>>| {
             v.iter()
                 .map(|dn| {
@@ -193,22 +199,28 @@ impl ExtensionSpec {
                 .collect::<Result<Vec<_>, String>>()
         };
         Ok(match self {
-            ExtensionSpec::ExtendedKeyUsage { critical, purposes } => ExtensionSpec::ExtendedKeyUsage {
-                critical: *critical,
-                purposes: all(purposes)?,
-            },
-            ExtensionSpec::CertificatePolicies { critical, policies } => ExtensionSpec::CertificatePolicies {
-                critical: *critical,
-                policies: all(policies)?,
-            },
+            ExtensionSpec::ExtendedKeyUsage { critical, purposes } => {
+                ExtensionSpec::ExtendedKeyUsage {
+                    critical: *critical,
+                    purposes: all(purposes)?,
+                }
+            }
+            ExtensionSpec::CertificatePolicies { critical, policies } => {
+                ExtensionSpec::CertificatePolicies {
+                    critical: *critical,
+                    policies: all(policies)?,
+                }
+            }
             ExtensionSpec::SubjectAltName { critical, names } => ExtensionSpec::SubjectAltName {
                 critical: *critical,
                 names: all(names)?,
             },
-            ExtensionSpec::CrlDistributionPoints { critical, uris } => ExtensionSpec::CrlDistributionPoints {
-                critical: *critical,
-                uris: all(uris)?,
-            },
+            ExtensionSpec::CrlDistributionPoints { critical, uris } => {
+                ExtensionSpec::CrlDistributionPoints {
+                    critical: *critical,
+                    uris: all(uris)?,
+                }
+            }
             ExtensionSpec::PermittedEins { critical, eins } => ExtensionSpec::PermittedEins {
                 critical: *critical,
                 eins: all(eins)?,
@@ -303,7 +315,9 @@ impl Vars {
                 .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
             let key = &after[..end];
             let value = self.0.get(key).ok_or_else(|| {
-                format!("placeholder {{{key}}} in {s:?} has no value (set it with --set {key}=VALUE)")
+                format!(
+                    "placeholder {{{key}}} in {s:?} has no value (set it with --set {key}=VALUE)"
+                )
             })?;
             out.push_str(value);
             rest = &after[end + 1..];
@@ -319,14 +333,38 @@ pub const PROFILES: [&str; 2] = ["default", "sgp26-v1.5"];
 macro_rules! builtin {
     ($profile:literal) => {
         [
-            (Role::Ci, include_str!(concat!("../../certs-templates/", $profile, "/ci.toml"))),
-            (Role::Eum, include_str!(concat!("../../certs-templates/", $profile, "/eum.toml"))),
-            (Role::Euicc, include_str!(concat!("../../certs-templates/", $profile, "/euicc.toml"))),
-            (Role::Dpauth, include_str!(concat!("../../certs-templates/", $profile, "/dpauth.toml"))),
-            (Role::Dppb, include_str!(concat!("../../certs-templates/", $profile, "/dppb.toml"))),
-            (Role::Dptls, include_str!(concat!("../../certs-templates/", $profile, "/dptls.toml"))),
-            (Role::Dsauth, include_str!(concat!("../../certs-templates/", $profile, "/dsauth.toml"))),
-            (Role::Dstls, include_str!(concat!("../../certs-templates/", $profile, "/dstls.toml"))),
+            (
+                Role::Ci,
+                include_str!(concat!("../../certs-templates/", $profile, "/ci.toml")),
+            ),
+            (
+                Role::Eum,
+                include_str!(concat!("../../certs-templates/", $profile, "/eum.toml")),
+            ),
+            (
+                Role::Euicc,
+                include_str!(concat!("../../certs-templates/", $profile, "/euicc.toml")),
+            ),
+            (
+                Role::Dpauth,
+                include_str!(concat!("../../certs-templates/", $profile, "/dpauth.toml")),
+            ),
+            (
+                Role::Dppb,
+                include_str!(concat!("../../certs-templates/", $profile, "/dppb.toml")),
+            ),
+            (
+                Role::Dptls,
+                include_str!(concat!("../../certs-templates/", $profile, "/dptls.toml")),
+            ),
+            (
+                Role::Dsauth,
+                include_str!(concat!("../../certs-templates/", $profile, "/dsauth.toml")),
+            ),
+            (
+                Role::Dstls,
+                include_str!(concat!("../../certs-templates/", $profile, "/dstls.toml")),
+            ),
         ]
     };
 }
@@ -344,7 +382,12 @@ impl Profile {
         let sources = match name {
             "default" => builtin!("default"),
             "sgp26-v1.5" => builtin!("sgp26-v1.5"),
-            other => return Err(format!("unknown profile {other:?}; profiles are {}", PROFILES.join(", "))),
+            other => {
+                return Err(format!(
+                    "unknown profile {other:?}; profiles are {}",
+                    PROFILES.join(", ")
+                ));
+            }
         };
         let mut templates = BTreeMap::new();
         for (role, text) in sources {
@@ -388,7 +431,10 @@ impl Profile {
 
 fn check_role(t: &Template, role: Role, origin: &str) -> Result<(), String> {
     if t.role != role {
-        return Err(format!("{origin}: declares role {} but is the template for {role}", t.role));
+        return Err(format!(
+            "{origin}: declares role {} but is the template for {role}",
+            t.role
+        ));
     }
     Ok(())
 }
@@ -412,7 +458,11 @@ mod tests {
         let mut v = Vars::default();
         v.set("eid", "123");
         assert_eq!(v.resolve("a{eid}b{eid}").expect("ok"), "a123b123");
-        assert!(v.resolve("{nope}").expect_err("missing").contains("--set nope="));
+        assert!(
+            v.resolve("{nope}")
+                .expect_err("missing")
+                .contains("--set nope=")
+        );
         assert!(v.resolve("{eid").is_err());
     }
 
@@ -425,6 +475,10 @@ mod tests {
             subject = []
             extensions = [ { kind = "key_usage", crtical = true, usages = [] } ]
         "#;
-        assert!(Template::parse(bad, "t").expect_err("typo").contains("crtical"));
+        assert!(
+            Template::parse(bad, "t")
+                .expect_err("typo")
+                .contains("crtical")
+        );
     }
 }

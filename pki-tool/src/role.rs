@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A role in the RSP PKI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Certificate Issuer: the self-signed root every party trusts.
@@ -72,7 +74,9 @@ impl Role {
 
     /// The role a policy OID names, if any.
     pub fn from_policy(oid: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.policy_oids().contains(&oid))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.policy_oids().contains(&oid))
     }
 
     pub fn name(self) -> &'static str {
@@ -92,7 +96,9 @@ impl Role {
     pub fn describe(self) -> &'static str {
         match self {
             Role::Ci => "CI: the self-signed root (Certificate Issuer) every party trusts",
-            Role::Eum => "EUM: eUICC manufacturer CA, limited to its EID prefix by name constraints",
+            Role::Eum => {
+                "EUM: eUICC manufacturer CA, limited to its EID prefix by name constraints"
+            }
             Role::Euicc => "eUICC: the chip; subject serialNumber is its 32-digit EID",
             Role::Dpauth => "SM-DP+ auth: signs serverSigned1 towards the eUICC (ES9+)",
             Role::Dppb => "SM-DP+ profile binding: signs bound profile packages",

@@ -59,7 +59,12 @@ impl<'a> Tlv<'a> {
     }
 
     pub fn is_constructed(&self) -> bool {
-        let first = self.tag.to_be_bytes().into_iter().find(|b| *b != 0).unwrap_or(0);
+        let first = self
+            .tag
+            .to_be_bytes()
+            .into_iter()
+            .find(|b| *b != 0)
+            .unwrap_or(0);
         first & 0x20 != 0
     }
 
@@ -148,7 +153,9 @@ impl<'a> Reader<'a> {
         if bytes[0] == 0 {
             return err("length not minimally encoded", start);
         }
-        let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         if len < 0x80 {
             return err("length not minimally encoded", start);
         }
@@ -161,7 +168,10 @@ impl<'a> Reader<'a> {
         let tag = self.read_tag()?;
         let len = self.read_len()?;
         let value_start = self.pos;
-        let Some(end) = value_start.checked_add(len).filter(|e| *e <= self.data.len()) else {
+        let Some(end) = value_start
+            .checked_add(len)
+            .filter(|e| *e <= self.data.len())
+        else {
             return err(
                 format!(
                     "element of {len} bytes runs past the end ({} left)",
@@ -236,7 +246,10 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - first) as u8);
         out.extend_from_slice(&bytes[first..]);
     }
@@ -358,8 +371,14 @@ mod tests {
 
     #[test]
     fn integers() {
-        assert_eq!(unsigned_integer(&[0xB8, 0x74]), vec![0x02, 0x03, 0x00, 0xB8, 0x74]);
-        assert_eq!(unsigned_integer(&[0x00, 0x01, 0x00]), vec![0x02, 0x02, 0x01, 0x00]);
+        assert_eq!(
+            unsigned_integer(&[0xB8, 0x74]),
+            vec![0x02, 0x03, 0x00, 0xB8, 0x74]
+        );
+        assert_eq!(
+            unsigned_integer(&[0x00, 0x01, 0x00]),
+            vec![0x02, 0x02, 0x01, 0x00]
+        );
         assert_eq!(unsigned_integer(&[]), vec![0x02, 0x01, 0x00]);
     }
 }

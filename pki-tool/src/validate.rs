@@ -19,17 +19,35 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainErrorKind {
     UnknownIssuer,
-    IssuerNameMismatch { expected: String, found: String },
+    IssuerNameMismatch {
+        expected: String,
+        found: String,
+    },
     BadSignature,
     UnsupportedSignatureAlgorithm,
-    CurveMismatch { issuer: crate::keys::Curve, subject: crate::keys::Curve },
-    Expired { not_after: i64 },
-    NotYetValid { not_before: i64 },
-    MissingRolePolicy { role: Role, found: Vec<String> },
-    UnknownRole { found: Vec<String> },
+    CurveMismatch {
+        issuer: crate::keys::Curve,
+        subject: crate::keys::Curve,
+    },
+    Expired {
+        not_after: i64,
+    },
+    NotYetValid {
+        not_before: i64,
+    },
+    MissingRolePolicy {
+        role: Role,
+        found: Vec<String>,
+    },
+    UnknownRole {
+        found: Vec<String>,
+    },
     KeyUsage(String),
     NotCa,
-    PathLength { allowed: u32, found: usize },
+    PathLength {
+        allowed: u32,
+        found: usize,
+    },
     NameConstraint(String),
     UnknownCriticalExtension(String),
     Eid(String),
@@ -41,32 +59,61 @@ impl fmt::Display for ChainErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use crate::time::format as t;
         match self {
-            Self::UnknownIssuer => write!(f, "issuer not found among the given certificates and trusted CIs (no certificate with a matching key identifier)"),
+            Self::UnknownIssuer => write!(
+                f,
+                "issuer not found among the given certificates and trusted CIs (no certificate with a matching key identifier)"
+            ),
             Self::IssuerNameMismatch { expected, found } => {
-                write!(f, "issuer name {found:?} does not match the issuing certificate's subject {expected:?}")
+                write!(
+                    f,
+                    "issuer name {found:?} does not match the issuing certificate's subject {expected:?}"
+                )
             }
-            Self::BadSignature => write!(f, "signature does not verify with the issuer's public key"),
-            Self::UnsupportedSignatureAlgorithm => write!(f, "signature algorithm is not ecdsa-with-SHA256"),
+            Self::BadSignature => {
+                write!(f, "signature does not verify with the issuer's public key")
+            }
+            Self::UnsupportedSignatureAlgorithm => {
+                write!(f, "signature algorithm is not ecdsa-with-SHA256")
+            }
             Self::CurveMismatch { issuer, subject } => {
-                write!(f, "curve mismatch: the key is {subject} but the issuer's key is {issuer}")
+                write!(
+                    f,
+                    "curve mismatch: the key is {subject} but the issuer's key is {issuer}"
+                )
             }
             Self::Expired { not_after } => write!(f, "expired (notAfter {})", t(*not_after)),
-            Self::NotYetValid { not_before } => write!(f, "not yet valid (notBefore {})", t(*not_before)),
+            Self::NotYetValid { not_before } => {
+                write!(f, "not yet valid (notBefore {})", t(*not_before))
+            }
             Self::MissingRolePolicy { role, found } => write!(
                 f,
                 "lacks the {role} certificate policy {} (has: {})",
                 role.policy_oids().join(" or "),
-                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
             ),
             Self::UnknownRole { found } => write!(
                 f,
                 "carries no RSP role policy (has: {})",
-                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
             ),
             Self::KeyUsage(s) => write!(f, "key usage: {s}"),
-            Self::NotCa => write!(f, "is used as an issuer but is not a CA (basicConstraints cA is not TRUE)"),
+            Self::NotCa => write!(
+                f,
+                "is used as an issuer but is not a CA (basicConstraints cA is not TRUE)"
+            ),
             Self::PathLength { allowed, found } => {
-                write!(f, "path length constraint {allowed} exceeded by {found} CA certificates below it")
+                write!(
+                    f,
+                    "path length constraint {allowed} exceeded by {found} CA certificates below it"
+                )
             }
             Self::NameConstraint(s) => write!(f, "name constraint: {s}"),
             Self::UnknownCriticalExtension(oid) => write!(f, "unknown critical extension {oid}"),
@@ -91,7 +138,13 @@ pub struct ChainError {
 impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.role {
-            Some(r) => write!(f, "{} certificate \"{}\": {}", r.name().to_uppercase(), self.subject, self.kind),
+            Some(r) => write!(
+                f,
+                "{} certificate \"{}\": {}",
+                r.name().to_uppercase(),
+                self.subject,
+                self.kind
+            ),
             None => write!(f, "certificate \"{}\": {}", self.subject, self.kind),
         }
     }
@@ -141,24 +194,36 @@ const KNOWN_EXTENSIONS: &[&[u8]] = &[
 
 /// The role a certificate's policies name, if exactly one role is named.
 pub fn detect_role(cert: &Certificate) -> Option<Role> {
-    let mut roles: Vec<Role> = cert.policies().iter().filter_map(|p| Role::from_policy(p)).collect();
+    let mut roles: Vec<Role> = cert
+        .policies()
+        .iter()
+        .filter_map(|p| Role::from_policy(p))
+        .collect();
     roles.dedup();
     (roles.len() == 1).then(|| roles[0])
 }
 
 fn has_role_policy(cert: &Certificate, role: Role) -> bool {
-    cert.policies().iter().any(|p| role.policy_oids().contains(&p.as_str()))
+    cert.policies()
+        .iter()
+        .any(|p| role.policy_oids().contains(&p.as_str()))
 }
 
 fn basic_constraints(cert: &Certificate) -> (bool, Option<u32>) {
-    match cert.extension(known::EXT_BASIC_CONSTRAINTS).and_then(|e| e.spec.as_ref()) {
+    match cert
+        .extension(known::EXT_BASIC_CONSTRAINTS)
+        .and_then(|e| e.spec.as_ref())
+    {
         Some(ExtensionSpec::BasicConstraints { ca, path_len, .. }) => (*ca, *path_len),
         _ => (false, None),
     }
 }
 
 fn key_usage(cert: &Certificate) -> Option<Vec<KeyUsageBit>> {
-    match cert.extension(known::EXT_KEY_USAGE).and_then(|e| e.spec.as_ref()) {
+    match cert
+        .extension(known::EXT_KEY_USAGE)
+        .and_then(|e| e.spec.as_ref())
+    {
         Some(ExtensionSpec::KeyUsage { usages, .. }) => Some(usages.clone()),
         _ => None,
     }
@@ -171,20 +236,26 @@ fn is_ecdsa_sha256(alg: &[u8]) -> bool {
         .and_then(|t| {
             let mut r = t.reader();
             let oid = r.read().ok()?;
-            (oid.tag == tag::OID && oid.value == known::ECDSA_WITH_SHA256 && r.is_empty()).then_some(())
+            (oid.tag == tag::OID && oid.value == known::ECDSA_WITH_SHA256 && r.is_empty())
+                .then_some(())
         })
         .is_some()
 }
 
 /// Finds the issuer of `cert` among `pool`: by key identifier when the certificate has an AKI,
 /// else by name.
-fn find_issuer<'c>(cert: &Certificate, pool: impl Iterator<Item = (usize, &'c Certificate)>) -> Option<(usize, &'c Certificate)> {
+fn find_issuer<'c>(
+    cert: &Certificate,
+    pool: impl Iterator<Item = (usize, &'c Certificate)>,
+) -> Option<(usize, &'c Certificate)> {
     let aki = cert.aki();
     let mut by_name = None;
     for (i, c) in pool {
         match &aki {
             Some(id) if c.key_id() == *id => return Some((i, c)),
-            None if c.subject_der() == cert.issuer_der() && by_name.is_none() => by_name = Some((i, c)),
+            None if c.subject_der() == cert.issuer_der() && by_name.is_none() => {
+                by_name = Some((i, c))
+            }
             _ => {}
         }
     }
@@ -193,48 +264,93 @@ fn find_issuer<'c>(cert: &Certificate, pool: impl Iterator<Item = (usize, &'c Ce
 
 /// Checks the SGP.22 reading of a directoryName subtree against a subordinate subject: every
 /// attribute must be present with the same value, except serialNumber, which is an EID prefix.
-fn subtree_matches(subtree: &[AttributeSpec], cert: &Certificate, is_leaf: bool) -> Result<(), String> {
+fn subtree_matches(
+    subtree: &[AttributeSpec],
+    cert: &Certificate,
+    is_leaf: bool,
+) -> Result<(), String> {
     for a in subtree {
         let oid = crate::name::attribute_oid(&a.attr)?;
         let found = cert.subject.get(oid.as_bytes());
         if oid.as_bytes() == known::AT_SERIAL_NUMBER {
             match found {
                 Some(eid) if eid.starts_with(&a.value) => {}
-                Some(eid) => return Err(format!("EID {eid} is outside the permitted prefix {}", a.value)),
+                Some(eid) => {
+                    return Err(format!(
+                        "EID {eid} is outside the permitted prefix {}",
+                        a.value
+                    ));
+                }
                 // A subordinate CA carries no EID; the prefix applies to the eUICCs below it.
                 None if !is_leaf => {}
-                None => return Err(format!("subject has no serialNumber, permitted prefix is {}", a.value)),
+                None => {
+                    return Err(format!(
+                        "subject has no serialNumber, permitted prefix is {}",
+                        a.value
+                    ));
+                }
             }
         } else {
             match found {
                 Some(v) if v == a.value => {}
-                Some(v) => return Err(format!("{}={v:?} is not the permitted {:?}", a.attr, a.value)),
-                None => return Err(format!("subject has no {} (permitted: {:?})", a.attr, a.value)),
+                Some(v) => {
+                    return Err(format!(
+                        "{}={v:?} is not the permitted {:?}",
+                        a.attr, a.value
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "subject has no {} (permitted: {:?})",
+                        a.attr, a.value
+                    ));
+                }
             }
         }
     }
     Ok(())
 }
 
-fn check_name_constraints(ca: &Certificate, cert: &Certificate, is_leaf: bool) -> Result<(), String> {
-    if let Some(ExtensionSpec::NameConstraints { permitted, excluded, .. }) =
-        ca.extension(known::EXT_NAME_CONSTRAINTS).and_then(|e| e.spec.as_ref())
+fn check_name_constraints(
+    ca: &Certificate,
+    cert: &Certificate,
+    is_leaf: bool,
+) -> Result<(), String> {
+    if let Some(ExtensionSpec::NameConstraints {
+        permitted,
+        excluded,
+        ..
+    }) = ca
+        .extension(known::EXT_NAME_CONSTRAINTS)
+        .and_then(|e| e.spec.as_ref())
     {
         if !permitted.is_empty() {
-            let results: Vec<Result<(), String>> = permitted.iter().map(|s| subtree_matches(s, cert, is_leaf)).collect();
+            let results: Vec<Result<(), String>> = permitted
+                .iter()
+                .map(|s| subtree_matches(s, cert, is_leaf))
+                .collect();
             if !results.iter().any(Result::is_ok) {
                 let why: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-                return Err(format!("\"{}\" is not permitted by \"{}\": {}", cert.subject, ca.subject, why.join("; ")));
+                return Err(format!(
+                    "\"{}\" is not permitted by \"{}\": {}",
+                    cert.subject,
+                    ca.subject,
+                    why.join("; ")
+                ));
             }
         }
         for s in excluded {
             if subtree_matches(s, cert, is_leaf).is_ok() {
-                return Err(format!("\"{}\" falls in a subtree excluded by \"{}\"", cert.subject, ca.subject));
+                return Err(format!(
+                    "\"{}\" falls in a subtree excluded by \"{}\"",
+                    cert.subject, ca.subject
+                ));
             }
         }
     }
-    if let Some(ExtensionSpec::PermittedEins { eins, .. }) =
-        ca.extension(known::EXT_PERMITTED_EINS).and_then(|e| e.spec.as_ref())
+    if let Some(ExtensionSpec::PermittedEins { eins, .. }) = ca
+        .extension(known::EXT_PERMITTED_EINS)
+        .and_then(|e| e.spec.as_ref())
         && is_leaf
     {
         let eid = cert.subject.get(known::AT_SERIAL_NUMBER).unwrap_or("");
@@ -258,12 +374,13 @@ pub fn verify_chain(
     expected: Option<Role>,
     opts: Options,
 ) -> Result<VerifiedChain, ChainError> {
-    let fail = |depth: usize, role: Option<Role>, cert: &Certificate, kind: ChainErrorKind| ChainError {
-        depth,
-        role,
-        subject: cert.subject.to_string(),
-        kind,
-    };
+    let fail =
+        |depth: usize, role: Option<Role>, cert: &Certificate, kind: ChainErrorKind| ChainError {
+            depth,
+            role,
+            subject: cert.subject.to_string(),
+            kind,
+        };
 
     // The CI itself, checked against the trust store.
     if let Some(i) = anchors.iter().position(|a| a.der() == leaf.der()) {
@@ -294,10 +411,16 @@ pub fn verify_chain(
             unreachable!("path starts with the leaf")
         };
         if path.len() >= opts.max_depth {
-            return Err(fail(path.len() - 1, None, current, ChainErrorKind::ChainTooLong(opts.max_depth)));
+            return Err(fail(
+                path.len() - 1,
+                None,
+                current,
+                ChainErrorKind::ChainTooLong(opts.max_depth),
+            ));
         }
         if let Some((i, anchor)) = find_issuer(current, anchors.iter().enumerate()) {
-            check_issuer_name(current, anchor).map_err(|k| fail(path.len() - 1, None, current, k))?;
+            check_issuer_name(current, anchor)
+                .map_err(|k| fail(path.len() - 1, None, current, k))?;
             break i;
         }
         let unused = intermediates
@@ -306,10 +429,18 @@ pub fn verify_chain(
             .filter(|(_, c)| !path.iter().any(|p| p.der() == c.der()));
         match find_issuer(current, unused) {
             Some((_, issuer)) => {
-                check_issuer_name(current, issuer).map_err(|k| fail(path.len() - 1, None, current, k))?;
+                check_issuer_name(current, issuer)
+                    .map_err(|k| fail(path.len() - 1, None, current, k))?;
                 path.push(issuer);
             }
-            None => return Err(fail(path.len() - 1, None, current, ChainErrorKind::UnknownIssuer)),
+            None => {
+                return Err(fail(
+                    path.len() - 1,
+                    None,
+                    current,
+                    ChainErrorKind::UnknownIssuer,
+                ));
+            }
         }
     };
     let anchor = &anchors[anchor_index];
@@ -317,20 +448,39 @@ pub fn verify_chain(
     // Roles along the path.
     let leaf_role = match expected {
         Some(r) => r,
-        None => detect_role(leaf).ok_or_else(|| fail(0, None, leaf, ChainErrorKind::UnknownRole { found: leaf.policies() }))?,
+        None => detect_role(leaf).ok_or_else(|| {
+            fail(
+                0,
+                None,
+                leaf,
+                ChainErrorKind::UnknownRole {
+                    found: leaf.policies(),
+                },
+            )
+        })?,
     };
     let mut roles = vec![leaf_role];
     for (depth, c) in path.iter().enumerate().skip(1) {
-        let r = if has_role_policy(c, Role::Eum) { Role::Eum } else { detect_role(c).unwrap_or(Role::Eum) };
+        let r = if has_role_policy(c, Role::Eum) {
+            Role::Eum
+        } else {
+            detect_role(c).unwrap_or(Role::Eum)
+        };
         if r != Role::Eum {
-            return Err(fail(depth, Some(Role::Eum), c, ChainErrorKind::MissingRolePolicy { role: Role::Eum, found: c.policies() }));
+            return Err(fail(
+                depth,
+                Some(Role::Eum),
+                c,
+                ChainErrorKind::MissingRolePolicy {
+                    role: Role::Eum,
+                    found: c.policies(),
+                },
+            ));
         }
         roles.push(r);
     }
 
     let anchor_depth = path.len();
-    check_validity(anchor, opts.at).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
-    check_critical(anchor).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
 
     for (depth, cert) in path.iter().enumerate() {
         let role = Some(roles[depth]);
@@ -342,20 +492,44 @@ pub fn verify_chain(
         }
         // The issuer must be a CA allowed to sign certificates, with room in its path length.
         let (issuer_ca, issuer_path_len) = basic_constraints(issuer);
-        let issuer_role = if issuer_depth == anchor_depth { Some(Role::Ci) } else { Some(roles[issuer_depth]) };
+        let issuer_role = if issuer_depth == anchor_depth {
+            Some(Role::Ci)
+        } else {
+            Some(roles[issuer_depth])
+        };
         if !issuer_ca {
-            return Err(fail(issuer_depth, issuer_role, issuer, ChainErrorKind::NotCa));
+            return Err(fail(
+                issuer_depth,
+                issuer_role,
+                issuer,
+                ChainErrorKind::NotCa,
+            ));
         }
         if !key_usage(issuer).is_some_and(|u| u.contains(&KeyUsageBit::KeyCertSign)) {
-            return Err(fail(issuer_depth, issuer_role, issuer, ChainErrorKind::KeyUsage("an issuer must have keyCertSign".into())));
+            return Err(fail(
+                issuer_depth,
+                issuer_role,
+                issuer,
+                ChainErrorKind::KeyUsage("an issuer must have keyCertSign".into()),
+            ));
         }
         if let Some(allowed) = issuer_path_len {
             // Intermediate CA certificates below the issuer (the leaf does not count).
             if depth > allowed as usize {
-                return Err(fail(issuer_depth, issuer_role, issuer, ChainErrorKind::PathLength { allowed, found: depth }));
+                return Err(fail(
+                    issuer_depth,
+                    issuer_role,
+                    issuer,
+                    ChainErrorKind::PathLength {
+                        allowed,
+                        found: depth,
+                    },
+                ));
             }
         }
-        if !is_ecdsa_sha256(&cert.signature_algorithm) || cert.signature_algorithm != cert.tbs_signature_algorithm {
+        if !is_ecdsa_sha256(&cert.signature_algorithm)
+            || cert.signature_algorithm != cert.tbs_signature_algorithm
+        {
             return Err(at(ChainErrorKind::UnsupportedSignatureAlgorithm));
         }
         if issuer.public_key.curve() != cert.public_key.curve() {
@@ -364,37 +538,69 @@ pub fn verify_chain(
                 subject: cert.public_key.curve(),
             }));
         }
-        if !issuer.public_key.verify_der(cert.tbs_der(), &cert.signature) {
+        if !issuer
+            .public_key
+            .verify_der(cert.tbs_der(), &cert.signature)
+        {
             return Err(at(ChainErrorKind::BadSignature));
         }
         check_validity(cert, opts.at).map_err(at)?;
         check_critical(cert).map_err(at)?;
         let r = roles[depth];
         if !has_role_policy(cert, r) {
-            return Err(at(ChainErrorKind::MissingRolePolicy { role: r, found: cert.policies() }));
+            return Err(at(ChainErrorKind::MissingRolePolicy {
+                role: r,
+                found: cert.policies(),
+            }));
         }
         let usages = key_usage(cert).unwrap_or_default();
         if depth == 0 {
-            let needed = if r.is_ca() { KeyUsageBit::KeyCertSign } else { KeyUsageBit::DigitalSignature };
+            let needed = if r.is_ca() {
+                KeyUsageBit::KeyCertSign
+            } else {
+                KeyUsageBit::DigitalSignature
+            };
             if !usages.contains(&needed) {
-                return Err(at(ChainErrorKind::KeyUsage(format!("a {r} certificate needs {needed:?}"))));
+                return Err(at(ChainErrorKind::KeyUsage(format!(
+                    "a {r} certificate needs {needed:?}"
+                ))));
             }
             if r.is_ca() && !basic_constraints(cert).0 {
                 return Err(at(ChainErrorKind::NotCa));
             }
         }
         // Constraints of every CA above this certificate, including the anchor.
-        for ca in path[depth + 1..].iter().copied().chain(std::iter::once(anchor)) {
-            check_name_constraints(ca, cert, depth == 0).map_err(|s| at(ChainErrorKind::NameConstraint(s)))?;
+        for ca in path[depth + 1..]
+            .iter()
+            .copied()
+            .chain(std::iter::once(anchor))
+        {
+            check_name_constraints(ca, cert, depth == 0)
+                .map_err(|s| at(ChainErrorKind::NameConstraint(s)))?;
         }
     }
 
+    // The trust anchor last, so that a failure is reported on the lowest certificate it affects.
+    check_validity(anchor, opts.at).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
+    check_critical(anchor).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
+
     let eid = if leaf_role == Role::Euicc {
-        let s = leaf
-            .subject
-            .get(known::AT_SERIAL_NUMBER)
-            .ok_or_else(|| fail(0, Some(Role::Euicc), leaf, ChainErrorKind::Eid("subject has no serialNumber".into())))?;
-        Some(Eid::parse(s).map_err(|e| fail(0, Some(Role::Euicc), leaf, ChainErrorKind::Eid(format!("{s:?}: {e}"))))?)
+        let s = leaf.subject.get(known::AT_SERIAL_NUMBER).ok_or_else(|| {
+            fail(
+                0,
+                Some(Role::Euicc),
+                leaf,
+                ChainErrorKind::Eid("subject has no serialNumber".into()),
+            )
+        })?;
+        Some(Eid::parse(s).map_err(|e| {
+            fail(
+                0,
+                Some(Role::Euicc),
+                leaf,
+                ChainErrorKind::Eid(format!("{s:?}: {e}")),
+            )
+        })?)
     } else {
         None
     };

@@ -29,7 +29,11 @@ fn assert_same_tbs(ours: &Certificate, theirs: &Certificate, what: &str) {
     if ours.tbs_der() != theirs.tbs_der() {
         let a = ours.tbs_der();
         let b = theirs.tbs_der();
-        let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let at = a
+            .iter()
+            .zip(b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
         panic!(
             "{what}: TBS differs at byte {at} (ours {} bytes, GSMA {} bytes)\nours: {}\ngsma: {}",
             a.len(),
@@ -38,7 +42,10 @@ fn assert_same_tbs(ours: &Certificate, theirs: &Certificate, what: &str) {
             hex(&b[at.saturating_sub(8)..(at + 24).min(b.len())])
         );
     }
-    assert_ne!(ours.signature, theirs.signature, "{what}: signatures are randomised");
+    assert_ne!(
+        ours.signature, theirs.signature,
+        "{what}: signatures are randomised"
+    );
 }
 
 fn hex(b: &[u8]) -> String {
@@ -83,7 +90,11 @@ fn ci_eum_euicc_dpauth_dppb_are_byte_identical() {
             now: 0,
         })
         .expect("mint eUICC");
-        assert_same_tbs(&euicc, &gsma("eUICC", &format!("CERT_EUICC_ECDSA_{c}.der")), &format!("eUICC {c}"));
+        assert_same_tbs(
+            &euicc,
+            &gsma("eUICC", &format!("CERT_EUICC_ECDSA_{c}.der")),
+            &format!("eUICC {c}"),
+        );
 
         for (role, dir) in [(Role::Dpauth, "DPauth"), (Role::Dppb, "DPpb")] {
             for instance in [None, Some("2")] {

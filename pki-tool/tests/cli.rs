@@ -1,0 +1,582 @@
+//! The `pki-tool` binary end to end: what it writes is read back by openssl and by the
+//! independent `x509-cert` parser, checked against the SGP.26 files, and bad input gets a one-line
+//! error naming the file, a non-zero exit, and no partial output.
+
+#[path = "../../tests/common.rs"]
+mod common;
+
+use common::{TempDir, osmo, read, sgp26};
+use der::{Decode, Encode};
+use pki_tool::hierarchy::read_cert;
+use pki_tool::layout::Slot;
+use pki_tool::profile::{Profile, Vars};
+use pki_tool::validate::{Options, verify_chain};
+use pki_tool::{Certificate, Curve, Eid, Role};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pki_tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pki-tool"))
+        .args(args)
+        .output()
+        .expect("pki-tool runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = pki_tool(args);
+    assert!(
+        out.status.success(),
+        "pki-tool {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command expected to fail with a usage/input error (exit 2) and returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = pki_tool(args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "pki-tool {args:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-line error expected, got: {err}"
+    );
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn all_slots(curves: &[Curve]) -> Vec<Slot> {
+    curves
+        .iter()
+        .flat_map(|c| Role::ALL.into_iter().map(move |r| Slot::new(r, *c)))
+        .collect()
+}
+
+/// Checks a hierarchy directory with openssl, x509-cert, our validator and our linter.
+fn check_hierarchy(root: &Path, profile: &str, curves: &[Curve]) {
+    let profile = Profile::builtin(profile).expect("profile");
+    for slot in all_slots(curves) {
+        let path = slot.cert_der(root);
+        let der = read(&path);
+        // openssl reads it.
+        let (good, text) = openssl(&["x509", "-inform", "der", "-noout", "-text", "-in", s(&path)]);
+        assert!(good, "openssl cannot read {}: {text}", path.display());
+        // x509-cert reads it, and its re-encoding is byte-identical (our DER is canonical).
+        let parsed = x509_cert::Certificate::from_der(&der)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            parsed.to_der().expect("re-encode"),
+            der,
+            "{}",
+            path.display()
+        );
+        // The key file matches the certificate, as openssl sees it.
+        let (good, pk) = openssl(&["pkey", "-in", s(&slot.private_key(root)), "-pubout"]);
+        assert!(good, "{pk}");
+        assert_eq!(pk, String::from_utf8_lossy(&read(&slot.public_key(root))));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(slot.private_key(root))
+                .expect("key exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", slot.private_key(root).display());
+        }
+        // Our linter finds no deviation from the role template.
+        let cert = Certificate::from_der(&der).expect("parses");
+        let issuer =
+            read_cert(&Slot::new(slot.role.issuer(), slot.curve).cert_der(root)).expect("issuer");
+        let devs = pki_tool::lint::lint(
+            &cert,
+            profile.template(slot.role),
+            &Vars::default(),
+            Some(&issuer),
+        );
+        assert!(devs.is_empty(), "{}: {devs:?}", path.display());
+    }
+    for &curve in curves {
+        let ci = Slot::new(Role::Ci, curve);
+        let ci_pem = ci.cert_pem(root);
+        // Every chain but the eUICC's passes openssl's RFC 5280 validation, -x509_strict included.
+        for role in [
+            Role::Eum,
+            Role::Dpauth,
+            Role::Dppb,
+            Role::Dptls,
+            Role::Dsauth,
+            Role::Dstls,
+        ] {
+            let leaf = Slot::new(role, curve);
+            let pem = TempDir::new("pem");
+            let leaf_pem = pem.0.join("leaf.pem");
+            std::fs::write(
+                &leaf_pem,
+                read_cert(&leaf.cert_der(root)).expect("cert").to_pem(),
+            )
+            .expect("write");
+            let (good, text) = openssl(&[
+                "verify",
+                "-x509_strict",
+                "-CAfile",
+                s(&ci_pem),
+                s(&leaf_pem),
+            ]);
+            assert!(good, "openssl verify {role} {curve}: {text}");
+        }
+        // Our validator accepts the eUICC chain too.
+        let euicc = read_cert(&Slot::new(Role::Euicc, curve).cert_der(root)).expect("euicc");
+        let eum = read_cert(&Slot::new(Role::Eum, curve).cert_der(root)).expect("eum");
+        let ci_cert = read_cert(&ci.cert_der(root)).expect("ci");
+        verify_chain(
+            &euicc,
+            &[eum],
+            &[ci_cert],
+            Some(Role::Euicc),
+            Options::at(pki_tool::time::now()),
+        )
+        .expect("eUICC chain");
+        let out = ok(&[
+            "verify",
+            s(&Slot::new(Role::Euicc, curve).cert_der(root)),
+            s(&Slot::new(Role::Eum, curve).cert_der(root)),
+            "--ci",
+            s(&ci.cert_der(root)),
+        ]);
+        assert!(out.starts_with("OK:"), "{out}");
+    }
+}
+
+#[test]
+fn init_default_profile_both_curves() {
+    let t = TempDir::new("init-default");
+    let out = t.0.join("lab");
+    ok(&["init", "--out", s(&out)]);
+    check_hierarchy(&out, "default", &Curve::ALL);
+}
+
+#[test]
+fn init_sgp26_with_published_keys_reproduces_gsma_tbs() {
+    let t = TempDir::new("init-sgp26");
+    let out = t.0.join("gsma");
+    let keys = osmo();
+    let text = ok(&[
+        "init",
+        "--out",
+        s(&out),
+        "--profile",
+        "sgp26-v1.5",
+        "--keys",
+        s(&keys),
+    ]);
+    assert!(text.contains("key from"), "{text}");
+    check_hierarchy(&out, "sgp26-v1.5", &Curve::ALL);
+    for curve in Curve::ALL {
+        let c = curve.file_suffix();
+        for (role, gsma) in [
+            (Role::Ci, format!("CI/CERT_CI_ECDSA_{c}.der")),
+            (Role::Eum, format!("EUM/CERT_EUM_ECDSA_{c}.der")),
+            (Role::Euicc, format!("eUICC/CERT_EUICC_ECDSA_{c}.der")),
+            (
+                Role::Dpauth,
+                format!("DPauth/CERT_S_SM_DPauth_ECDSA_{c}.der"),
+            ),
+            (Role::Dppb, format!("DPpb/CERT_S_SM_DPpb_ECDSA_{c}.der")),
+        ] {
+            let ours = read_cert(&Slot::new(role, curve).cert_der(&out)).expect("ours");
+            let theirs = read_cert(&keys.join(gsma)).expect("theirs");
+            assert_eq!(ours.tbs_der(), theirs.tbs_der(), "{role} {c}");
+        }
+    }
+}
+
+#[test]
+fn gsma_files_lint_clean_against_the_sgp26_profile() {
+    let profile = "sgp26-v1.5";
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("osmo-ttcn3-hacks_v1.5/CI/CERT_CI_ECDSA_NIST.der", "ci", &[]),
+        ("osmo-ttcn3-hacks_v1.5/CI/CERT_CI_ECDSA_BRP.der", "ci", &[]),
+        (
+            "osmo-ttcn3-hacks_v1.5/EUM/CERT_EUM_ECDSA_BRP.der",
+            "eum",
+            &[],
+        ),
+        (
+            "osmo-ttcn3-hacks_v1.5/eUICC/CERT_EUICC_ECDSA_NIST.der",
+            "euicc",
+            &[],
+        ),
+        (
+            "osmo-ttcn3-hacks_v1.5/DPauth/CERT_S_SM_DPauth_ECDSA_BRP.der",
+            "dpauth",
+            &[],
+        ),
+        (
+            "osmo-ttcn3-hacks_v1.5/DPpb/CERT_S_SM_DPpb_ECDSA_NIST.der",
+            "dppb",
+            &[],
+        ),
+        (
+            "osmo-ttcn3-hacks_v1.5/DPauth/CERT_S_SM_DP2auth_ECDSA_NIST.der",
+            "dpauth",
+            &[
+                "--set",
+                "smdp_name=TEST SM-DP+2",
+                "--set",
+                "smdp_rid=2.999.12",
+                "--set",
+                "serial=0200",
+            ],
+        ),
+        ("pysim_v1.5/DPtls/CERT_S_SM_DP_TLS_NIST.der", "dptls", &[]),
+    ];
+    for (file, role, extra) in cases {
+        let path = sgp26().join(file);
+        let mut args = vec!["lint", s(&path), "--role", role, "--profile", profile];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        assert!(out.contains("matches"), "{out}");
+    }
+    // A real deviation is reported: the VARO TLS certificate uses CRL-1/CRL-2, not CRL-A/CRL-B.
+    let varo = sgp26().join("osmo-ttcn3-hacks_v1.5/DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der");
+    let out = pki_tool(&["lint", s(&varo), "--role", "dptls", "--profile", profile]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("crl_distribution_points") && text.contains("CRL-1"),
+        "{text}"
+    );
+    // And a role mismatch is all deviations.
+    let dpauth = sgp26().join("osmo-ttcn3-hacks_v1.5/DPauth/CERT_S_SM_DPauth_ECDSA_NIST.der");
+    let out = pki_tool(&["lint", s(&dpauth), "--role", "euicc", "--profile", profile]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("subject attributes") && text.contains("certificate_policies"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_adds_a_second_smdp_and_an_euicc() {
+    let t = TempDir::new("issue");
+    let out = t.0.join("lab");
+    ok(&["init", "--out", s(&out), "--curve", "nist"]);
+    ok(&[
+        "issue",
+        "dpauth",
+        "--hierarchy",
+        s(&out),
+        "--instance",
+        "2",
+        "--set",
+        "smdp_name=TEST SM-DP+2",
+        "--set",
+        "smdp_rid=2.999.12",
+    ]);
+    let dp2 = out.join("DPauth/CERT_S_SM_DP2auth_ECDSA_NIST.der");
+    let cert = read_cert(&dp2).expect("DP2auth written");
+    assert_eq!(cert.subject_alt_names(), vec!["rid:2.999.12".to_string()]);
+    let ci = read_cert(&out.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")).expect("ci");
+    verify_chain(
+        &cert,
+        &[],
+        &[ci],
+        Some(Role::Dpauth),
+        Options::at(pki_tool::time::now()),
+    )
+    .expect("valid");
+
+    // A renewed TLS certificate replaces the old one only with --force.
+    let before = read(&out.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"));
+    let err = fails(&["issue", "dptls", "--hierarchy", s(&out)]);
+    assert!(
+        err.contains("already exists") && err.contains("CERT_S_SM_DP_TLS_NIST.der"),
+        "{err}"
+    );
+    assert_eq!(read(&out.join("DPtls/CERT_S_SM_DP_TLS_NIST.der")), before);
+    ok(&[
+        "issue",
+        "dptls",
+        "--hierarchy",
+        s(&out),
+        "--force",
+        "--key",
+        s(&out.join("DPtls/SK_S_SM_DP_TLS_NIST.pem")),
+    ]);
+    let renewed = read_cert(&out.join("DPtls/CERT_S_SM_DP_TLS_NIST.der")).expect("renewed");
+    assert_ne!(renewed.der(), &before[..]);
+    assert_eq!(
+        renewed.public_key,
+        Certificate::from_der(&before).expect("old").public_key,
+        "--key keeps the key"
+    );
+
+    let eid = "89049032000000000000000000100073";
+    assert!(Eid::parse(eid).is_ok());
+    ok(&["issue", "euicc", "--hierarchy", s(&out), "--eid", eid]);
+    let e = read_cert(
+        &out.join("eUICC")
+            .join(eid)
+            .join("CERT_EUICC_ECDSA_NIST.der"),
+    )
+    .expect("eUICC written");
+    assert_eq!(
+        e.subject.get(pki_tool::oid::known::AT_SERIAL_NUMBER),
+        Some(eid)
+    );
+}
+
+#[test]
+fn euicc_batch_issues_consecutive_eids_within_the_prefix() {
+    let t = TempDir::new("batch");
+    let out = t.0.join("lab");
+    ok(&["init", "--out", s(&out), "--curve", "brainpool"]);
+    let text = ok(&[
+        "euicc-batch",
+        "--hierarchy",
+        s(&out),
+        "--count",
+        "40",
+        "--curve",
+        "brainpool",
+        "--threads",
+        "3",
+    ]);
+    assert!(text.contains("40 eUICC certificates"), "{text}");
+    let ci = read_cert(&out.join("CertificateIssuer/CERT_CI_ECDSA_BRP.der")).expect("ci");
+    let eum = read_cert(&out.join("EUM/CERT_EUM_ECDSA_BRP.der")).expect("eum");
+    let mut eid = Eid::parse("89049032123451234512345678901235").expect("valid");
+    for _ in 0..40 {
+        eid = eid.successor(8).expect("room");
+        let c = read_cert(
+            &out.join("eUICC")
+                .join(eid.as_str())
+                .join("CERT_EUICC_ECDSA_BRP.der"),
+        )
+        .expect("written");
+        let v = verify_chain(
+            &c,
+            std::slice::from_ref(&eum),
+            std::slice::from_ref(&ci),
+            None,
+            Options::at(pki_tool::time::now()),
+        )
+        .expect("valid");
+        assert_eq!(v.eid, Some(eid));
+        assert!(
+            out.join("eUICC")
+                .join(eid.as_str())
+                .join("SK_EUICC_ECDSA_BRP.pem")
+                .exists()
+        );
+    }
+    let err = fails(&[
+        "euicc-batch",
+        "--hierarchy",
+        s(&out),
+        "--count",
+        "2",
+        "--curve",
+        "brainpool",
+        "--first-eid",
+        "89049033000000000000000000000088",
+    ]);
+    assert!(
+        err.contains("outside the EUM's permitted prefix 89049032"),
+        "{err}"
+    );
+    let err = fails(&[
+        "euicc-batch",
+        "--hierarchy",
+        s(&out),
+        "--count",
+        "1",
+        "--curve",
+        "brainpool",
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn eid_commands() {
+    let out = pki_tool(&[
+        "eid",
+        "check",
+        "89049032123451234512345678901235",
+        "89049032123451234512345678901234",
+        "123",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("901235: valid"), "{text}");
+    assert!(text.contains("901234: INVALID: check digits are wrong: the first 30 digits give check digits 35, not 34"), "{text}");
+    assert!(
+        text.contains("123: INVALID: an EID has 32 digits, this one has 3"),
+        "{text}"
+    );
+    let new = ok(&["eid", "new", "--count", "5", "--prefix", "89001012"]);
+    for line in new.lines() {
+        assert!(line.starts_with("89001012"), "{line}");
+        Eid::parse(line).expect("valid");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_leaves_nothing_behind() {
+    let t = TempDir::new("errors");
+    // Invalid EID.
+    let err = fails(&[
+        "init",
+        "--out",
+        s(&t.0.join("a")),
+        "--eid",
+        "89049032123451234512345678901234",
+    ]);
+    assert!(err.contains("check digits"), "{err}");
+    assert!(!t.0.join("a").exists());
+    // Unknown role and profile.
+    let cert = osmo().join("CI/CERT_CI_ECDSA_NIST.der");
+    assert!(fails(&["lint", s(&cert), "--role", "smdx"]).contains("unknown role \"smdx\""));
+    assert!(
+        fails(&["lint", s(&cert), "--role", "ci", "--profile", "nope"]).contains("unknown profile")
+    );
+    // A brainpool key where the NIST CI key should be.
+    let keys = t.0.join("keys");
+    std::fs::create_dir_all(keys.join("CI")).expect("mkdir");
+    std::fs::copy(
+        osmo().join("CI/SK_CI_ECDSA_BRP.pem"),
+        keys.join("CI/SK_CI_ECDSA_NIST.pem"),
+    )
+    .expect("copy");
+    let err = fails(&[
+        "init",
+        "--out",
+        s(&t.0.join("b")),
+        "--curve",
+        "nist",
+        "--keys",
+        s(&keys),
+    ]);
+    assert!(
+        err.contains("SK_CI_ECDSA_NIST.pem") && err.contains("curve mismatch"),
+        "{err}"
+    );
+    assert!(!t.0.join("b").exists());
+    // A malformed key file.
+    std::fs::write(
+        keys.join("CI/SK_CI_ECDSA_NIST.pem"),
+        "-----BEGIN EC PRIVATE KEY-----\nnot base64!\n-----END EC PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let err = fails(&[
+        "init",
+        "--out",
+        s(&t.0.join("c")),
+        "--curve",
+        "nist",
+        "--keys",
+        s(&keys),
+    ]);
+    assert!(
+        err.contains("SK_CI_ECDSA_NIST.pem") && err.contains("base64"),
+        "{err}"
+    );
+    // A malformed certificate.
+    let junk = t.0.join("junk.der");
+    std::fs::write(&junk, [0x30, 0x82, 0x01]).expect("write");
+    let err = fails(&["verify", s(&junk), "--ci", s(&cert)]);
+    assert!(
+        err.contains("junk.der") && err.contains("not a valid certificate"),
+        "{err}"
+    );
+    // An unwritable output directory (its parent is a file).
+    let err = fails(&["init", "--out", s(&junk.join("sub")), "--curve", "nist"]);
+    assert!(err.contains("junk.der/sub"), "{err}");
+    // Existing files are not overwritten without --force, and nothing changes.
+    let lab = t.0.join("lab");
+    ok(&["init", "--out", s(&lab), "--curve", "nist"]);
+    let snapshot: Vec<(PathBuf, Vec<u8>)> = all_slots(&[Curve::NistP256])
+        .iter()
+        .map(|sl| (sl.cert_der(&lab), read(&sl.cert_der(&lab))))
+        .collect();
+    let err = fails(&["init", "--out", s(&lab), "--curve", "nist"]);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    for (p, bytes) in &snapshot {
+        assert_eq!(&read(p), bytes, "{} changed", p.display());
+    }
+    // No temporary files are left anywhere.
+    let leftovers: Vec<_> = walk(&t.0)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn verify_reports_tampering() {
+    let t = TempDir::new("tamper");
+    let eum = osmo().join("EUM/CERT_EUM_ECDSA_NIST.der");
+    let mut der = read(&osmo().join("eUICC/CERT_EUICC_ECDSA_NIST.der"));
+    let pos = der
+        .windows(8)
+        .position(|w| w == b"89049032")
+        .expect("EID present");
+    der[pos + 20] = b'7';
+    let bad = t.0.join("bad.der");
+    std::fs::write(&bad, &der).expect("write");
+    let out = pki_tool(&[
+        "verify",
+        s(&bad),
+        s(&eum),
+        "--ci",
+        s(&osmo().join("CI/CERT_CI_ECDSA_NIST.der")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("FAILED:")
+            && text.contains("EUICC certificate")
+            && text.contains("signature does not verify"),
+        "{text}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
