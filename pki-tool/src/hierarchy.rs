@@ -511,7 +511,8 @@ impl Hierarchy {
     }
 
     /// Issues `count` eUICC certificates with consecutive EIDs from `first`, each in
-    /// `out/<EID>/`, on `threads` threads. `progress` is called with the number done so far.
+    /// `out/<EID>/` (certificate and private key; the public key is in the certificate), on
+    /// `threads` threads. `progress` is called with the number done so far.
     pub fn euicc_batch(
         &self,
         opts: &BatchOptions,
@@ -581,25 +582,15 @@ impl Hierarchy {
                             )?;
                             let slot =
                                 Slot::with_instance(Role::Euicc, opts.curve, Some(eid.to_string()));
-                            let dir = opts.out.join(eid.as_str());
                             let stem = slot.stem();
-                            layout::write_atomic(
-                                &dir.join(format!("CERT_{stem}.der")),
-                                cert.der(),
-                                false,
-                                false,
-                            )?;
-                            layout::write_atomic(
-                                &dir.join(format!("SK_{stem}.pem")),
-                                key.to_pem().as_bytes(),
-                                true,
-                                false,
-                            )?;
-                            layout::write_atomic(
-                                &dir.join(format!("PK_{stem}.pem")),
-                                key.public_key().to_pem().as_bytes(),
-                                false,
-                                false,
+                            let files = [
+                                (format!("CERT_{stem}.der"), cert.der().to_vec(), false),
+                                (format!("SK_{stem}.pem"), key.to_pem().into_bytes(), true),
+                            ];
+                            layout::write_dir_atomic(
+                                &opts.out.join(eid.as_str()),
+                                &files,
+                                opts.force,
                             )?;
                             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                         }

@@ -157,6 +157,41 @@ pub fn write_atomic(
     })
 }
 
+/// Writes a directory of files at once: they are written into a hidden staging directory that is
+/// then renamed into place, so the directory appears complete or not at all. With `force` an
+/// existing directory of that name is replaced.
+pub fn write_dir_atomic(
+    dir: &Path,
+    files: &[(String, Vec<u8>, bool)],
+    force: bool,
+) -> Result<(), crate::Error> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dir");
+    let staging = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir(&staging)?;
+        for (file, contents, secret) in files {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(if *secret { 0o600 } else { 0o644 });
+            }
+            opts.open(staging.join(file))?.write_all(contents)?;
+        }
+        if force && dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::rename(&staging, dir)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        crate::Error::file(dir, format!("cannot write: {e}"))
+    })
+}
+
 /// Writes a set of files: refuses (before writing anything) if one exists and `force` is off, and
 /// removes what it wrote if a later file fails, so a failed run leaves the directory as it was.
 pub fn write_all(files: &[PlannedFile], force: bool) -> Result<(), crate::Error> {

@@ -47,7 +47,8 @@ enum Command {
     Issue(IssueArgs),
     /// Issue N eUICC certificates with consecutive valid EIDs inside the EUM's permitted prefix.
     ///
-    /// Each eUICC goes to OUT/<EID>/ as CERT_EUICC_ECDSA_<curve>.der, SK_...pem and PK_...pem.
+    /// Each eUICC goes to OUT/<EID>/ as CERT_EUICC_ECDSA_<curve>.der and SK_EUICC_ECDSA_<curve>.pem;
+    /// a directory appears complete or not at all.
     EuiccBatch(BatchArgs),
     /// Create or check EIDs (SGP.29: 32 digits, the whole number modulo 97 equals 1).
     #[command(subcommand)]

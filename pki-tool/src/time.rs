@@ -211,7 +211,10 @@ mod tests {
     fn encodings_switch_at_2050() {
         let t = parse_rfc3339("2049-12-31T23:59:59Z").expect("valid");
         assert_eq!(u32::from(encode(t).expect("enc")[0]), tag::UTC_TIME);
-        assert_eq!(u32::from(encode(t + 1).expect("enc")[0]), tag::GENERALIZED_TIME);
+        assert_eq!(
+            u32::from(encode(t + 1).expect("enc")[0]),
+            tag::GENERALIZED_TIME
+        );
         let far = parse_rfc3339("7496-01-24T09:48:58Z").expect("valid");
         let enc = encode(far).expect("enc");
         assert_eq!(&enc[2..], b"74960124094858Z");
