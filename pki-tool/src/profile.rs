@@ -332,40 +332,14 @@ pub const PROFILES: [&str; 2] = ["default", "sgp26-v1.5"];
 
 macro_rules! builtin {
     ($profile:literal) => {
-        [
-            (
-                Role::Ci,
-                include_str!(concat!("../../certs-templates/", $profile, "/ci.toml")),
-            ),
-            (
-                Role::Eum,
-                include_str!(concat!("../../certs-templates/", $profile, "/eum.toml")),
-            ),
-            (
-                Role::Euicc,
-                include_str!(concat!("../../certs-templates/", $profile, "/euicc.toml")),
-            ),
-            (
-                Role::Dpauth,
-                include_str!(concat!("../../certs-templates/", $profile, "/dpauth.toml")),
-            ),
-            (
-                Role::Dppb,
-                include_str!(concat!("../../certs-templates/", $profile, "/dppb.toml")),
-            ),
-            (
-                Role::Dptls,
-                include_str!(concat!("../../certs-templates/", $profile, "/dptls.toml")),
-            ),
-            (
-                Role::Dsauth,
-                include_str!(concat!("../../certs-templates/", $profile, "/dsauth.toml")),
-            ),
-            (
-                Role::Dstls,
-                include_str!(concat!("../../certs-templates/", $profile, "/dstls.toml")),
-            ),
-        ]
+        builtin!(@ $profile; Ci "ci", Eum "eum", Euicc "euicc", Dpauth "dpauth", Dppb "dppb",
+                 Dptls "dptls", Dsauth "dsauth", Dstls "dstls")
+    };
+    (@ $profile:literal; $($role:ident $file:literal),*) => {
+        [$((
+            Role::$role,
+            include_str!(concat!("../../certs-templates/", $profile, "/", $file, ".toml")),
+        )),*]
     };
 }
 

@@ -4,8 +4,8 @@
 
 use pki_tool::hierarchy::{read_cert, read_key};
 use pki_tool::mint::{MintInput, Signer, mint};
-use pki_tool::profile::{Profile, SerialSpec, Vars};
-use pki_tool::validate::{ChainErrorKind, Options, verify_chain};
+use pki_tool::profile::{Profile, SerialSpec, Template, Vars};
+use pki_tool::validate::{ChainError, ChainErrorKind, Options, VerifiedChain, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
 use std::path::Path;
 use workspace_tests::common::{TempDir, osmo, sgp26};
@@ -207,18 +207,32 @@ fn euicc_with(g: &Gsma, eid: &str, edit: impl Fn(&mut pki_tool::profile::Templat
     let mut v = Vars::default();
     v.set("eid", eid);
     let k = PrivateKey::generate(Curve::NistP256).expect("key");
+    mint_with(&t, &v, &k, Signer::Issuer(&g.eum, &g.eum_key))
+}
+
+fn mint_with(t: &Template, vars: &Vars, key: &PrivateKey, signer: Signer<'_>) -> Certificate {
     mint(&MintInput {
-        template: &t,
-        vars: &v,
-        subject_key: k.public_key(),
-        signer: Signer::Issuer(&g.eum, &g.eum_key),
+        template: t,
+        vars,
+        subject_key: key.public_key(),
+        signer,
         now: now(),
     })
     .expect("mint")
 }
 
+fn verify_under_gsma(g: &Gsma, euicc: &Certificate) -> Result<VerifiedChain, ChainError> {
+    verify_chain(
+        euicc,
+        std::slice::from_ref(&g.eum),
+        std::slice::from_ref(&g.ci),
+        None,
+        Options::at(now()),
+    )
+}
+
 fn expect_kind(
-    r: Result<pki_tool::validate::VerifiedChain, pki_tool::validate::ChainError>,
+    r: Result<VerifiedChain, ChainError>,
     depth: usize,
     pred: impl Fn(&ChainErrorKind) -> bool,
 ) {
@@ -241,27 +255,14 @@ fn eid_outside_the_eum_prefix_is_rejected() {
         .expect("eid")
         .to_string();
     let ok = euicc_with(&g, &good, |_| {});
-    verify_chain(
-        &ok,
-        std::slice::from_ref(&g.eum),
-        std::slice::from_ref(&g.ci),
-        None,
-        Options::at(now()),
-    )
-    .expect("in prefix");
+    verify_under_gsma(&g, &ok).expect("in prefix");
 
     let outside = Eid::random_with_prefix("89049033")
         .expect("eid")
         .to_string();
     let bad = euicc_with(&g, &outside, |_| {});
     expect_kind(
-        verify_chain(
-            &bad,
-            std::slice::from_ref(&g.eum),
-            std::slice::from_ref(&g.ci),
-            None,
-            Options::at(now()),
-        ),
+        verify_under_gsma(&g, &bad),
         0,
         |k| matches!(k, ChainErrorKind::NameConstraint(s) if s.contains("outside the permitted prefix")),
     );
@@ -274,17 +275,9 @@ fn wrong_organisation_is_rejected() {
         .expect("eid")
         .to_string();
     let bad = euicc_with(&g, &eid, |t| t.subject[1].value = "Other EUM".into());
-    expect_kind(
-        verify_chain(
-            &bad,
-            std::slice::from_ref(&g.eum),
-            std::slice::from_ref(&g.ci),
-            None,
-            Options::at(now()),
-        ),
-        0,
-        |k| matches!(k, ChainErrorKind::NameConstraint(_)),
-    );
+    expect_kind(verify_under_gsma(&g, &bad), 0, |k| {
+        matches!(k, ChainErrorKind::NameConstraint(_))
+    });
 }
 
 #[test]
@@ -292,13 +285,7 @@ fn invalid_eid_check_digits_are_rejected() {
     let g = gsma();
     let bad = euicc_with(&g, "89049032123451234512345678901234", |_| {});
     expect_kind(
-        verify_chain(
-            &bad,
-            std::slice::from_ref(&g.eum),
-            std::slice::from_ref(&g.ci),
-            None,
-            Options::at(now()),
-        ),
+        verify_under_gsma(&g, &bad),
         0,
         |k| matches!(k, ChainErrorKind::Eid(s) if s.contains("check digits")),
     );
@@ -317,17 +304,9 @@ fn tampered_certificates_are_rejected() {
         .expect("CN present");
     der[pos] ^= 0x01;
     let tampered = Certificate::from_der(&der).expect("still parses");
-    expect_kind(
-        verify_chain(
-            &tampered,
-            std::slice::from_ref(&g.eum),
-            std::slice::from_ref(&g.ci),
-            None,
-            Options::at(now()),
-        ),
-        0,
-        |k| *k == ChainErrorKind::BadSignature,
-    );
+    expect_kind(verify_under_gsma(&g, &tampered), 0, |k| {
+        *k == ChainErrorKind::BadSignature
+    });
 
     // The EUM's signature bytes altered: the failure is the EUM's.
     let mut der = g.eum.der().to_vec();
@@ -352,14 +331,7 @@ fn tampered_certificates_are_rejected() {
     let other = PrivateKey::generate(Curve::NistP256).expect("key");
     let mut t = g.profile.template(Role::Ci).clone();
     t.serial = SerialSpec::Random { bytes: 8 };
-    let fake_ci = mint(&MintInput {
-        template: &t,
-        vars: &Vars::default(),
-        subject_key: other.public_key(),
-        signer: Signer::SelfSigned(&other),
-        now: now(),
-    })
-    .expect("mint");
+    let fake_ci = mint_with(&t, &Vars::default(), &other, Signer::SelfSigned(&other));
     expect_kind(
         verify_chain(
             &euicc,
@@ -457,27 +429,18 @@ fn eum_path_length_zero_forbids_a_sub_ca() {
     let mut t = g.profile.template(Role::Eum).clone();
     t.serial = SerialSpec::Random { bytes: 8 };
     t.subject[2].value = "EUM Sub CA".into();
-    let sub = mint(&MintInput {
-        template: &t,
-        vars: &Vars::default(),
-        subject_key: sub_key.public_key(),
-        signer: Signer::Issuer(&g.eum, &g.eum_key),
-        now: now(),
-    })
-    .expect("mint sub CA");
+    let sub = mint_with(
+        &t,
+        &Vars::default(),
+        &sub_key,
+        Signer::Issuer(&g.eum, &g.eum_key),
+    );
     let mut et = g.profile.template(Role::Euicc).clone();
     et.serial = SerialSpec::Random { bytes: 8 };
     let mut v = Vars::default();
     v.set("eid", "89049032123451234512345678901235");
     let k = PrivateKey::generate(Curve::NistP256).expect("key");
-    let leaf = mint(&MintInput {
-        template: &et,
-        vars: &v,
-        subject_key: k.public_key(),
-        signer: Signer::Issuer(&sub, &sub_key),
-        now: now(),
-    })
-    .expect("mint eUICC");
+    let leaf = mint_with(&et, &v, &k, Signer::Issuer(&sub, &sub_key));
     expect_kind(
         verify_chain(
             &leaf,
@@ -516,14 +479,12 @@ fn permitted_eins_extension_is_enforced() {
             critical: false,
             eins: vec!["89049032".into()],
         });
-    let eum = mint(&MintInput {
-        template: &t,
-        vars: &Vars::default(),
-        subject_key: eum_key.public_key(),
-        signer: Signer::Issuer(&g.ci, &g.ci_key),
-        now: now(),
-    })
-    .expect("mint EUM");
+    let eum = mint_with(
+        &t,
+        &Vars::default(),
+        &eum_key,
+        Signer::Issuer(&g.ci, &g.ci_key),
+    );
     let g2 = Gsma {
         eum: eum.clone(),
         eum_key,
