@@ -1,1 +1,3 @@
-//! The SM-DS server and lab clients (see issues 3 and 4).
+//! The SM-DS (SGP.22 Subscription Manager - Discovery Server) and the lab clients around it.
+
+pub mod store;
