@@ -77,17 +77,32 @@ pub struct RequestHeader {
 /// Reads the request header of an ES12/ES15 body.
 pub fn request_header(body: &Map<String, Value>) -> Result<RequestHeader, (StatusCode, String)> {
     let Some(h) = body.get("header") else {
-        return Err((codes::REQUEST_HEADER_MISSING, "the request header is missing".into()));
+        return Err((
+            codes::REQUEST_HEADER_MISSING,
+            "the request header is missing".into(),
+        ));
     };
     let Some(h) = h.as_object() else {
-        return Err((codes::REQUEST_INVALID, "header must be a JSON object".into()));
+        return Err((
+            codes::REQUEST_INVALID,
+            "header must be a JSON object".into(),
+        ));
     };
     let field = |name: &str| -> Result<String, (StatusCode, String)> {
         match h.get(name) {
             Some(Value::String(s)) if s.len() <= 256 => Ok(s.clone()),
-            Some(Value::String(_)) => Err((codes::REQUEST_INVALID, format!("header.{name} is longer than 256 bytes"))),
-            Some(_) => Err((codes::REQUEST_INVALID, format!("header.{name} must be a string"))),
-            None => Err((codes::REQUEST_HEADER_MISSING, format!("header.{name} is missing"))),
+            Some(Value::String(_)) => Err((
+                codes::REQUEST_INVALID,
+                format!("header.{name} is longer than 256 bytes"),
+            )),
+            Some(_) => Err((
+                codes::REQUEST_INVALID,
+                format!("header.{name} must be a string"),
+            )),
+            None => Err((
+                codes::REQUEST_HEADER_MISSING,
+                format!("header.{name} is missing"),
+            )),
         }
     };
     Ok(RequestHeader {
@@ -118,17 +133,36 @@ mod tests {
     #[test]
     fn success_has_no_status_code_data() {
         let v = success(Map::new());
-        assert_eq!(v["header"]["functionExecutionStatus"]["status"], "Executed-Success");
-        assert!(v["header"]["functionExecutionStatus"].get("statusCodeData").is_none());
+        assert_eq!(
+            v["header"]["functionExecutionStatus"]["status"],
+            "Executed-Success"
+        );
+        assert!(
+            v["header"]["functionExecutionStatus"]
+                .get("statusCodeData")
+                .is_none()
+        );
         let f = failed(codes::EVENT_UNKNOWN, "no such event");
-        assert_eq!(f["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"], "8.9.5");
-        assert_eq!(f["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"], "3.9");
+        assert_eq!(
+            f["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"],
+            "8.9.5"
+        );
+        assert_eq!(
+            f["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"],
+            "3.9"
+        );
     }
 
     #[test]
     fn admin_protocol() {
-        assert_eq!(admin_protocol_for(Some("gsma/rsp/v2.2.2")), "gsma/rsp/v2.2.2");
-        assert_eq!(admin_protocol_for(Some("gsma/rsp/v3.0.0")), "gsma/rsp/v2.5.0");
+        assert_eq!(
+            admin_protocol_for(Some("gsma/rsp/v2.2.2")),
+            "gsma/rsp/v2.2.2"
+        );
+        assert_eq!(
+            admin_protocol_for(Some("gsma/rsp/v3.0.0")),
+            "gsma/rsp/v2.5.0"
+        );
         assert_eq!(admin_protocol_for(Some("gsma/rsp/v2.x")), "gsma/rsp/v2.5.0");
         assert_eq!(admin_protocol_for(None), "gsma/rsp/v2.5.0");
     }

@@ -33,7 +33,12 @@ impl Answer {
     }
 }
 
-fn string_field<'a>(body: &'a Map<String, Value>, name: &str, missing: StatusCode, invalid: StatusCode) -> Result<&'a str, Answer> {
+fn string_field<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    missing: StatusCode,
+    invalid: StatusCode,
+) -> Result<&'a str, Answer> {
     match body.get(name) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(Answer::failed(invalid, &format!("{name} must be a string"))),
@@ -47,7 +52,12 @@ fn eid_field(body: &Map<String, Value>) -> Result<Eid, Answer> {
 }
 
 fn event_id_field(body: &Map<String, Value>) -> Result<EventId, Answer> {
-    let s = string_field(body, "eventId", codes::EVENT_ID_MISSING, codes::EVENT_ID_INVALID)?;
+    let s = string_field(
+        body,
+        "eventId",
+        codes::EVENT_ID_MISSING,
+        codes::EVENT_ID_INVALID,
+    )?;
     EventId::parse(s).map_err(|e| Answer::failed(codes::EVENT_ID_INVALID, &e))
 }
 
@@ -55,28 +65,50 @@ fn store_failure(e: &StoreError) -> Answer {
     tracing::error!(error = %e, "event store failure");
     let text = e.to_string();
     if text.contains("No space left") || text.contains("ENOSPC") || text.contains("os error 28") {
-        Answer::failed(codes::INSUFFICIENT_MEMORY, "the event could not be stored: the SM-DS is out of disk space")
+        Answer::failed(
+            codes::INSUFFICIENT_MEMORY,
+            "the event could not be stored: the SM-DS is out of disk space",
+        )
     } else {
-        Answer::failed(codes::EXECUTION_ERROR, "the event could not be stored; try again later")
+        Answer::failed(
+            codes::EXECUTION_ERROR,
+            "the event could not be stored; try again later",
+        )
     }
 }
 
 /// ES12.RegisterEvent: `eid`, `rspServerAddress`, `eventId`, optional `forwardingIndicator`.
 /// Answers only after the event is durably committed.
-pub async fn register_event(store: &Store, peer: &PeerIdentity, body: &Map<String, Value>, now: i64) -> Answer {
+pub async fn register_event(
+    store: &Store,
+    peer: &PeerIdentity,
+    body: &Map<String, Value>,
+    now: i64,
+) -> Answer {
     let header = match envelope::request_header(body) {
         Ok(h) => h,
         Err((code, msg)) => return Answer::failed(code, &msg),
     };
     let parsed = (|| {
         let eid = eid_field(body)?;
-        let address = string_field(body, "rspServerAddress", codes::RSP_SERVER_ADDRESS_MISSING, codes::RSP_SERVER_ADDRESS_INVALID)?;
-        let address = RspServerAddress::parse(address).map_err(|e| Answer::failed(codes::RSP_SERVER_ADDRESS_INVALID, &e))?;
+        let address = string_field(
+            body,
+            "rspServerAddress",
+            codes::RSP_SERVER_ADDRESS_MISSING,
+            codes::RSP_SERVER_ADDRESS_INVALID,
+        )?;
+        let address = RspServerAddress::parse(address)
+            .map_err(|e| Answer::failed(codes::RSP_SERVER_ADDRESS_INVALID, &e))?;
         let event_id = event_id_field(body)?;
         let forwarding = match body.get("forwardingIndicator") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Answer::failed(codes::REQUEST_INVALID, "forwardingIndicator must be a boolean")),
+            Some(_) => {
+                return Err(Answer::failed(
+                    codes::REQUEST_INVALID,
+                    "forwardingIndicator must be a boolean",
+                ));
+            }
         };
         Ok((eid, address, event_id, forwarding))
     })();
@@ -118,7 +150,10 @@ pub async fn delete_event(store: &Store, peer: &PeerIdentity, body: &Map<String,
         Ok(p) => p,
         Err(a) => return a,
     };
-    match store.delete(eid, event_id.into_string(), peer.owner.clone()).await {
+    match store
+        .delete(eid, event_id.into_string(), peer.owner.clone())
+        .await
+    {
         Ok(DeleteOutcome::Deleted) => Answer::success(Map::new()),
         Ok(DeleteOutcome::NotFound) => Answer::failed(
             codes::EVENT_UNKNOWN,

@@ -1,11 +1,21 @@
 //! The SM-DS (SGP.22 Subscription Manager - Discovery Server) and the lab clients around it.
 //!
-//! Layout: [`store`] keeps events (redb); [`es12`] implements RegisterEvent/DeleteEvent on top
-//! of it; [`envelope`] is the SGP.22 JSON envelope; [`types`] and [`identity`] are validated
-//! request values and caller identities.
+//! - [`config`]: TOML file + flags over working defaults; [`pki`]: the server's own credentials.
+//! - [`tls`]: rustls with SGP.22 certificate validation both ways; [`http`]: listeners, routing,
+//!   limits, metrics endpoint, graceful shutdown.
+//! - [`es12`]: RegisterEvent/DeleteEvent; [`envelope`]: the SGP.22 JSON envelope and status codes;
+//!   [`types`], [`identity`]: validated request values and caller identities.
+//! - [`store`]: the redb event store with its group-commit writer.
+//! - [`client`]: the lab's SM-DP+ side (ES12 calls).
 
+pub mod client;
+pub mod config;
 pub mod envelope;
 pub mod es12;
+pub mod http;
 pub mod identity;
+pub mod metrics;
+pub mod pki;
 pub mod store;
+pub mod tls;
 pub mod types;

@@ -18,30 +18,43 @@ impl RspServerAddress {
         if s.contains("://") {
             return Err(format!("rspServerAddress {s:?} must not contain a scheme"));
         }
-        if let Some(c) = s.chars().find(|c| matches!(c, '/' | '?' | '#' | '@' | ' ') || c.is_control()) {
-            return Err(format!("rspServerAddress {s:?} must be a host name and optional port, found {c:?}"));
+        if let Some(c) = s
+            .chars()
+            .find(|c| matches!(c, '/' | '?' | '#' | '@' | ' ') || c.is_control())
+        {
+            return Err(format!(
+                "rspServerAddress {s:?} must be a host name and optional port, found {c:?}"
+            ));
         }
         let (host, port) = match s.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         };
         if let Some(p) = port
-            && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().map_or(true, |n| n == 0))
+            && (p.is_empty()
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || p.parse::<u16>().map_or(true, |n| n == 0))
         {
             return Err(format!("rspServerAddress {s:?} has an invalid port"));
         }
         let host = host.strip_suffix('.').unwrap_or(host);
         if host.is_empty() || host.len() > 253 {
-            return Err(format!("rspServerAddress {s:?} has an invalid host name length"));
+            return Err(format!(
+                "rspServerAddress {s:?} has an invalid host name length"
+            ));
         }
         for label in host.split('.') {
             let ok = !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
-                return Err(format!("rspServerAddress {s:?} is not a valid host name (label {label:?})"));
+                return Err(format!(
+                    "rspServerAddress {s:?} is not a valid host name (label {label:?})"
+                ));
             }
         }
         Ok(RspServerAddress(s.to_string()))
@@ -71,7 +84,10 @@ impl EventId {
             return Err("eventId is empty".into());
         }
         if s.len() > MAX_EVENT_ID_BYTES {
-            return Err(format!("eventId is {} bytes, more than {MAX_EVENT_ID_BYTES}", s.len()));
+            return Err(format!(
+                "eventId is {} bytes, more than {MAX_EVENT_ID_BYTES}",
+                s.len()
+            ));
         }
         if s.chars().any(char::is_control) {
             return Err("eventId contains control characters".into());
@@ -94,12 +110,27 @@ mod tests {
 
     #[test]
     fn addresses() {
-        for ok in ["smdp.example.com", "smdp.example.com:8443", "localhost", "a-b.c1.example.", "127.0.0.1:443"] {
+        for ok in [
+            "smdp.example.com",
+            "smdp.example.com:8443",
+            "localhost",
+            "a-b.c1.example.",
+            "127.0.0.1:443",
+        ] {
             assert!(RspServerAddress::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "https://smdp.example.com", "smdp.example.com/path", "smdp example", "smdp.example.com:", "smdp.example.com:0",
-            "smdp.example.com:99999", "-a.example", "a..b", "user@host", "smdp.example.com:80:80",
+            "",
+            "https://smdp.example.com",
+            "smdp.example.com/path",
+            "smdp example",
+            "smdp.example.com:",
+            "smdp.example.com:0",
+            "smdp.example.com:99999",
+            "-a.example",
+            "a..b",
+            "user@host",
+            "smdp.example.com:80:80",
         ] {
             assert!(RspServerAddress::parse(bad).is_err(), "{bad}");
         }

@@ -1,0 +1,172 @@
+//! Configuration: a TOML file, overridden by command-line flags, over built-in defaults that work
+//! out of the box (127.0.0.1:8443, `./smds-data`, a development PKI minted on first start).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Limits that bound every resource a client can make the server spend.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Most request headers (431 above, enforced by the HTTP/1.1 parser).
+    pub max_headers: usize,
+    /// Time allowed for a TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Time allowed to receive a request's headers, and to wait for the next request on a
+    /// kept-alive HTTP/1.1 connection.
+    pub header_read_timeout_secs: u64,
+    /// Time allowed to receive a request body.
+    pub body_read_timeout_secs: u64,
+    /// Most simultaneous client connections; more are closed on accept.
+    pub max_connections: usize,
+    /// Most ES12 writes waiting for the database writer.
+    pub write_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_headers: 64,
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            max_connections: 1024,
+            write_queue: 8192,
+        }
+    }
+}
+
+impl Limits {
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs.max(1))
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs.max(1))
+    }
+}
+
+/// What the TOML file may contain.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub pki: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Plain-HTTP listener for /metrics and the admin endpoints; loopback by default.
+    pub admin_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    /// This SM-DS's FQDN; by default the DNS name in CERT.DS.TLS.
+    pub hostname: Option<String>,
+    /// A `pki-tool init` directory; by default `<data_dir>/pki`, minted on first start.
+    pub pki: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8444";
+pub const DEFAULT_DATA_DIR: &str = "./smds-data";
+
+impl Config {
+    /// Defaults, then the file, then the flags.
+    pub fn resolve(
+        file: Option<FileConfig>,
+        listen: Option<SocketAddr>,
+        admin_listen: Option<SocketAddr>,
+        no_admin: bool,
+        data_dir: Option<PathBuf>,
+        hostname: Option<String>,
+        pki: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let file = file.unwrap_or_default();
+        let parse = |s: &str| s.parse::<SocketAddr>().map_err(|e| format!("{s}: {e}"));
+        Ok(Config {
+            listen: match listen.or(file.listen) {
+                Some(a) => a,
+                None => parse(DEFAULT_LISTEN)?,
+            },
+            admin_listen: if no_admin {
+                None
+            } else {
+                match admin_listen.or(file.admin_listen) {
+                    Some(a) => Some(a),
+                    None => Some(parse(DEFAULT_ADMIN_LISTEN)?),
+                }
+            },
+            data_dir: data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            hostname: hostname.or(file.hostname),
+            pki: pki.or(file.pki),
+            limits: file.limits,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("events.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9443"
+            data_dir = "/var/lib/smds"
+            [limits]
+            max_body_bytes = 1000
+            "#,
+        )
+        .expect("parses");
+        let c = Config::resolve(
+            Some(file),
+            None,
+            None,
+            false,
+            Some("/tmp/x".into()),
+            None,
+            None,
+        )
+        .expect("ok");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.limits.max_body_bytes, 1000);
+        assert_eq!(c.limits.max_connections, Limits::default().max_connections);
+        assert_eq!(
+            c.admin_listen.map(|a| a.to_string()).as_deref(),
+            Some(DEFAULT_ADMIN_LISTEN)
+        );
+        assert!(
+            toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),
+            "typos are errors"
+        );
+    }
+}

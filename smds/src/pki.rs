@@ -1,0 +1,148 @@
+//! The SM-DS's own credentials, read from a `pki-tool init` directory: the trusted CI(s), CERT.DS.TLS
+//! and CERT.DSauth per curve. Every certificate is validated at start (role, chain, validity, key
+//! match); a bad one stops the server with a message naming the file. Also mints the development
+//! hierarchy used when no PKI is configured.
+
+use pki_tool::hierarchy::{self, InitOptions, read_cert, read_key};
+use pki_tool::layout::Slot;
+use pki_tool::validate::{Options, verify_chain};
+use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
+use std::path::{Path, PathBuf};
+
+/// A certificate with its private key.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub cert: Certificate,
+    pub key: PrivateKey,
+    pub path: PathBuf,
+}
+
+/// What the server needs from its PKI.
+#[derive(Debug, Clone)]
+pub struct ServerPki {
+    pub root: PathBuf,
+    /// Trusted CIs (one per curve found).
+    pub cis: Vec<Certificate>,
+    /// CERT.DS.TLS (NIST P-256: the TLS library signs only with NIST curves).
+    pub ds_tls: Credential,
+    /// CERT.DSauth, one per CI that has one.
+    pub ds_auth: Vec<Credential>,
+    /// The DNS name in CERT.DS.TLS.
+    pub tls_hostname: Option<String>,
+}
+
+fn check_key_file(path: &Path) {
+    if hierarchy::key_file_is_exposed(path) {
+        tracing::warn!(file = %path.display(), "private key file is readable by group or others; chmod 600 it");
+    }
+}
+
+fn credential(
+    root: &Path,
+    slot: &Slot,
+    cis: &[Certificate],
+    now: i64,
+) -> Result<Credential, String> {
+    let path = slot.cert_der(root);
+    let cert = read_cert(&path).map_err(|e| e.to_string())?;
+    verify_chain(&cert, &[], cis, Some(slot.role), Options::at(now))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let key_path = slot.private_key(root);
+    check_key_file(&key_path);
+    let key = read_key(&key_path).map_err(|e| e.to_string())?;
+    if key.public_key() != &cert.public_key {
+        return Err(format!(
+            "{}: this key does not belong to {}",
+            key_path.display(),
+            path.display()
+        ));
+    }
+    Ok(Credential { cert, key, path })
+}
+
+impl ServerPki {
+    /// Loads and checks the credentials in `root` at time `now`.
+    pub fn load(root: &Path, now: i64) -> Result<Self, String> {
+        let mut cis = Vec::new();
+        for curve in Curve::ALL {
+            let path = Slot::new(Role::Ci, curve).cert_der(root);
+            if !path.exists() {
+                continue;
+            }
+            let ci = read_cert(&path).map_err(|e| e.to_string())?;
+            if !ci.is_self_signed() {
+                return Err(format!(
+                    "{}: not a self-signed CI certificate",
+                    path.display()
+                ));
+            }
+            verify_chain(
+                &ci,
+                &[],
+                std::slice::from_ref(&ci),
+                Some(Role::Ci),
+                Options::at(now),
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            cis.push(ci);
+        }
+        if cis.is_empty() {
+            return Err(format!(
+                "{}: no CI certificate (expected CertificateIssuer/CERT_CI_ECDSA_NIST.der or _BRP.der)",
+                root.display()
+            ));
+        }
+        let ds_tls = credential(root, &Slot::new(Role::Dstls, Curve::NistP256), &cis, now)?;
+        if ds_tls.key.curve() != Curve::NistP256 {
+            return Err(format!(
+                "{}: CERT.DS.TLS must use NIST P-256",
+                ds_tls.path.display()
+            ));
+        }
+        let mut ds_auth = Vec::new();
+        for curve in Curve::ALL {
+            let slot = Slot::new(Role::Dsauth, curve);
+            if slot.cert_der(root).exists() {
+                ds_auth.push(credential(root, &slot, &cis, now)?);
+            }
+        }
+        let tls_hostname = ds_tls
+            .cert
+            .subject_alt_names()
+            .iter()
+            .find_map(|n| n.strip_prefix("dns:").map(str::to_string));
+        Ok(ServerPki {
+            root: root.to_path_buf(),
+            cis,
+            ds_tls,
+            ds_auth,
+            tls_hostname,
+        })
+    }
+}
+
+/// The hierarchy directory used when none is configured: `<data_dir>/pki`, minted (default
+/// profile, both curves, CERT.DS.TLS for `hostname`) if it does not exist yet. Returns the
+/// directory and whether it was minted now.
+pub fn ensure_dev_pki(data_dir: &Path, hostname: &str) -> Result<(PathBuf, bool), String> {
+    let dir = data_dir.join("pki");
+    if dir.join(hierarchy::MANIFEST).exists() {
+        return Ok((dir, false));
+    }
+    let eid = Eid::parse("89049032123451234512345678901235").map_err(|e| e.to_string())?;
+    hierarchy::init(&InitOptions {
+        out: dir.clone(),
+        curves: Curve::ALL.to_vec(),
+        profile: "default".into(),
+        templates: None,
+        keys: None,
+        eid,
+        smdp_fqdn: "testsmdpplus1.example.com".into(),
+        smds_fqdn: hostname.into(),
+        sets: Default::default(),
+        force: false,
+        now: pki_tool::time::now(),
+    })
+    .map_err(|e| format!("cannot mint the development PKI in {}: {e}", dir.display()))?;
+    Ok((dir, true))
+}

@@ -1,0 +1,360 @@
+//! TLS for the SM-DS and its lab clients, on rustls.
+//!
+//! webpki rejects GSMA certificates (critical certificate policies, EID name constraints) and
+//! cannot do brainpool, so both directions verify certificates with the pki-tool library's SGP.22
+//! validation instead: the server checks SM-DP+ client certificates (CERT.DP.TLS: policy
+//! 2.23.146.1.2.1.3, EKU clientAuth, chaining to a configured CI, within validity), and the lab
+//! clients check the SM-DS certificate (CERT.DS.TLS, EKU serverAuth, DNS name). Client
+//! authentication is optional at the TLS layer so that ES11 works without a certificate; ES12
+//! handlers refuse requests that have none. A certificate that is presented but invalid fails the
+//! handshake.
+
+use crate::identity::PeerIdentity;
+use pki_tool::oid::known;
+use pki_tool::profile::ExtensionSpec;
+use pki_tool::validate::{Options, verify_chain};
+use pki_tool::{Certificate, Curve, PrivateKey, Role};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivateSec1KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use std::sync::Arc;
+
+/// `ecdsa_brainpoolP256r1tls13_sha256` (RFC 8734), which rustls has no name for.
+pub const ECDSA_BRAINPOOLP256R1_TLS13_SHA256: SignatureScheme = SignatureScheme::Unknown(0x081A);
+
+/// A source of "now" for certificate validity, so tests can move the clock.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+fn unix(now: UnixTime) -> i64 {
+    i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn has_purpose(cert: &Certificate, purpose: &str) -> bool {
+    matches!(
+        cert.extension(known::EXT_EXTENDED_KEY_USAGE).and_then(|e| e.spec.as_ref()),
+        Some(ExtensionSpec::ExtendedKeyUsage { purposes, .. }) if purposes.iter().any(|p| p == purpose)
+    )
+}
+
+fn parse(der: &CertificateDer<'_>) -> Result<Certificate, Error> {
+    Certificate::from_der(der.as_ref())
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))
+}
+
+fn rejected(why: String) -> Error {
+    tracing::info!(reason = %why, "TLS peer certificate rejected");
+    Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        Rejected(why),
+    ))))
+}
+
+#[derive(Debug)]
+struct Rejected(String);
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Rejected {}
+
+/// Verifies a handshake signature with the key of `cert`: ECDSA with SHA-256 on the certificate's
+/// curve. TLS 1.2's `ecdsa_secp256r1_sha256` code point means "ECDSA with SHA-256" whatever the
+/// curve; TLS 1.3 names the curve.
+fn verify_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, Error> {
+    let c = parse(cert)?;
+    let curve_ok = match (dss.scheme, c.public_key.curve()) {
+        (SignatureScheme::ECDSA_NISTP256_SHA256, Curve::NistP256) => true,
+        (SignatureScheme::ECDSA_NISTP256_SHA256, Curve::BrainpoolP256r1) => !tls13,
+        (s, Curve::BrainpoolP256r1) => s == ECDSA_BRAINPOOLP256R1_TLS13_SHA256,
+        _ => false,
+    };
+    if !curve_ok {
+        return Err(Error::PeerMisbehaved(
+            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+        ));
+    }
+    if c.public_key.verify_der(message, dss.signature()) {
+        Ok(HandshakeSignatureValid::assertion())
+    } else {
+        Err(Error::InvalidCertificate(CertificateError::BadSignature))
+    }
+}
+
+fn schemes() -> Vec<SignatureScheme> {
+    vec![
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+        ECDSA_BRAINPOOLP256R1_TLS13_SHA256,
+    ]
+}
+
+/// The SM-DS side: SGP.22 validation of SM-DP+ client certificates.
+pub struct Sgp22ClientVerifier {
+    cis: Vec<Certificate>,
+    hints: Vec<DistinguishedName>,
+    clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for Sgp22ClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sgp22ClientVerifier")
+            .field("cis", &self.cis.len())
+            .finish()
+    }
+}
+
+impl Sgp22ClientVerifier {
+    /// `cis` are the trusted CI certificates; `clock` overrides the time rustls passes in.
+    pub fn new(cis: Vec<Certificate>, clock: Option<Clock>) -> Self {
+        let hints = cis
+            .iter()
+            .map(|c| DistinguishedName::from(c.subject_der().to_vec()))
+            .collect();
+        Sgp22ClientVerifier { cis, hints, clock }
+    }
+
+    /// Validates an SM-DP+ TLS client certificate chain and returns who it is.
+    pub fn identify(
+        &self,
+        end_entity: &[u8],
+        intermediates: &[Vec<u8>],
+        now: i64,
+    ) -> Result<PeerIdentity, String> {
+        let leaf = Certificate::from_der(end_entity)
+            .map_err(|e| format!("client certificate does not parse: {e}"))?;
+        let inter = intermediates
+            .iter()
+            .map(|d| Certificate::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("intermediate certificate does not parse: {e}"))?;
+        let v = verify_chain(
+            &leaf,
+            &inter,
+            &self.cis,
+            Some(Role::Dptls),
+            Options::at(now),
+        )
+        .map_err(|e| e.to_string())?;
+        if !has_purpose(&leaf, "clientAuth") {
+            return Err(format!(
+                "client certificate \"{}\" lacks EKU clientAuth",
+                leaf.subject
+            ));
+        }
+        Ok(PeerIdentity::from_certificate(
+            &leaf,
+            &self.cis[v.anchor].key_id(),
+        ))
+    }
+}
+
+impl ClientCertVerifier for Sgp22ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let now = self.clock.as_ref().map_or_else(|| unix(now), |c| c());
+        let inter: Vec<Vec<u8>> = intermediates.iter().map(|c| c.as_ref().to_vec()).collect();
+        self.identify(end_entity.as_ref(), &inter, now)
+            .map_err(rejected)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes()
+    }
+}
+
+/// The lab clients' side: SGP.22 validation of the SM-DS TLS certificate and its DNS name.
+pub struct Sgp22ServerVerifier {
+    cis: Vec<Certificate>,
+    role: Role,
+    clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for Sgp22ServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sgp22ServerVerifier")
+            .field("cis", &self.cis.len())
+            .finish()
+    }
+}
+
+impl Sgp22ServerVerifier {
+    /// Trusts server certificates of `role` (DS TLS for an SM-DS) under `cis`.
+    pub fn new(cis: Vec<Certificate>, role: Role, clock: Option<Clock>) -> Self {
+        Sgp22ServerVerifier { cis, role, clock }
+    }
+}
+
+impl ServerCertVerifier for Sgp22ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let now = self.clock.as_ref().map_or_else(|| unix(now), |c| c());
+        let leaf = parse(end_entity)?;
+        let inter = intermediates
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        verify_chain(&leaf, &inter, &self.cis, Some(self.role), Options::at(now))
+            .map_err(|e| rejected(e.to_string()))?;
+        if !has_purpose(&leaf, "serverAuth") {
+            return Err(rejected(format!(
+                "server certificate \"{}\" lacks EKU serverAuth",
+                leaf.subject
+            )));
+        }
+        let wanted = match server_name {
+            ServerName::DnsName(d) => d.as_ref().to_ascii_lowercase(),
+            ServerName::IpAddress(_) => {
+                return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+            }
+            _ => return Err(Error::InvalidCertificate(CertificateError::NotValidForName)),
+        };
+        let matches = leaf
+            .subject_alt_names()
+            .iter()
+            .filter_map(|n| n.strip_prefix("dns:"))
+            .any(|d| d.eq_ignore_ascii_case(&wanted));
+        if !matches {
+            return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes()
+    }
+}
+
+/// A certificate and key as rustls wants them. rustls's providers sign only with NIST curves, so
+/// a brainpool TLS key is refused here with a clear message.
+pub fn rustls_identity(
+    cert: &Certificate,
+    key: &PrivateKey,
+    what: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    if key.curve() != Curve::NistP256 {
+        return Err(format!(
+            "{what}: TLS keys must be NIST P-256 (the TLS library cannot sign with {}); use the NIST certificate",
+            key.curve()
+        ));
+    }
+    if key.public_key() != &cert.public_key {
+        return Err(format!(
+            "{what}: the private key does not belong to the certificate"
+        ));
+    }
+    Ok((
+        vec![CertificateDer::from(cert.der().to_vec())],
+        PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(key.to_sec1_der())),
+    ))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
+pub fn server_config(
+    cert: &Certificate,
+    key: &PrivateKey,
+    verifier: Arc<Sgp22ClientVerifier>,
+) -> Result<rustls::ServerConfig, String> {
+    let (chain, key) = rustls_identity(cert, key, "CERT.DS.TLS")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("CERT.DS.TLS: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// A lab client configuration trusting `cis` for the server's `role`, optionally presenting a
+/// client certificate (an SM-DP+'s CERT.DP.TLS for ES12).
+pub fn client_config(
+    cis: Vec<Certificate>,
+    role: Role,
+    client: Option<(&Certificate, &PrivateKey)>,
+    clock: Option<Clock>,
+) -> Result<rustls::ClientConfig, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Sgp22ServerVerifier::new(cis, role, clock)));
+    let mut cfg = match client {
+        Some((cert, key)) => {
+            let (chain, key) = rustls_identity(cert, key, "client certificate")?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
