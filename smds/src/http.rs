@@ -35,18 +35,26 @@ pub struct AppState {
     pub metrics: Metrics,
     pub verifier: Arc<Sgp22ClientVerifier>,
     pub limits: Limits,
+    /// Replaces the system time for certificate validity, when set (tests).
+    pub clock: Option<crate::tls::Clock>,
     next_request_id: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(store: Store, verifier: Arc<Sgp22ClientVerifier>, limits: Limits) -> Self {
+    pub fn new(store: Store, verifier: Arc<Sgp22ClientVerifier>, limits: Limits, clock: Option<crate::tls::Clock>) -> Self {
         AppState {
             store,
             metrics: Metrics::default(),
             verifier,
             limits,
+            clock,
             next_request_id: AtomicU64::new(1),
         }
+    }
+
+    /// Now, by the injected clock or the system's.
+    pub fn now(&self) -> i64 {
+        self.clock.as_ref().map_or_else(pki_tool::time::now, |c| c())
     }
 }
 
@@ -211,7 +219,7 @@ async fn dispatch(
     };
     let answer: Answer = match (function, peer) {
         (Function::Es12RegisterEvent, Some(p)) => {
-            es12::register_event(&state.store, p, &object, pki_tool::time::now()).await
+            es12::register_event(&state.store, p, &object, state.now()).await
         }
         (Function::Es12DeleteEvent, Some(p)) => es12::delete_event(&state.store, p, &object).await,
         (_, None) => Answer::failed(codes::REQUESTER_NOT_ALLOWED, "client certificate required"),
@@ -317,7 +325,7 @@ pub async fn serve_tls(
                 let inter: Vec<Vec<u8>> = rest.iter().map(|c| c.as_ref().to_vec()).collect();
                 state
                     .verifier
-                    .identify(leaf.as_ref(), &inter, pki_tool::time::now())
+                    .identify(leaf.as_ref(), &inter, state.now())
                     .ok()
                     .map(Arc::new)
             });

@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod pki;
+pub mod server;
 pub mod store;
 pub mod tls;
 pub mod types;

@@ -4,14 +4,12 @@
 use clap::{Args, Parser, Subcommand};
 use smds::client::{self, Connection, Endpoint};
 use smds::config::{Config, FileConfig};
-use smds::http::{self, AppState};
 use smds::pki::{self, ServerPki};
+use smds::server::Server;
 use smds::store::{Store, WriterConfig};
-use smds::tls::{self, Sgp22ClientVerifier};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// SM-DS (SGP.22 discovery server) for eSIM labs, and the lab's client tools.
@@ -197,12 +195,19 @@ fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
     println!();
 }
 
-async fn shutdown_signal(mut rx: tokio::sync::watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
             return;
         }
     }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn serve(a: ServeArgs) -> Result<(), String> {
@@ -234,90 +239,24 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     if minted {
         print_first_start(&pki_dir, cfg.listen, &hostname);
     }
-    let store = Store::open(
-        &cfg.database_path(),
-        WriterConfig {
-            queue: cfg.limits.write_queue,
-            ..WriterConfig::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let verifier = Arc::new(Sgp22ClientVerifier::new(server_pki.cis.clone(), None));
-    let tls = tls::server_config(
-        &server_pki.ds_tls.cert,
-        &server_pki.ds_tls.key,
-        verifier.clone(),
-    )
-    .map_err(|e| format!("{}: {e}", server_pki.ds_tls.path.display()))?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let admin = match cfg.admin_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?,
-        ),
-        None => None,
-    };
-    let state = Arc::new(AppState::new(store.clone(), verifier, cfg.limits.clone()));
+    let server = Server::start(&cfg, &server_pki, None).await?;
     tracing::info!(
-        listen = %cfg.listen,
-        admin = ?cfg.admin_listen,
+        listen = %server.addr,
+        admin = ?server.admin_addr,
         hostname = %hostname,
         pki = %pki_dir.display(),
         database = %cfg.database_path().display(),
         cis = server_pki.cis.len(),
         "SM-DS started"
     );
-    println!(
-        "smds listening on https://{} (hostname {hostname}); admin on {:?}",
-        cfg.listen, cfg.admin_listen
-    );
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    println!("smds listening on https://{} (hostname {hostname}); admin on {:?}", server.addr, server.admin_addr);
+    let stop = server.stopper();
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        let _ = stop_tx.send(true);
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        wait_for_signal().await;
         tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
     });
-    let admin_task = admin.map(|l| {
-        tokio::spawn(http::serve_admin(
-            l,
-            state.clone(),
-            shutdown_signal(stop_rx.clone()),
-        ))
-    });
-    http::serve_tls(
-        listener,
-        Arc::new(tls),
-        state,
-        shutdown_signal(stop_rx),
-        Duration::from_secs(15),
-    )
-    .await;
-    if let Some(t) = admin_task {
-        let _ = t.await;
-    }
-    store.shutdown().await;
+    server.wait().await;
     tracing::info!("store flushed; bye");
     Ok(())
 }

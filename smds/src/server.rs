@@ -1,0 +1,94 @@
+//! Starting and stopping a whole SM-DS: store, TLS, listeners. Used by `smds serve` and by the
+//! end-to-end tests, which run real servers on loopback ports.
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::pki::ServerPki;
+use crate::store::{Store, WriterConfig};
+use crate::tls::{self, Clock, Sgp22ClientVerifier};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running SM-DS.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Server {
+    /// Opens the store, binds the listeners and starts serving. `clock` replaces the system time
+    /// for client-certificate validity (tests use it for expired certificates).
+    pub async fn start(cfg: &Config, pki: &ServerPki, clock: Option<Clock>) -> Result<Server, String> {
+        let store = Store::open(
+            &cfg.database_path(),
+            WriterConfig {
+                queue: cfg.limits.write_queue,
+                ..WriterConfig::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
+        let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone())
+            .map_err(|e| format!("{}: {e}", pki.ds_tls.path.display()))?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin = match cfg.admin_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let state = Arc::new(AppState::new(store.clone(), verifier, cfg.limits.clone(), clock));
+        let (stop, rx) = watch::channel(false);
+        let task_state = state.clone();
+        let task = tokio::spawn(async move {
+            let admin_task = admin.map(|l| tokio::spawn(http::serve_admin(l, task_state.clone(), stopped(rx.clone()))));
+            http::serve_tls(listener, Arc::new(tls), task_state, stopped(rx), Duration::from_secs(15)).await;
+            if let Some(t) = admin_task {
+                let _ = t.await;
+            }
+            store.shutdown().await;
+        });
+        Ok(Server {
+            addr,
+            admin_addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests, flushes the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server ends (after [`Server::stop`] or a signal handled elsewhere).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

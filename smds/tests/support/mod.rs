@@ -1,0 +1,154 @@
+//! Shared helpers for the SM-DS end-to-end tests: lab PKIs minted with the pki-tool library,
+//! servers on loopback ports, and clients.
+#![allow(dead_code)]
+
+use pki_tool::hierarchy::{self, Hierarchy, InitOptions, IssueOptions};
+use pki_tool::{Curve, Eid, Role};
+use smds::client::{self, Connection, Endpoint, FunctionResult};
+use smds::config::{Config, Limits};
+use smds::pki::ServerPki;
+use smds::server::Server;
+use smds::tls::Clock;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const EID: &str = "89049032123451234512345678901235";
+pub const EID2: &str = "89049032000000000000000000100073";
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).expect("random");
+        let p = std::env::temp_dir().join(format!(
+            "smds-test-{tag}-{}-{}",
+            std::process::id(),
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(&p).expect("mkdir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn shared() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/sgp26");
+    assert!(p.is_dir(), "SGP.26 reference files expected at {}", p.display());
+    p
+}
+
+/// Mints a hierarchy with `pki-tool` (NIST only, SM-DS TLS for "localhost").
+pub fn mint(dir: &Path, profile: &str, keys: Option<PathBuf>) {
+    hierarchy::init(&InitOptions {
+        out: dir.to_path_buf(),
+        curves: vec![Curve::NistP256],
+        profile: profile.into(),
+        templates: None,
+        keys,
+        eid: Eid::parse(EID).expect("valid"),
+        smdp_fqdn: "testsmdpplus1.example.com".into(),
+        smds_fqdn: "localhost".into(),
+        sets: Default::default(),
+        force: false,
+        now: pki_tool::time::now(),
+    })
+    .expect("pki-tool init");
+}
+
+/// A lab: our PKI with a second SM-DP+ (DP2, SAN 2.999.12), and a foreign PKI (another CI).
+pub struct Lab {
+    pub tmp: TempDir,
+    pub pki: PathBuf,
+    pub foreign: PathBuf,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        let tmp = TempDir::new(tag);
+        let pki = tmp.0.join("pki");
+        mint(&pki, "default", None);
+        let h = Hierarchy::open(&pki).expect("open");
+        let mut sets = std::collections::BTreeMap::new();
+        sets.insert("smdp_rid".to_string(), "2.999.12".to_string());
+        sets.insert("smdp_fqdn".to_string(), "testsmdpplus2.example.com".to_string());
+        h.issue(&IssueOptions {
+            role: Role::Dptls,
+            curve: Curve::NistP256,
+            instance: Some("2".into()),
+            eid: None,
+            sets,
+            key: None,
+            force: false,
+            now: pki_tool::time::now(),
+        })
+        .expect("issue DP2 TLS");
+        let foreign = tmp.0.join("foreign");
+        mint(&foreign, "default", None);
+        Lab { tmp, pki, foreign }
+    }
+
+    pub fn config(&self, limits: Limits) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: Some("127.0.0.1:0".parse().expect("addr")),
+            data_dir: self.tmp.0.join("data"),
+            hostname: None,
+            pki: Some(self.pki.clone()),
+            limits,
+        }
+    }
+}
+
+pub async fn start(pki: &Path, cfg: &Config, clock: Option<Clock>) -> Server {
+    let server_pki = ServerPki::load(pki, pki_tool::time::now()).expect("server PKI loads");
+    Server::start(cfg, &server_pki, clock).await.expect("server starts")
+}
+
+pub fn ci(pki: &Path) -> PathBuf {
+    pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")
+}
+
+/// TLS as the SM-DP+ whose TLS certificate is `DPtls/CERT_S_SM_DP{instance}_TLS_NIST.der`.
+pub fn smdp(pki: &Path, instance: &str, trust: &Path) -> Arc<rustls::ClientConfig> {
+    let dir = pki.join("DPtls");
+    client::smdp_tls_config(
+        &dir.join(format!("CERT_S_SM_DP{instance}_TLS_NIST.der")),
+        &dir.join(format!("SK_S_SM_DP{instance}_TLS_NIST.pem")),
+        &[ci(trust)],
+    )
+    .expect("client TLS config")
+}
+
+/// TLS without a client certificate, trusting `trust`'s CI.
+pub fn anonymous(trust: &Path) -> Arc<rustls::ClientConfig> {
+    let cas = client::read_cas(&[ci(trust)]).expect("CI");
+    Arc::new(smds::tls::client_config(cas, Role::Dstls, None, None).expect("config"))
+}
+
+pub fn endpoint(server: &Server) -> Endpoint {
+    Endpoint {
+        host: "localhost".into(),
+        port: server.addr.port(),
+    }
+}
+
+pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connection {
+    Connection::open(&endpoint(server), tls, Duration::from_secs(10)).await.expect("connects")
+}
+
+pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
+    conn.call(client::REGISTER_EVENT_PATH, &client::register_event_body(eid, event_id, "testsmdpplus1.example.com", None))
+        .await
+        .expect("answer")
+}
+
+pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
+    conn.call(client::DELETE_EVENT_PATH, &client::delete_event_body(eid, event_id)).await.expect("answer")
+}
