@@ -41,7 +41,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, verifier: Arc<Sgp22ClientVerifier>, limits: Limits, clock: Option<crate::tls::Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        verifier: Arc<Sgp22ClientVerifier>,
+        limits: Limits,
+        clock: Option<crate::tls::Clock>,
+    ) -> Self {
         AppState {
             store,
             metrics: Metrics::default(),
@@ -54,7 +59,9 @@ impl AppState {
 
     /// Now, by the injected clock or the system's.
     pub fn now(&self) -> i64 {
-        self.clock.as_ref().map_or_else(pki_tool::time::now, |c| c())
+        self.clock
+            .as_ref()
+            .map_or_else(pki_tool::time::now, |c| c())
     }
 }
 

@@ -199,7 +199,9 @@ fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},
@@ -249,7 +251,16 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         cis = server_pki.cis.len(),
         "SM-DS started"
     );
-    println!("smds listening on https://{} (hostname {hostname}); admin on {:?}", server.addr, server.admin_addr);
+    match server.admin_addr {
+        Some(a) => println!(
+            "smds listening on https://{} (hostname {hostname}); admin on http://{a}",
+            server.addr
+        ),
+        None => println!(
+            "smds listening on https://{} (hostname {hostname}); admin disabled",
+            server.addr
+        ),
+    }
     let stop = server.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;

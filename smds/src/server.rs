@@ -32,7 +32,11 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 impl Server {
     /// Opens the store, binds the listeners and starts serving. `clock` replaces the system time
     /// for client-certificate validity (tests use it for expired certificates).
-    pub async fn start(cfg: &Config, pki: &ServerPki, clock: Option<Clock>) -> Result<Server, String> {
+    pub async fn start(
+        cfg: &Config,
+        pki: &ServerPki,
+        clock: Option<Clock>,
+    ) -> Result<Server, String> {
         let store = Store::open(
             &cfg.database_path(),
             WriterConfig {
@@ -57,12 +61,30 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-        let state = Arc::new(AppState::new(store.clone(), verifier, cfg.limits.clone(), clock));
+        let state = Arc::new(AppState::new(
+            store.clone(),
+            verifier,
+            cfg.limits.clone(),
+            clock,
+        ));
         let (stop, rx) = watch::channel(false);
         let task_state = state.clone();
         let task = tokio::spawn(async move {
-            let admin_task = admin.map(|l| tokio::spawn(http::serve_admin(l, task_state.clone(), stopped(rx.clone()))));
-            http::serve_tls(listener, Arc::new(tls), task_state, stopped(rx), Duration::from_secs(15)).await;
+            let admin_task = admin.map(|l| {
+                tokio::spawn(http::serve_admin(
+                    l,
+                    task_state.clone(),
+                    stopped(rx.clone()),
+                ))
+            });
+            http::serve_tls(
+                listener,
+                Arc::new(tls),
+                task_state,
+                stopped(rx),
+                Duration::from_secs(15),
+            )
+            .await;
             if let Some(t) = admin_task {
                 let _ = t.await;
             }

@@ -258,6 +258,56 @@ impl Store {
         table.len().map_err(storage)
     }
 
+    /// Checks that the event table and the EventID index describe the same events and that the
+    /// sequence counter is ahead of every event; returns the number of events.
+    pub fn check_integrity(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        let index = txn.open_table(BY_EVENT_ID).map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        let next_seq = meta
+            .get("next_seq")
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        let mut n = 0u64;
+        for item in events.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (eid, seq) = k.value();
+            let e: StoredEvent = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Storage(format!("event {eid}/{seq} unreadable: {e}")))?;
+            if e.eid != eid || e.seq != seq {
+                return Err(StoreError::Storage(format!(
+                    "event {eid}/{seq} is filed under the wrong key"
+                )));
+            }
+            if index
+                .get((eid, e.event_id.as_str()))
+                .map_err(storage)?
+                .map(|s| s.value())
+                != Some(seq)
+            {
+                return Err(StoreError::Storage(format!(
+                    "event {eid}/{} is missing from the index",
+                    e.event_id
+                )));
+            }
+            if seq >= next_seq {
+                return Err(StoreError::Storage(format!(
+                    "event {eid}/{seq} is ahead of the sequence counter"
+                )));
+            }
+            n += 1;
+        }
+        let indexed = index.len().map_err(storage)?;
+        if indexed != n {
+            return Err(StoreError::Storage(format!(
+                "{indexed} index entries for {n} events"
+            )));
+        }
+        Ok(n)
+    }
+
     /// Lets the writer commit what is queued, stops it and waits for it. Later writes fail with
     /// [`StoreError::Closed`].
     pub async fn shutdown(&self) {
@@ -447,6 +497,7 @@ mod tests {
                 DeleteOutcome::Deleted
             );
             assert_eq!(s.count().expect("count"), 3);
+            assert_eq!(s.check_integrity().expect("consistent"), 3);
             s.shutdown().await;
         }
         let s = Store::open(&path, WriterConfig::default()).expect("reopen");

@@ -23,7 +23,11 @@ async fn register_duplicate_delete_and_privacy() {
 
     let r = register(&mut dp1, EID, "ev-1").await;
     assert!(r.is_success(), "{:?}", r.body);
-    assert!(r.body["header"]["functionExecutionStatus"].get("statusCodeData").is_none());
+    assert!(
+        r.body["header"]["functionExecutionStatus"]
+            .get("statusCodeData")
+            .is_none()
+    );
     assert_failed(&register(&mut dp1, EID, "ev-1").await, "8.9.5/3.3");
     assert_failed(&register(&mut dp2, EID, "ev-1").await, "8.9.5/3.3");
     assert!(register(&mut dp1, EID, "ev-2").await.is_success());
@@ -31,22 +35,48 @@ async fn register_duplicate_delete_and_privacy() {
 
     // A foreign SM-DP+ deleting ev-1 gets exactly what an unknown event gets.
     let foreign = dp2
-        .post_raw(client::DELETE_EVENT_PATH, "application/json", client::delete_event_body(EID, "ev-1").to_string().into_bytes())
+        .post_raw(
+            client::DELETE_EVENT_PATH,
+            "application/json",
+            client::delete_event_body(EID, "ev-1")
+                .to_string()
+                .into_bytes(),
+        )
         .await
         .expect("answer");
     let unknown = dp2
-        .post_raw(client::DELETE_EVENT_PATH, "application/json", client::delete_event_body(EID, "nope").to_string().into_bytes())
+        .post_raw(
+            client::DELETE_EVENT_PATH,
+            "application/json",
+            client::delete_event_body(EID, "nope")
+                .to_string()
+                .into_bytes(),
+        )
         .await
         .expect("answer");
     assert_eq!(foreign.status, unknown.status);
     assert_eq!(foreign.body, unknown.body);
-    assert_failed(&FunctionResult::from_raw(&foreign).expect("json"), "8.9.5/3.9");
+    assert_failed(
+        &FunctionResult::from_raw(&foreign).expect("json"),
+        "8.9.5/3.9",
+    );
 
     // The owner deletes; the identity recorded is the SM-DP+'s.
-    let stored = server.state.store.events_for(&pki_tool::Eid::parse(EID).expect("eid")).expect("read");
+    let stored = server
+        .state
+        .store
+        .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .expect("read");
     assert_eq!(stored.len(), 2);
-    assert!(stored[0].owner.ends_with("/rid:2.999.10"), "{}", stored[0].owner);
-    assert_eq!(stored[0].owner_names, vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]);
+    assert!(
+        stored[0].owner.ends_with("/rid:2.999.10"),
+        "{}",
+        stored[0].owner
+    );
+    assert_eq!(
+        stored[0].owner_names,
+        vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]
+    );
     assert!(delete(&mut dp1, EID, "ev-1").await.is_success());
     assert_failed(&delete(&mut dp1, EID, "ev-1").await, "8.9.5/3.9");
     let left: Vec<String> = server
@@ -69,7 +99,13 @@ async fn client_certificates_are_required_and_checked() {
     // No client certificate: TLS works (ES11 needs that), ES12 is refused with 403.
     let mut anon = connect(&server, anonymous(&lab.pki)).await;
     let raw = anon
-        .post_raw(client::REGISTER_EVENT_PATH, "application/json", client::register_event_body(EID, "x", "a.example", None).to_string().into_bytes())
+        .post_raw(
+            client::REGISTER_EVENT_PATH,
+            "application/json",
+            client::register_event_body(EID, "x", "a.example", None)
+                .to_string()
+                .into_bytes(),
+        )
         .await
         .expect("answer");
     assert_eq!(raw.status, 403);
@@ -78,11 +114,22 @@ async fn client_certificates_are_required_and_checked() {
 
     // A client certificate from another CI fails the handshake.
     let foreign_tls = smdp(&lab.foreign, "", &lab.pki);
-    let err = smds::client::Connection::open(&endpoint(&server), foreign_tls, std::time::Duration::from_secs(5)).await;
+    let err = smds::client::Connection::open(
+        &endpoint(&server),
+        foreign_tls,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
     let failed = match err {
         Err(_) => true,
         // TLS 1.3 reports a rejected client certificate on the first read.
-        Ok(mut c) => c.call(client::REGISTER_EVENT_PATH, &client::register_event_body(EID, "x", "a.example", None)).await.is_err(),
+        Ok(mut c) => c
+            .call(
+                client::REGISTER_EVENT_PATH,
+                &client::register_event_body(EID, "x", "a.example", None),
+            )
+            .await
+            .is_err(),
     };
     assert!(failed, "a foreign client certificate must not get through");
     assert_eq!(server.state.store.count().expect("count"), 0);
@@ -94,9 +141,21 @@ async fn client_certificates_are_required_and_checked() {
         &[ci(&lab.pki)],
     )
     .expect("config");
-    let refused = match smds::client::Connection::open(&endpoint(&server), ds_as_client, std::time::Duration::from_secs(5)).await {
+    let refused = match smds::client::Connection::open(
+        &endpoint(&server),
+        ds_as_client,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    {
         Err(_) => true,
-        Ok(mut c) => c.call(client::REGISTER_EVENT_PATH, &client::register_event_body(EID, "x", "a.example", None)).await.is_err(),
+        Ok(mut c) => c
+            .call(
+                client::REGISTER_EVENT_PATH,
+                &client::register_event_body(EID, "x", "a.example", None),
+            )
+            .await
+            .is_err(),
     };
     assert!(refused);
     server.stop().await;
@@ -126,8 +185,15 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
     .expect("config");
     let mut c = connect(&server, varo).await;
     assert!(register(&mut c, EID, "gsma-1").await.is_success());
-    let stored = server.state.store.events_for(&pki_tool::Eid::parse(EID).expect("eid")).expect("read");
-    assert_eq!(stored[0].owner_names, vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]);
+    let stored = server
+        .state
+        .store
+        .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .expect("read");
+    assert_eq!(
+        stored[0].owner_names,
+        vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]
+    );
 
     // The pySim DP TLS certificate (same key) expired on 2026-08-02: refused now...
     let expired = || {
@@ -138,9 +204,21 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
         )
         .expect("config")
     };
-    let refused = match smds::client::Connection::open(&endpoint(&server), expired(), std::time::Duration::from_secs(5)).await {
+    let refused = match smds::client::Connection::open(
+        &endpoint(&server),
+        expired(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    {
         Err(_) => true,
-        Ok(mut c) => c.call(client::REGISTER_EVENT_PATH, &client::register_event_body(EID, "old", "a.example", None)).await.is_err(),
+        Ok(mut c) => c
+            .call(
+                client::REGISTER_EVENT_PATH,
+                &client::register_event_body(EID, "old", "a.example", None),
+            )
+            .await
+            .is_err(),
     };
     assert!(refused, "an expired client certificate must be refused");
     server.stop().await;
@@ -165,41 +243,122 @@ async fn bad_eids_and_malformed_requests() {
     let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     let call = |body: serde_json::Value| body;
 
-    let mut body = client::register_event_body("89049032123451234512345678901234", "e", "a.example", None);
-    let r = c.call(client::REGISTER_EVENT_PATH, &call(body.clone())).await.expect("answer");
+    let mut body =
+        client::register_event_body("89049032123451234512345678901234", "e", "a.example", None);
+    let r = c
+        .call(client::REGISTER_EVENT_PATH, &call(body.clone()))
+        .await
+        .expect("answer");
     assert_failed(&r, "8.1.1/2.1");
-    assert!(r.message.as_deref().unwrap_or("").contains("check digits"), "{:?}", r.message);
+    assert!(
+        r.message.as_deref().unwrap_or("").contains("check digits"),
+        "{:?}",
+        r.message
+    );
     body["eid"] = "8904".into();
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "8.1.1/2.1");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "8.1.1/2.1",
+    );
     body["eid"] = 89049032.into();
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "8.1.1/2.1");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "8.1.1/2.1",
+    );
     body.as_object_mut().expect("object").remove("eid");
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "8.1.1/2.2");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "8.1.1/2.2",
+    );
 
     let mut body = client::register_event_body(EID, "e", "https://smdp.example.com/x", None);
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "8.8.1/2.1");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "8.8.1/2.1",
+    );
     body["rspServerAddress"] = "smdp.example.com:8443".into();
     body["eventId"] = "".into();
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "8.9.5/2.1");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "8.9.5/2.1",
+    );
     body["eventId"] = "ok".into();
     body["forwardingIndicator"] = "yes".into();
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "1.1/2.1");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "1.1/2.1",
+    );
     body.as_object_mut().expect("object").remove("header");
     body["forwardingIndicator"] = true.into();
-    assert_failed(&c.call(client::REGISTER_EVENT_PATH, &body).await.expect("answer"), "1.1/2.2");
+    assert_failed(
+        &c.call(client::REGISTER_EVENT_PATH, &body)
+            .await
+            .expect("answer"),
+        "1.1/2.2",
+    );
 
     // Transport-level refusals.
-    let raw = c.post_raw(client::REGISTER_EVENT_PATH, "application/json", b"{not json".to_vec()).await.expect("answer");
+    let raw = c
+        .post_raw(
+            client::REGISTER_EVENT_PATH,
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await
+        .expect("answer");
     assert_eq!(raw.status, 400);
     let r = FunctionResult::from_raw(&raw).expect("json");
-    assert!(r.message.as_deref().unwrap_or("").contains("malformed JSON"), "{:?}", r.message);
-    let raw = c.post_raw(client::REGISTER_EVENT_PATH, "application/json", b"[1,2]".to_vec()).await.expect("answer");
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("malformed JSON"),
+        "{:?}",
+        r.message
+    );
+    let raw = c
+        .post_raw(
+            client::REGISTER_EVENT_PATH,
+            "application/json",
+            b"[1,2]".to_vec(),
+        )
+        .await
+        .expect("answer");
     assert_eq!(raw.status, 400);
-    let raw = c.post_raw(client::REGISTER_EVENT_PATH, "text/plain", b"{}".to_vec()).await.expect("answer");
+    let raw = c
+        .post_raw(client::REGISTER_EVENT_PATH, "text/plain", b"{}".to_vec())
+        .await
+        .expect("answer");
     assert_eq!(raw.status, 415);
-    let raw = c.post_raw(client::REGISTER_EVENT_PATH, "application/json", vec![b' '; 4096]).await.expect("answer");
+    let raw = c
+        .post_raw(
+            client::REGISTER_EVENT_PATH,
+            "application/json",
+            vec![b' '; 4096],
+        )
+        .await
+        .expect("answer");
     assert_eq!(raw.status, 413);
-    let raw = c.post_raw("/gsma/rsp2/es12/nothing", "application/json", b"{}".to_vec()).await.expect("answer");
+    let raw = c
+        .post_raw(
+            "/gsma/rsp2/es12/nothing",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await
+        .expect("answer");
     assert_eq!(raw.status, 404);
     // Every answer carries the SGP.22 headers.
     assert!(
@@ -216,7 +375,9 @@ async fn bad_eids_and_malformed_requests() {
         .post_raw(
             client::REGISTER_EVENT_PATH,
             "application/json; charset=UTF-8",
-            client::register_event_body(EID, "charset", "smdp.example.com", Some(false)).to_string().into_bytes(),
+            client::register_event_body(EID, "charset", "smdp.example.com", Some(false))
+                .to_string()
+                .into_bytes(),
         )
         .await
         .expect("answer");
@@ -232,7 +393,12 @@ async fn metrics_and_admin_endpoints() {
     assert!(register(&mut c, EID, "m1").await.is_success());
     let admin = server.admin_addr.expect("admin listener");
     let text = http_get(admin, "/metrics").await;
-    assert!(text.contains("smds_requests_total{function=\"ES12.RegisterEvent\",outcome=\"Executed-Success\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "smds_requests_total{function=\"ES12.RegisterEvent\",outcome=\"Executed-Success\"} 1"
+        ),
+        "{text}"
+    );
     assert!(text.contains("smds_events_stored 1"), "{text}");
     let events = http_get(admin, &format!("/admin/events?eid={EID}")).await;
     assert!(events.contains("\"event_id\":\"m1\""), "{events}");

@@ -40,7 +40,11 @@ impl Drop for TempDir {
 
 pub fn shared() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/sgp26");
-    assert!(p.is_dir(), "SGP.26 reference files expected at {}", p.display());
+    assert!(
+        p.is_dir(),
+        "SGP.26 reference files expected at {}",
+        p.display()
+    );
     p
 }
 
@@ -77,7 +81,10 @@ impl Lab {
         let h = Hierarchy::open(&pki).expect("open");
         let mut sets = std::collections::BTreeMap::new();
         sets.insert("smdp_rid".to_string(), "2.999.12".to_string());
-        sets.insert("smdp_fqdn".to_string(), "testsmdpplus2.example.com".to_string());
+        sets.insert(
+            "smdp_fqdn".to_string(),
+            "testsmdpplus2.example.com".to_string(),
+        );
         h.issue(&IssueOptions {
             role: Role::Dptls,
             curve: Curve::NistP256,
@@ -108,7 +115,9 @@ impl Lab {
 
 pub async fn start(pki: &Path, cfg: &Config, clock: Option<Clock>) -> Server {
     let server_pki = ServerPki::load(pki, pki_tool::time::now()).expect("server PKI loads");
-    Server::start(cfg, &server_pki, clock).await.expect("server starts")
+    Server::start(cfg, &server_pki, clock)
+        .await
+        .expect("server starts")
 }
 
 pub fn ci(pki: &Path) -> PathBuf {
@@ -140,15 +149,25 @@ pub fn endpoint(server: &Server) -> Endpoint {
 }
 
 pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connection {
-    Connection::open(&endpoint(server), tls, Duration::from_secs(10)).await.expect("connects")
+    Connection::open(&endpoint(server), tls, Duration::from_secs(10))
+        .await
+        .expect("connects")
 }
 
 pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
-    conn.call(client::REGISTER_EVENT_PATH, &client::register_event_body(eid, event_id, "testsmdpplus1.example.com", None))
-        .await
-        .expect("answer")
+    conn.call(
+        client::REGISTER_EVENT_PATH,
+        &client::register_event_body(eid, event_id, "testsmdpplus1.example.com", None),
+    )
+    .await
+    .expect("answer")
 }
 
 pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
-    conn.call(client::DELETE_EVENT_PATH, &client::delete_event_body(eid, event_id)).await.expect("answer")
+    conn.call(
+        client::DELETE_EVENT_PATH,
+        &client::delete_event_body(eid, event_id),
+    )
+    .await
+    .expect("answer")
 }

@@ -1,0 +1,158 @@
+//! `cargo bench -p smds --bench es12_load [-- SECONDS]`
+//!
+//! ES12 load: C concurrent keep-alive mutually authenticated TLS connections, each registering
+//! events back to back against an in-process SM-DS on loopback. Reports durable registrations per
+//! second and p50/p99 latency, next to the single-commit redb rate (one `Durability::Immediate`
+//! transaction per event, no batching) measured in the same run on the same disk.
+
+use pki_tool::hierarchy::{self, InitOptions};
+use pki_tool::{Curve, Eid};
+use smds::client::{self, Connection, Endpoint};
+use smds::config::{Config, Limits};
+use smds::pki::ServerPki;
+use smds::server::Server;
+use smds::store::{NewEvent, Store, WriterConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EID: &str = "89049032123451234512345678901235";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
+    let store = Store::open(&dir.join("single.redb"), WriterConfig::default()).expect("store");
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        store
+            .register(NewEvent {
+                eid: Eid::parse(EID).expect("eid"),
+                event_id: format!("s{n}"),
+                rsp_server_address: "smdp.example.com".into(),
+                owner: "bench".into(),
+                owner_names: vec![],
+                forwarding_indicator: false,
+                registered_at: 0,
+            })
+            .await
+            .expect("register");
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    store.shutdown().await;
+    rate
+}
+
+async fn load(
+    server: &Server,
+    tls: Arc<rustls::ClientConfig>,
+    clients: usize,
+    secs: f64,
+    tag: &str,
+) -> (f64, Vec<Duration>) {
+    let endpoint = Endpoint {
+        host: "localhost".into(),
+        port: server.addr.port(),
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (endpoint, tls, tag) = (endpoint.clone(), tls.clone(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::open(&endpoint, tls, Duration::from_secs(10))
+                .await
+                .expect("connect");
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let body = client::register_event_body(
+                    EID,
+                    &format!("{tag}-{c}-{i}"),
+                    "smdp.example.com",
+                    None,
+                );
+                let t = Instant::now();
+                let r = conn
+                    .call(client::REGISTER_EVENT_PATH, &body)
+                    .await
+                    .expect("answer");
+                assert!(r.is_success(), "{:?}", r.body);
+                lat.push(t.elapsed());
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let secs: f64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5.0);
+    let dir = std::env::temp_dir().join(format!("smds-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = dir.join("pki");
+    hierarchy::init(&InitOptions {
+        out: pki.clone(),
+        curves: vec![Curve::NistP256],
+        profile: "default".into(),
+        templates: None,
+        keys: None,
+        eid: Eid::parse(EID).expect("eid"),
+        smdp_fqdn: "smdp.example.com".into(),
+        smds_fqdn: "localhost".into(),
+        sets: Default::default(),
+        force: false,
+        now: pki_tool::time::now(),
+    })
+    .expect("pki");
+    let single = single_commit_rate(&dir, secs.min(3.0)).await;
+    println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
+
+    let cfg = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_listen: None,
+        data_dir: dir.join("data"),
+        hostname: None,
+        pki: Some(pki.clone()),
+        limits: Limits::default(),
+    };
+    let server_pki = ServerPki::load(&pki, pki_tool::time::now()).expect("pki loads");
+    let server = Server::start(&cfg, &server_pki, None)
+        .await
+        .expect("server");
+    let tls = client::smdp_tls_config(
+        &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
+        &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
+        &[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")],
+    )
+    .expect("tls");
+    for clients in [1usize, 8, 32] {
+        let (rate, lat) = load(&server, tls.clone(), clients, secs, &format!("c{clients}")).await;
+        println!(
+            "ES12 registerEvent, {clients:>2} keep-alive mTLS clients: {rate:>7.0} durable registrations/s = {:>5.1}x single-commit; p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+            rate / single,
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            lat.len()
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

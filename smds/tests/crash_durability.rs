@@ -1,0 +1,148 @@
+//! Nothing acknowledged is lost: the server process is killed with SIGKILL while clients keep
+//! registering events; after a restart every acknowledged event is there, the database is
+//! consistent, and only events that were attempted exist.
+
+mod support;
+
+use smds::client::{self, Connection, Endpoint};
+use smds::store::{Store, WriterConfig};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+/// Starts `smds serve` and returns the child and its port (read from its first stdout line).
+fn spawn_server(pki: &Path, data: &Path) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
+        .arg(pki)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smds starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read");
+    let port = line
+        .split("https://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    (child, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_registrations_loses_nothing_acknowledged() {
+    let tmp = TempDir::new("crash");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    let data = tmp.0.join("data");
+    let (mut child, port) = spawn_server(&pki, &data);
+    let endpoint = Endpoint {
+        host: "localhost".into(),
+        port,
+    };
+    let tls = smdp(&pki, "", &pki);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let attempted = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let (endpoint, tls, acked, attempted) = (
+            endpoint.clone(),
+            tls.clone(),
+            acked.clone(),
+            attempted.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut conn) = Connection::open(&endpoint, tls, Duration::from_secs(10)).await
+            else {
+                return;
+            };
+            for i in 0.. {
+                let id = format!("w{worker}-{i}");
+                attempted.lock().expect("lock").insert(id.clone());
+                let body = client::register_event_body(EID, &id, "smdp.example.com", None);
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    conn.call(client::REGISTER_EVENT_PATH, &body),
+                )
+                .await
+                {
+                    Ok(Ok(r)) if r.is_success() => {
+                        acked.lock().expect("lock").insert(id);
+                    }
+                    Ok(Ok(r)) => panic!("unexpected answer {:?}", r.body),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Let the load run, then kill the server mid-flight.
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if acked.lock().expect("lock").len() >= 400 {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().expect("lock").clone();
+    let attempted = attempted.lock().expect("lock").clone();
+    assert!(acked.len() >= 400);
+
+    // The server restarts on the same database...
+    let (mut child, port) = spawn_server(&pki, &data);
+    let mut conn = Connection::open(
+        &Endpoint {
+            host: "localhost".into(),
+            port,
+        },
+        smdp(&pki, "", &pki),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("restarted server answers");
+    assert!(register(&mut conn, EID, "after-restart").await.is_success());
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+
+    // ... and every acknowledged event is there, consistently, and nothing was invented.
+    let store = Store::open(&data.join("events.redb"), WriterConfig::default()).expect("open");
+    let n = store.check_integrity().expect("consistent database");
+    let stored: BTreeSet<String> = store
+        .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .expect("read")
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(n as usize, stored.len());
+    let missing: Vec<_> = acked.difference(&stored).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    for id in &stored {
+        assert!(
+            id == "after-restart" || attempted.contains(id),
+            "{id} was never attempted"
+        );
+    }
+    println!(
+        "acknowledged {}, stored {}, attempted {}",
+        acked.len(),
+        stored.len(),
+        attempted.len()
+    );
+    store.shutdown().await;
+}
