@@ -8,6 +8,7 @@
 //! - [`store`]: the redb event store with its group-commit writer.
 //! - [`client`]: the lab's SM-DP+ side (ES12 calls).
 
+pub mod asn1;
 pub mod client;
 pub mod config;
 pub mod envelope;

@@ -1,0 +1,377 @@
+//! The SGP.22 ASN.1 structures ES11 uses (`../shared/spec/rsp.asn`), named as in the module.
+//!
+//! Structures the SM-DS builds itself (ServerSigned1) and the fixed ones a software eUICC builds
+//! (EUICCInfo1, DeviceInfo, CtxParamsForCommonAuthentication) are rasn types. Structures that
+//! come from real eUICCs (EUICCInfo1, AuthenticateServerResponse with EUICCInfo2 and DeviceInfo
+//! inside) are read by hand with `pki_tool::tlv`: the module is `EXTENSIBILITY IMPLIED`, newer
+//! eUICCs add fields that rasn would reject, and the eUICC signature covers the *exact received*
+//! bytes of euiccSigned1, which these readers return as a slice (never a re-encoding).
+
+use pki_tool::tlv::{self, DerError, Reader, Tlv, tag};
+use rasn::prelude::*;
+
+/// `TransactionId ::= OCTET STRING (SIZE(1..16))`, always 1 to 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransactionId {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl TransactionId {
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() || bytes.len() > 16 {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        b[..bytes.len()].copy_from_slice(bytes);
+        Some(TransactionId {
+            len: bytes.len() as u8,
+            bytes: b,
+        })
+    }
+
+    /// A fresh random 16-byte transaction id.
+    pub fn random() -> Result<Self, String> {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|e| format!("random number generator failed: {e}"))?;
+        Ok(TransactionId { len: 16, bytes: b })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Uppercase hex, as the JSON binding carries it.
+    pub fn to_hex(&self) -> String {
+        self.as_bytes().iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    /// Parses the JSON form (hex, either case).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bytes: Vec<u8> = (0..s.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect();
+        Self::new(&bytes)
+    }
+}
+
+/// `ServerSigned1` (rsp.asn 264-269): what the SM-DS signs with CERT.DSauth.
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct ServerSigned1 {
+    #[rasn(tag(context, 0))]
+    pub transaction_id: OctetString,
+    #[rasn(tag(context, 1))]
+    pub euicc_challenge: OctetString,
+    #[rasn(tag(context, 3))]
+    pub server_address: Utf8String,
+    #[rasn(tag(context, 4))]
+    pub server_challenge: OctetString,
+}
+
+/// `EUICCInfo1` (rsp.asn 28-32, tag BF20) as a v2 eUICC sends it.
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[rasn(tag(context, 32))]
+pub struct EuiccInfo1 {
+    #[rasn(tag(context, 2))]
+    pub svn: OctetString,
+    #[rasn(tag(context, 9))]
+    pub euicc_ci_pkid_list_for_verification: SequenceOf<OctetString>,
+    #[rasn(tag(context, 10))]
+    pub euicc_ci_pkid_list_for_signing: SequenceOf<OctetString>,
+}
+
+/// `DeviceCapabilities` (all components optional; a software eUICC sends none).
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode, Default)]
+pub struct DeviceCapabilities {}
+
+/// `DeviceInfo` (automatic tags: tac [0], deviceCapabilities [1], imei [2]).
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct DeviceInfo {
+    #[rasn(tag(context, 0))]
+    pub tac: OctetString,
+    #[rasn(tag(context, 1))]
+    pub device_capabilities: DeviceCapabilities,
+    #[rasn(tag(context, 2))]
+    pub imei: Option<OctetString>,
+}
+
+/// `CtxParamsForCommonAuthentication` (automatic tags: matchingId [0], deviceInfo [1]).
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct CtxParamsForCommonAuthentication {
+    #[rasn(tag(context, 0))]
+    pub matching_id: Option<Utf8String>,
+    #[rasn(tag(context, 1))]
+    pub device_info: DeviceInfo,
+}
+
+/// Why eUICC-supplied ASN.1 could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Asn1Error(pub String);
+
+impl From<DerError> for Asn1Error {
+    fn from(e: DerError) -> Self {
+        Asn1Error(e.to_string())
+    }
+}
+
+fn expect_tag(t: &Tlv<'_>, tag: u32, what: &str) -> Result<(), Asn1Error> {
+    if t.tag == tag {
+        Ok(())
+    } else {
+        Err(Asn1Error(format!("{what}: expected tag {tag:02X}, found {:02X}", t.tag)))
+    }
+}
+
+/// What the SM-DS needs from an eUICC's `EUICCInfo1`; unknown (newer) fields are skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EuiccInfo1View {
+    pub svn: [u8; 3],
+    pub ci_pkids_for_verification: Vec<Vec<u8>>,
+    pub ci_pkids_for_signing: Vec<Vec<u8>>,
+}
+
+fn ski_list(t: &Tlv<'_>) -> Result<Vec<Vec<u8>>, Asn1Error> {
+    let mut r = t.reader();
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let k = r.read()?;
+        expect_tag(&k, tag::OCTET_STRING, "SubjectKeyIdentifier")?;
+        out.push(k.value.to_vec());
+    }
+    Ok(out)
+}
+
+/// Reads an `EUICCInfo1` TLV (BF20) tolerantly.
+pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
+    let top = tlv::parse_single(der, "EUICCInfo1")?;
+    expect_tag(&top, 0xBF20, "EUICCInfo1")?;
+    let mut r = top.reader();
+    let (mut svn, mut ver, mut sig) = (None, None, None);
+    while !r.is_empty() {
+        let t = r.read()?;
+        match t.tag {
+            0x82 => {
+                svn = Some(<[u8; 3]>::try_from(t.value).map_err(|_| Asn1Error("EUICCInfo1 svn must be 3 bytes".into()))?);
+            }
+            0xA9 => ver = Some(ski_list(&t)?),
+            0xAA => sig = Some(ski_list(&t)?),
+            _ => {} // extensions from newer versions
+        }
+    }
+    Ok(EuiccInfo1View {
+        svn: svn.ok_or_else(|| Asn1Error("EUICCInfo1 has no svn".into()))?,
+        ci_pkids_for_verification: ver.ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForVerification".into()))?,
+        ci_pkids_for_signing: sig.ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForSigning".into()))?,
+    })
+}
+
+/// The parts of `EuiccSigned1` the SM-DS checks, plus its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EuiccSigned1View<'a> {
+    /// The complete received TLV (tag 30 through its end): what the eUICC signed.
+    pub raw: &'a [u8],
+    pub transaction_id: &'a [u8],
+    pub server_address: &'a str,
+    pub server_challenge: &'a [u8],
+    /// `EUICCInfo2` TLV (BF22), kept raw.
+    pub euicc_info2: &'a [u8],
+    /// `ctxParamsForCommonAuthentication.matchingId`, if present.
+    pub matching_id: Option<&'a str>,
+    /// `DeviceInfo` TLV, kept raw (TACs of 4 or 8 bytes, v3 fields).
+    pub device_info: Option<&'a [u8]>,
+}
+
+/// `AuthenticateServerResponse` (BF38).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthenticateServerResponseView<'a> {
+    Ok {
+        euicc_signed1: EuiccSigned1View<'a>,
+        /// The 5F37 value: raw r||s.
+        euicc_signature1: &'a [u8],
+        euicc_certificate: &'a [u8],
+        eum_certificate: &'a [u8],
+    },
+    Error {
+        transaction_id: &'a [u8],
+        authenticate_error_code: i64,
+    },
+}
+
+fn parse_ctx_params1<'a>(t: &Tlv<'a>) -> Result<(Option<&'a str>, Option<&'a [u8]>), Asn1Error> {
+    // CtxParams1 CHOICE: ctxParamsForCommonAuthentication [0] (the only v2 alternative).
+    if t.tag != 0xA0 {
+        return Ok((None, None));
+    }
+    let mut r = t.reader();
+    let mut matching_id = None;
+    let mut device_info = None;
+    while !r.is_empty() {
+        let f = r.read()?;
+        match f.tag {
+            0x80 => {
+                matching_id = Some(std::str::from_utf8(f.value).map_err(|_| Asn1Error("matchingId is not UTF-8".into()))?);
+            }
+            0xA1 => device_info = Some(f.raw),
+            _ => {}
+        }
+    }
+    Ok((matching_id, device_info))
+}
+
+fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Error> {
+    expect_tag(t, tag::SEQUENCE, "euiccSigned1")?;
+    let mut r = t.reader();
+    let (mut tid, mut addr, mut chal, mut info2, mut ctx) = (None, None, None, None, (None, None));
+    while !r.is_empty() {
+        let f = r.read()?;
+        match f.tag {
+            0x80 => tid = Some(f.value),
+            0x83 => addr = Some(std::str::from_utf8(f.value).map_err(|_| Asn1Error("serverAddress is not UTF-8".into()))?),
+            0x84 => chal = Some(f.value),
+            0xBF22 => info2 = Some(f.raw),
+            0xA0 => ctx = parse_ctx_params1(&f)?,
+            _ => {}
+        }
+    }
+    let missing = |what: &str| Asn1Error(format!("euiccSigned1 has no {what}"));
+    Ok(EuiccSigned1View {
+        raw: t.raw,
+        transaction_id: tid.ok_or_else(|| missing("transactionId"))?,
+        server_address: addr.ok_or_else(|| missing("serverAddress"))?,
+        server_challenge: chal.ok_or_else(|| missing("serverChallenge"))?,
+        euicc_info2: info2.ok_or_else(|| missing("euiccInfo2"))?,
+        matching_id: ctx.0,
+        device_info: ctx.1,
+    })
+}
+
+/// Reads an `AuthenticateServerResponse` TLV (BF38).
+pub fn parse_authenticate_server_response(der: &[u8]) -> Result<AuthenticateServerResponseView<'_>, Asn1Error> {
+    let top = tlv::parse_single(der, "AuthenticateServerResponse")?;
+    expect_tag(&top, 0xBF38, "AuthenticateServerResponse")?;
+    let mut r = top.reader();
+    let choice = r.read()?;
+    r.finish("AuthenticateServerResponse")?;
+    match choice.tag {
+        0xA0 => {
+            let mut c: Reader<'_> = choice.reader();
+            let signed = c.read()?;
+            let euicc_signed1 = parse_euicc_signed1(&signed)?;
+            let sig = c.read()?;
+            expect_tag(&sig, 0x5F37, "euiccSignature1")?;
+            let euicc_cert = c.read()?;
+            expect_tag(&euicc_cert, tag::SEQUENCE, "euiccCertificate")?;
+            let eum_cert = c.read()?;
+            expect_tag(&eum_cert, tag::SEQUENCE, "eumCertificate")?;
+            Ok(AuthenticateServerResponseView::Ok {
+                euicc_signed1,
+                euicc_signature1: sig.value,
+                euicc_certificate: euicc_cert.raw,
+                eum_certificate: eum_cert.raw,
+            })
+        }
+        0xA1 => {
+            let mut c = choice.reader();
+            let tid = c.read()?;
+            expect_tag(&tid, 0x80, "transactionId")?;
+            let code = c.read()?;
+            expect_tag(&code, tag::INTEGER, "authenticateErrorCode")?;
+            if code.value.is_empty() || code.value.len() > 8 {
+                return Err(Asn1Error("authenticateErrorCode out of range".into()));
+            }
+            let mut v: i64 = if code.value[0] & 0x80 != 0 { -1 } else { 0 };
+            for b in code.value {
+                v = (v << 8) | i64::from(*b);
+            }
+            Ok(AuthenticateServerResponseView::Error {
+                transaction_id: tid.value,
+                authenticate_error_code: v,
+            })
+        }
+        other => Err(Asn1Error(format!("AuthenticateServerResponse: unknown choice {other:02X}"))),
+    }
+}
+
+/// Wraps a raw r||s signature as `[APPLICATION 55] OCTET STRING` (tag 5F37).
+pub fn signature_tlv(rs: &[u8; 64]) -> Vec<u8> {
+    tlv::tlv(0x5F37, rs)
+}
+
+/// The ASN.1 name of an `AuthenticateErrorCode`.
+pub fn authenticate_error_name(code: i64) -> &'static str {
+    match code {
+        1 => "invalidCertificate",
+        2 => "invalidSignature",
+        3 => "unsupportedCurve",
+        4 => "noSessionContext",
+        5 => "invalidOid",
+        6 => "euiccChallengeMismatch",
+        7 => "ciPKUnknown",
+        127 => "undefinedError",
+        _ => "unknown",
+    }
+}
+
+/// DER encoding through rasn.
+pub fn der<T: rasn::Encode>(v: &T) -> Result<Vec<u8>, String> {
+    rasn::der::encode(v).map_err(|e| format!("ASN.1 encoding failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_signed1_matches_the_module_tags() {
+        let s = ServerSigned1 {
+            transaction_id: vec![0xAB; 16].into(),
+            euicc_challenge: vec![1; 16].into(),
+            server_address: "smds.example".into(),
+            server_challenge: vec![2; 16].into(),
+        };
+        let d = der(&s).expect("encodes");
+        assert_eq!(&d[..4], &[0x30, 0x44, 0x80, 0x10]);
+        assert_eq!(d[2 + 18], 0x81);
+        let back: ServerSigned1 = rasn::der::decode(&d).expect("decodes");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn euicc_info1_rasn_and_tolerant_reader_agree() {
+        let v = EuiccInfo1 {
+            svn: vec![2, 2, 0].into(),
+            euicc_ci_pkid_list_for_verification: vec![vec![1u8; 20].into(), vec![3u8; 20].into()],
+            euicc_ci_pkid_list_for_signing: vec![vec![2u8; 20].into()],
+        };
+        let d = der(&v).expect("encodes");
+        assert_eq!(&d[..2], &[0xBF, 0x20]);
+        let view = parse_euicc_info1(&d).expect("reads");
+        assert_eq!(view.svn, [2, 2, 0]);
+        assert_eq!(view.ci_pkids_for_verification.len(), 2);
+        assert_eq!(view.ci_pkids_for_signing, vec![vec![2u8; 20]]);
+        // rasn re-encodes what it decoded byte for byte.
+        let back: EuiccInfo1 = rasn::der::decode(&d).expect("decodes");
+        assert_eq!(der(&back).expect("encodes"), d);
+        // A v3 eUICC's extra field is skipped by the tolerant reader.
+        let mut inner = d[3..].to_vec();
+        inner.extend(tlv::tlv(0xAB, &tlv::octet_string(&[9; 20])));
+        let v3 = tlv::tlv(0xBF20, &inner);
+        assert_eq!(parse_euicc_info1(&v3).expect("tolerant"), view);
+        assert!(rasn::der::decode::<EuiccInfo1>(&v3).is_err(), "rasn alone would refuse it");
+    }
+
+    #[test]
+    fn transaction_ids() {
+        let t = TransactionId::from_hex("00ab").expect("valid");
+        assert_eq!(t.to_hex(), "00AB");
+        assert!(TransactionId::from_hex("").is_none());
+        assert!(TransactionId::from_hex(&"00".repeat(17)).is_none());
+        assert!(TransactionId::from_hex("0g").is_none());
+        assert!(TransactionId::from_hex("abc").is_none());
+    }
+}
