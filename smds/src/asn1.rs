@@ -123,7 +123,10 @@ fn expect_tag(t: &Tlv<'_>, tag: u32, what: &str) -> Result<(), Asn1Error> {
     if t.tag == tag {
         Ok(())
     } else {
-        Err(Asn1Error(format!("{what}: expected tag {tag:02X}, found {:02X}", t.tag)))
+        Err(Asn1Error(format!(
+            "{what}: expected tag {tag:02X}, found {:02X}",
+            t.tag
+        )))
     }
 }
 
@@ -156,7 +159,10 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
         let t = r.read()?;
         match t.tag {
             0x82 => {
-                svn = Some(<[u8; 3]>::try_from(t.value).map_err(|_| Asn1Error("EUICCInfo1 svn must be 3 bytes".into()))?);
+                svn = Some(
+                    <[u8; 3]>::try_from(t.value)
+                        .map_err(|_| Asn1Error("EUICCInfo1 svn must be 3 bytes".into()))?,
+                );
             }
             0xA9 => ver = Some(ski_list(&t)?),
             0xAA => sig = Some(ski_list(&t)?),
@@ -165,8 +171,10 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
     }
     Ok(EuiccInfo1View {
         svn: svn.ok_or_else(|| Asn1Error("EUICCInfo1 has no svn".into()))?,
-        ci_pkids_for_verification: ver.ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForVerification".into()))?,
-        ci_pkids_for_signing: sig.ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForSigning".into()))?,
+        ci_pkids_for_verification: ver
+            .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForVerification".into()))?,
+        ci_pkids_for_signing: sig
+            .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForSigning".into()))?,
     })
 }
 
@@ -214,7 +222,10 @@ fn parse_ctx_params1<'a>(t: &Tlv<'a>) -> Result<(Option<&'a str>, Option<&'a [u8
         let f = r.read()?;
         match f.tag {
             0x80 => {
-                matching_id = Some(std::str::from_utf8(f.value).map_err(|_| Asn1Error("matchingId is not UTF-8".into()))?);
+                matching_id = Some(
+                    std::str::from_utf8(f.value)
+                        .map_err(|_| Asn1Error("matchingId is not UTF-8".into()))?,
+                );
             }
             0xA1 => device_info = Some(f.raw),
             _ => {}
@@ -231,7 +242,12 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
         let f = r.read()?;
         match f.tag {
             0x80 => tid = Some(f.value),
-            0x83 => addr = Some(std::str::from_utf8(f.value).map_err(|_| Asn1Error("serverAddress is not UTF-8".into()))?),
+            0x83 => {
+                addr = Some(
+                    std::str::from_utf8(f.value)
+                        .map_err(|_| Asn1Error("serverAddress is not UTF-8".into()))?,
+                )
+            }
             0x84 => chal = Some(f.value),
             0xBF22 => info2 = Some(f.raw),
             0xA0 => ctx = parse_ctx_params1(&f)?,
@@ -251,7 +267,9 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
 }
 
 /// Reads an `AuthenticateServerResponse` TLV (BF38).
-pub fn parse_authenticate_server_response(der: &[u8]) -> Result<AuthenticateServerResponseView<'_>, Asn1Error> {
+pub fn parse_authenticate_server_response(
+    der: &[u8],
+) -> Result<AuthenticateServerResponseView<'_>, Asn1Error> {
     let top = tlv::parse_single(der, "AuthenticateServerResponse")?;
     expect_tag(&top, 0xBF38, "AuthenticateServerResponse")?;
     let mut r = top.reader();
@@ -293,7 +311,9 @@ pub fn parse_authenticate_server_response(der: &[u8]) -> Result<AuthenticateServ
                 authenticate_error_code: v,
             })
         }
-        other => Err(Asn1Error(format!("AuthenticateServerResponse: unknown choice {other:02X}"))),
+        other => Err(Asn1Error(format!(
+            "AuthenticateServerResponse: unknown choice {other:02X}"
+        ))),
     }
 }
 
@@ -362,7 +382,10 @@ mod tests {
         inner.extend(tlv::tlv(0xAB, &tlv::octet_string(&[9; 20])));
         let v3 = tlv::tlv(0xBF20, &inner);
         assert_eq!(parse_euicc_info1(&v3).expect("tolerant"), view);
-        assert!(rasn::der::decode::<EuiccInfo1>(&v3).is_err(), "rasn alone would refuse it");
+        assert!(
+            rasn::der::decode::<EuiccInfo1>(&v3).is_err(),
+            "rasn alone would refuse it"
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most ES12 writes waiting for the database writer.
     pub write_queue: usize,
+    /// Lifetime of an ES11 authentication session (InitiateAuthentication to AuthenticateClient).
+    pub session_lifetime_secs: u64,
+    /// Most ES11 sessions in progress; more InitiateAuthentication calls are refused.
+    pub max_sessions: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +41,8 @@ impl Default for Limits {
             body_read_timeout_secs: 10,
             max_connections: 1024,
             write_queue: 8192,
+            session_lifetime_secs: 300,
+            max_sessions: 100_000,
         }
     }
 }
@@ -47,6 +53,9 @@ impl Limits {
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+    pub fn session_lifetime(&self) -> Duration {
+        Duration::from_secs(self.session_lifetime_secs.max(1))
     }
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_secs(self.body_read_timeout_secs.max(1))

@@ -32,6 +32,7 @@ pub type Body = Full<Bytes>;
 /// Everything a request handler may use.
 pub struct AppState {
     pub store: Store,
+    pub es11: crate::es11::Es11,
     pub metrics: Metrics,
     pub verifier: Arc<Sgp22ClientVerifier>,
     pub limits: Limits,
@@ -43,12 +44,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         store: Store,
+        es11: crate::es11::Es11,
         verifier: Arc<Sgp22ClientVerifier>,
         limits: Limits,
         clock: Option<crate::tls::Clock>,
     ) -> Self {
         AppState {
             store,
+            es11,
             metrics: Metrics::default(),
             verifier,
             limits,
@@ -68,6 +71,8 @@ impl AppState {
 /// The SGP.22 functions served on the TLS port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
+    Es11InitiateAuthentication,
+    Es11AuthenticateClient,
     Es12RegisterEvent,
     Es12DeleteEvent,
 }
@@ -75,6 +80,14 @@ pub enum Function {
 impl Function {
     pub fn route(path: &str) -> Option<Function> {
         match path {
+            // lpac, euicc-go and euicc-rs use the ES9+ paths against an SM-DS; others the ES11 ones.
+            "/gsma/rsp2/es9plus/initiateAuthentication"
+            | "/gsma/rsp2/es11/initiateAuthentication" => {
+                Some(Function::Es11InitiateAuthentication)
+            }
+            "/gsma/rsp2/es9plus/authenticateClient" | "/gsma/rsp2/es11/authenticateClient" => {
+                Some(Function::Es11AuthenticateClient)
+            }
             "/gsma/rsp2/es12/registerEvent" => Some(Function::Es12RegisterEvent),
             "/gsma/rsp2/es12/deleteEvent" => Some(Function::Es12DeleteEvent),
             _ => None,
@@ -83,6 +96,8 @@ impl Function {
 
     pub fn name(self) -> &'static str {
         match self {
+            Function::Es11InitiateAuthentication => "ES11.InitiateAuthentication",
+            Function::Es11AuthenticateClient => "ES11.AuthenticateClient",
             Function::Es12RegisterEvent => "ES12.RegisterEvent",
             Function::Es12DeleteEvent => "ES12.DeleteEvent",
         }
@@ -225,6 +240,12 @@ async fn dispatch(
         Err(msg) => return refusal(hyper::StatusCode::BAD_REQUEST, codes::REQUEST_INVALID, &msg),
     };
     let answer: Answer = match (function, peer) {
+        (Function::Es11InitiateAuthentication, _) => {
+            crate::es11::initiate_authentication(&state.es11, &object)
+        }
+        (Function::Es11AuthenticateClient, _) => {
+            crate::es11::authenticate_client(&state.es11, &state.store, &object, state.now())
+        }
         (Function::Es12RegisterEvent, Some(p)) => {
             es12::register_event(&state.store, p, &object, state.now()).await
         }

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the SM-DS: ES12 (SM-DP+ event registration, mutual TLS) on one HTTPS port.
+    /// Run the SM-DS: ES11 (device discovery) and ES12 (SM-DP+ event registration, mutual TLS) on one HTTPS port.
     ///
     /// With no arguments it listens on 127.0.0.1:8443, keeps its database in ./smds-data, and on first
     /// start mints a development PKI in ./smds-data/pki (its own CI, CERT.DSauth, CERT.DS.TLS for
@@ -39,6 +39,45 @@ enum Command {
     /// Act as an SM-DP+: register or delete an event over ES12 (mutually authenticated TLS).
     #[command(subcommand)]
     Event(EventCommand),
+    /// Act as a device (LPA + software eUICC): ask the SM-DS for pending events over ES11.
+    ///
+    /// The eUICC's certificate and key, its EUM certificate and CI come from --certdir (a `pki-tool
+    /// init` directory or an SGP.26 set). Like a real eUICC it verifies CERT.DSauth against its CI
+    /// and serverSignature1, and refuses a server that fails; then it signs euiccSigned1 with
+    /// EUICCInfo2 and DeviceInfo and prints the events.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Args)]
+struct DiscoverArgs {
+    /// The SM-DS, e.g. https://localhost:8443
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Directory with CI, EUM and eUICC certificates and the eUICC key.
+    #[arg(long, value_name = "DIR")]
+    certdir: PathBuf,
+    /// Which eUICC (one issued under eUICC/<EID>/); default: the hierarchy's own.
+    #[arg(long)]
+    eid: Option<String>,
+    #[arg(long, default_value = "nist", value_parser = ["nist", "brainpool"])]
+    curve: String,
+    /// An EventID, as an LPA sends when following a cascade from the Root SM-DS.
+    #[arg(long, value_name = "ID")]
+    matching_id: Option<String>,
+    /// CI certificate(s) for the SM-DS's TLS certificate; default: the certdir's NIST CI.
+    #[arg(long, value_name = "FILE")]
+    ca: Vec<PathBuf>,
+    /// The address sent as smdpAddress; default: host[:port] of --server.
+    #[arg(long, value_name = "HOST")]
+    address: Option<String>,
+    /// Path family: es9plus (lpac, euicc-go) or es11.
+    #[arg(long, default_value = "es9plus", value_parser = ["es9plus", "es11"])]
+    paths: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -189,6 +228,11 @@ fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
         p("DPtls/CERT_S_SM_DP_TLS_NIST.pem"),
         p("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         p("CertificateIssuer/CERT_CI_ECDSA_NIST.pem")
+    );
+    println!("Discover it as the eUICC (ES11, software eUICC from the same PKI):");
+    println!(
+        "  cargo run --release -p smds -- discover --server https://{hostname}:{port} --certdir {}",
+        pki_dir.display()
     );
     println!("List stored events:");
     println!("  cargo run --release -p smds -- events list");
@@ -422,6 +466,100 @@ async fn event(c: EventCommand) -> Result<bool, String> {
     Ok(result.is_success())
 }
 
+async fn discover(a: DiscoverArgs) -> Result<bool, String> {
+    use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
+    let curve = if a.curve == "brainpool" {
+        pki_tool::Curve::BrainpoolP256r1
+    } else {
+        pki_tool::Curve::NistP256
+    };
+    let eid = a
+        .eid
+        .as_deref()
+        .map(|e| pki_tool::Eid::parse(e).map_err(|err| format!("--eid {e}: {err}")))
+        .transpose()?;
+    let euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref())?;
+    let endpoint = Endpoint::parse(&a.server)?;
+    let cas = if a.ca.is_empty() {
+        let candidates = [
+            a.certdir.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
+            a.certdir.join("CI/CERT_CI_ECDSA_NIST.der"),
+        ];
+        let found: Vec<PathBuf> = candidates
+            .into_iter()
+            .filter(|p| p.exists())
+            .take(1)
+            .collect();
+        if found.is_empty() {
+            return Err(format!(
+                "{}: no NIST CI to check the server's TLS certificate with; give --ca",
+                a.certdir.display()
+            ));
+        }
+        client::read_cas(&found)?
+    } else {
+        client::read_cas(&a.ca)?
+    };
+    let address = a.address.clone().unwrap_or_else(|| {
+        if endpoint.port == 443 {
+            endpoint.host.clone()
+        } else {
+            format!("{}:{}", endpoint.host, endpoint.port)
+        }
+    });
+    let opts = DiscoveryOptions {
+        endpoint,
+        address,
+        tls: discovery::lpa_tls_config(cas)?,
+        paths: if a.paths == "es11" {
+            PathFamily::Es11
+        } else {
+            PathFamily::Es9Plus
+        },
+        matching_id: a.matching_id.clone(),
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        now: pki_tool::time::now(),
+    };
+    match discovery::discover(&euicc, &opts).await? {
+        Discovery::Events {
+            transaction_id,
+            entries,
+        } => {
+            if a.json {
+                let list: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| serde_json::json!({"eventId": e.event_id, "rspServerAddress": e.rsp_server_address}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "eventEntries": list})
+                );
+            } else if entries.is_empty() {
+                println!("EID {}: no events", euicc.eid);
+            } else {
+                println!("EID {}: {} event(s)", euicc.eid, entries.len());
+                for e in entries {
+                    println!("  {}  {}", e.event_id, e.rsp_server_address);
+                }
+            }
+            Ok(true)
+        }
+        Discovery::Failed { step, result } => {
+            if a.json {
+                println!("{}", result.body);
+            } else {
+                println!(
+                    "{step}: {} {} {}",
+                    result.status,
+                    result.code().unwrap_or_default(),
+                    result.message.clone().unwrap_or_default()
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -439,6 +577,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve(a).await.map(|_| true),
             Command::Events(c) => events(c).await.map(|_| true),
             Command::Event(c) => event(c).await,
+            Command::Discover(a) => discover(a).await,
         }
     });
     match result {

@@ -1,7 +1,9 @@
 //! Starting and stopping a whole SM-DS: store, TLS, listeners. Used by `smds serve` and by the
 //! end-to-end tests, which run real servers on loopback ports.
 
+use crate::auth::Sessions;
 use crate::config::Config;
+use crate::es11::Es11;
 use crate::http::{self, AppState};
 use crate::pki::ServerPki;
 use crate::store::{Store, WriterConfig};
@@ -61,14 +63,36 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let hostname = cfg
+            .hostname
+            .clone()
+            .or_else(|| pki.tls_hostname.clone())
+            .unwrap_or_else(|| "localhost".into());
+        let es11 = Es11::new(
+            hostname,
+            pki.cis.clone(),
+            &pki.ds_auth,
+            Sessions::new(cfg.limits.session_lifetime(), cfg.limits.max_sessions),
+        );
         let state = Arc::new(AppState::new(
             store.clone(),
+            es11,
             verifier,
             cfg.limits.clone(),
             clock,
         ));
         let (stop, rx) = watch::channel(false);
         let task_state = state.clone();
+        let sweeper_state = state.clone();
+        let mut sweep_rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(30)) => sweeper_state.es11.sessions.sweep(),
+                    r = sweep_rx.changed() => if r.is_err() || *sweep_rx.borrow() { break },
+                }
+            }
+        });
         let task = tokio::spawn(async move {
             let admin_task = admin.map(|l| {
                 tokio::spawn(http::serve_admin(
