@@ -50,9 +50,14 @@ pub fn shared() -> PathBuf {
 
 /// Mints a hierarchy with `pki-tool` (NIST only, SM-DS TLS for "localhost").
 pub fn mint(dir: &Path, profile: &str, keys: Option<PathBuf>) {
+    mint_curves(dir, profile, keys, &[Curve::NistP256]);
+}
+
+/// Mints a hierarchy with `pki-tool` on the given curves (SM-DS TLS for "localhost").
+pub fn mint_curves(dir: &Path, profile: &str, keys: Option<PathBuf>, curves: &[Curve]) {
     hierarchy::init(&InitOptions {
         out: dir.to_path_buf(),
-        curves: vec![Curve::NistP256],
+        curves: curves.to_vec(),
         profile: profile.into(),
         templates: None,
         keys,
