@@ -388,6 +388,39 @@ mod tests {
         );
     }
 
+    /// `EUICCInfo1` answers captured from real eUICCs and published in public LPA test code:
+    /// SVN 2.2.2 and 2.6.0 chips listing the GSMA production CI key 81370F51..., and one listing
+    /// the SGP.26 Test CI key F54172BD....
+    const CAPTURED_EUICC_INFO1: [&str; 3] = [
+        "BF20358203020202A916041481370F5125D0B1D408D4C3B232E6D25E795BEBFBAA16041481370F5125D0B1D408D4C3B232E6D25E795BEBFB",
+        "BF20358203020600A916041481370F5125D0B1D408D4C3B232E6D25E795BEBFBAA16041481370F5125D0B1D408D4C3B232E6D25E795BEBFB",
+        "BF20358203020200A9160414F54172BDF98A95D65CBEB88A38A1C11D800A85C3AA160414F54172BDF98A95D65CBEB88A38A1C11D800A85C3",
+    ];
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn captured_euicc_info1_decode_and_reencode_byte_identically() {
+        for capture in CAPTURED_EUICC_INFO1 {
+            let bytes = hex(capture);
+            let decoded: EuiccInfo1 = rasn::der::decode(&bytes).expect("rasn decodes the capture");
+            assert_eq!(der(&decoded).expect("encodes"), bytes, "{capture}");
+            let view = parse_euicc_info1(&bytes).expect("tolerant reader");
+            assert_eq!(view.svn[0], 2);
+            assert_eq!(view.ci_pkids_for_verification, view.ci_pkids_for_signing);
+            assert_eq!(view.ci_pkids_for_signing[0].len(), 20);
+            assert_eq!(
+                decoded.euicc_ci_pkid_list_for_signing[0].as_ref(),
+                view.ci_pkids_for_signing[0].as_slice()
+            );
+        }
+    }
+
     #[test]
     fn transaction_ids() {
         let t = TransactionId::from_hex("00ab").expect("valid");

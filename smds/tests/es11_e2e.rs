@@ -183,6 +183,29 @@ async fn discovery_with_the_real_sgp26_euicc_keys() {
     .expect("tls");
     let mut dp = connect(&server, varo).await;
     assert!(register(&mut dp, EID, "gsma-event").await.is_success());
+    // EUICCInfo1 as captured from an eUICC listing the SGP.26 Test CI (published in public LPA
+    // test code): the server picks that CI.
+    let captured = "BF20358203020200A9160414F54172BDF98A95D65CBEB88A38A1C11D800A85C3AA160414F54172BDF98A95D65CBEB88A38A1C11D800A85C3";
+    let bytes: Vec<u8> = (0..captured.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&captured[i..i + 2], 16).expect("hex"))
+        .collect();
+    let tls =
+        discovery::lpa_tls_config(smds::client::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
+    let mut c = Connection::open(&endpoint(&server), tls, Duration::from_secs(10))
+        .await
+        .expect("connect");
+    let body = json!({"smdpAddress": "localhost", "euiccChallenge": STANDARD.encode([5u8; 16]), "euiccInfo1": STANDARD.encode(bytes)});
+    let r = c
+        .call("/gsma/rsp2/es9plus/initiateAuthentication", &body)
+        .await
+        .expect("answer");
+    assert!(r.is_success(), "{:?}", r.body);
+    let chosen = STANDARD
+        .decode(r.body["euiccCiPKIdToBeUsed"].as_str().expect("field"))
+        .expect("b64");
+    assert_eq!(&chosen[..2], &[0x04, 0x14]);
+    assert_eq!(&chosen[2..6], &[0xF5, 0x41, 0x72, 0xBD]);
     for curve in Curve::ALL {
         // The genuine SGP.26 eUICC, EUM and CI certificates and the eUICC's published key.
         let e = SoftEuicc::load(&gsma, curve, None).expect("SGP.26 eUICC");
