@@ -6,7 +6,13 @@
 //! `Durability::Immediate` (group commit), and answers each request only after that commit. Reads
 //! use their own read transactions and never wait for the writer.
 //!
-//! This module touches only the database file; callers have already validated their input.
+//! When a commit fails (disk full, I/O error) redb refuses further writes on that handle, while
+//! reads keep working. The writer then answers writes with the error until a probe file shows
+//! that space is back, and reopens the database (swapping the handle readers use) before the next
+//! write. Nothing acknowledged is lost: a failed batch was never acknowledged.
+//!
+//! This module touches only the database file (and the probe file next to it); callers have
+//! already validated their input.
 
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -102,10 +108,65 @@ enum Msg {
     Stop,
 }
 
+/// The current database handle; replaced after a write failure once the disk has room again.
+pub struct DbSlot {
+    handle: std::sync::RwLock<Arc<Database>>,
+    path: PathBuf,
+}
+
+impl DbSlot {
+    fn get(&self) -> Arc<Database> {
+        self.handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes and syncs a probe file next to the database: is there room to write again?
+    fn has_room(&self) -> bool {
+        let probe = self.path.with_extension("space-probe");
+        let ok = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&probe)?;
+            f.write_all(&vec![0u8; 1 << 20])?;
+            f.sync_all()
+        })()
+        .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+
+    /// Drops the failed handle and opens the database again.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.handle.write().unwrap_or_else(|e| e.into_inner());
+        // Readers that cloned the old handle finish quickly; redb allows one open handle per file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&guard) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let placeholder = Arc::new(
+            redb::Builder::new()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(storage)?,
+        );
+        let old = std::mem::replace(&mut *guard, placeholder);
+        drop(old);
+        match Database::open(&self.path) {
+            Ok(db) => {
+                *guard = Arc::new(db);
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Storage(format!(
+                "cannot reopen the database: {e}"
+            ))),
+        }
+    }
+}
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     tx: mpsc::Sender<Msg>,
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     path: PathBuf,
@@ -162,7 +223,10 @@ impl Store {
         }
         txn.commit().map_err(|e| open_err(e.to_string()))?;
 
-        let db = Arc::new(db);
+        let db = Arc::new(DbSlot {
+            handle: std::sync::RwLock::new(Arc::new(db)),
+            path: path.to_path_buf(),
+        });
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
@@ -220,7 +284,7 @@ impl Store {
 
     /// The events of one EID in registration order.
     pub fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.get().begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
         let key = eid.as_str();
         let mut out = Vec::new();
@@ -241,7 +305,7 @@ impl Store {
             v.truncate(limit);
             return Ok(v);
         }
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.get().begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
         let mut out = Vec::new();
         for item in table.iter().map_err(storage)?.take(limit) {
@@ -253,7 +317,7 @@ impl Store {
 
     /// Number of stored events.
     pub fn count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.get().begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
         table.len().map_err(storage)
     }
@@ -261,7 +325,7 @@ impl Store {
     /// Checks that the event table and the EventID index describe the same events and that the
     /// sequence counter is ahead of every event; returns the number of events.
     pub fn check_integrity(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.get().begin_read().map_err(storage)?;
         let events = txn.open_table(EVENTS).map_err(storage)?;
         let index = txn.open_table(BY_EVENT_ID).map_err(storage)?;
         let meta = txn.open_table(META).map_err(storage)?;
@@ -319,8 +383,10 @@ impl Store {
     }
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+fn writer_loop(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut stopping = false;
+    // The error of the last failed commit, while writes are being refused.
+    let mut failed: Option<String> = None;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
             break;
@@ -342,13 +408,33 @@ fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
         if batch.is_empty() {
             continue;
         }
-        match apply_batch(db, &batch) {
+        if let Some(why) = failed.clone() {
+            if db.has_room() {
+                match db.reopen() {
+                    Ok(()) => {
+                        tracing::info!("event database reopened after a write failure");
+                        failed = None;
+                    }
+                    Err(e) => tracing::error!(error = %e, "event database could not be reopened"),
+                }
+            }
+            if failed.is_some() {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Storage(format!(
+                        "{why}; writes are refused until the disk accepts them again"
+                    ))));
+                }
+                continue;
+            }
+        }
+        match apply_batch(&db.get(), &batch) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
+                failed = Some(e.to_string());
                 tracing::error!(error = %e, requests = batch.len(), "event batch not committed");
                 for (_, reply) in batch {
                     let _ = reply.send(Err(StoreError::Storage(e.to_string())));
@@ -520,6 +606,39 @@ mod tests {
             "FIFO continues after reopen"
         );
         s.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn truncated_database_is_refused_not_emptied() {
+        let dir = std::env::temp_dir().join(format!("smds-store-trunc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("events.redb");
+        let s = Store::open(&path, WriterConfig::default()).expect("open");
+        for i in 0..2000 {
+            s.register(event(EID1, &format!("e{i}"), "dp"))
+                .await
+                .expect("ok");
+        }
+        s.shutdown().await;
+        drop(s);
+        let len = std::fs::metadata(&path).expect("meta").len();
+        for cut in [len / 2, len / 4, 4096, 100] {
+            let copy = dir.join(format!("cut-{cut}.redb"));
+            let data = std::fs::read(&path).expect("read");
+            std::fs::write(&copy, &data[..cut as usize]).expect("write");
+            match Store::open(&copy, WriterConfig::default()) {
+                Err(e) => assert!(e.to_string().contains(&format!("cut-{cut}.redb")), "{e}"),
+                Ok(s) => {
+                    // If redb could repair it, no event may have silently vanished.
+                    let n = s.count().expect("count");
+                    assert_eq!(
+                        n, 2000,
+                        "a truncated database ({cut} of {len} bytes) opened with {n} events"
+                    );
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
