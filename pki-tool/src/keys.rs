@@ -640,6 +640,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_stay_out_of_debug_and_errors() {
+        let k = PrivateKey::generate(Curve::NistP256).expect("key");
+        let scalar: String = k.scalar().iter().map(|b| format!("{b:02x}")).collect();
+        let debug = format!("{k:?}").to_lowercase();
+        assert!(!debug.contains(&scalar[..16]), "{debug}");
+        // A PEM whose key does not match its embedded public key: the error names no key bytes.
+        let other = PrivateKey::generate(Curve::NistP256).expect("key");
+        let mut der = k.to_sec1_der();
+        let pub_at = der.len() - 65;
+        der[pub_at..].copy_from_slice(other.public_key().point());
+        let err = PrivateKey::from_pem(&pem_block("EC PRIVATE KEY", &der))
+            .expect_err("mismatch")
+            .to_string();
+        assert!(!err.to_lowercase().contains(&scalar[..16]), "{err}");
+        assert_eq!(err, KeyError::PublicKeyMismatch.to_string());
+    }
+
+    #[test]
     fn curve_conflict_is_reported() {
         let k = PrivateKey::generate(Curve::NistP256).expect("key");
         let bad = format!(

@@ -538,6 +538,21 @@ fn bad_input_gets_one_line_errors_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn exposed_key_files_are_detected() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempDir::new("perm");
+    let out = t.0.join("lab");
+    ok(&["init", "--out", s(&out), "--curve", "nist"]);
+    let key = out.join("DStls/SK_S_SM_DS_TLS_NIST.pem");
+    assert!(
+        !pki_tool::hierarchy::key_file_is_exposed(&key),
+        "written 0600"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(pki_tool::hierarchy::key_file_is_exposed(&key));
+}
+
+#[test]
 fn verify_reports_tampering() {
     let t = TempDir::new("tamper");
     let eum = osmo().join("EUM/CERT_EUM_ECDSA_NIST.der");

@@ -17,6 +17,8 @@ pub mod discovery;
 pub mod envelope;
 pub mod es11;
 pub mod es12;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod identity;
 pub mod metrics;
