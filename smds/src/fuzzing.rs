@@ -214,8 +214,11 @@ pub fn key_pem(data: &[u8]) {
     let _ = pki_tool::PublicKey::from_spki_der(data);
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// All entry points by name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("es11_initiate", es11_initiate),
     ("es11_authenticate", es11_authenticate),
     ("euicc_asn1", euicc_asn1),
