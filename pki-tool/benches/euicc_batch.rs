@@ -41,19 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(1);
     let dir = std::env::temp_dir().join(format!("pki-tool-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    hierarchy::init(&InitOptions {
-        out: dir.clone(),
-        curves: Curve::ALL.to_vec(),
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid: Eid::parse("89049032123451234512345678901235")?,
-        smdp_fqdn: "smdp.example".into(),
-        smds_fqdn: "smds.example".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })?;
+    hierarchy::init(&InitOptions::lab(&dir, &Curve::ALL, "smds.example").expect("options"))?;
     let h = Hierarchy::open(&dir)?;
     println!("eUICC batch benchmark: {count} certificates per run, {cores} cores");
     for curve in Curve::ALL {

@@ -194,6 +194,29 @@ pub struct InitOptions {
     pub now: i64,
 }
 
+/// The EID of the SGP.26 test eUICC, used as the default.
+pub const SGP26_EID: &str = "89049032123451234512345678901235";
+
+impl InitOptions {
+    /// A lab hierarchy with fresh keys (default profile) in `out` on `curves`: the SGP.26 EID,
+    /// SM-DP+ `testsmdpplus1.example.com`, SM-DS `smds_fqdn`.
+    pub fn lab(out: &Path, curves: &[Curve], smds_fqdn: &str) -> Result<Self, Error> {
+        Ok(InitOptions {
+            out: out.to_path_buf(),
+            curves: curves.to_vec(),
+            profile: "default".into(),
+            templates: None,
+            keys: None,
+            eid: Eid::parse(SGP26_EID)?,
+            smdp_fqdn: "testsmdpplus1.example.com".into(),
+            smds_fqdn: smds_fqdn.into(),
+            sets: BTreeMap::new(),
+            force: false,
+            now: crate::time::now(),
+        })
+    }
+}
+
 /// The roles `init` mints under the CI, after the EUM and eUICC.
 pub const SERVER_ROLES: [Role; 5] = [
     Role::Dpauth,

@@ -8,7 +8,7 @@
 //! certificate is verified once and cached).
 
 use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::{Curve, Eid, PrivateKey};
+use pki_tool::{Curve, PrivateKey};
 use smds::client::{self, Connection, Endpoint};
 use smds::discovery::{self, DiscoveryOptions, PathFamily, SoftEuicc};
 use std::io::{BufRead, BufReader};
@@ -54,20 +54,8 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("smds-es11-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pki = dir.join("pki");
-    hierarchy::init(&InitOptions {
-        out: pki.clone(),
-        curves: vec![Curve::NistP256],
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid: Eid::parse(EID).expect("eid"),
-        smdp_fqdn: "smdp.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki");
+    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
+        .expect("pki");
 
     // Raw crypto of one discovery on the server, measured now.
     let key = PrivateKey::generate(Curve::NistP256).expect("key");

@@ -108,20 +108,8 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("smds-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pki = dir.join("pki");
-    hierarchy::init(&InitOptions {
-        out: pki.clone(),
-        curves: vec![Curve::NistP256],
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid: Eid::parse(EID).expect("eid"),
-        smdp_fqdn: "smdp.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki");
+    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
+        .expect("pki");
     let single = single_commit_rate(&dir, secs.min(3.0)).await;
     println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
 

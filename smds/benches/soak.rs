@@ -7,7 +7,7 @@
 //! time; it stops by itself.
 
 use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::{Curve, Eid};
+use pki_tool::Curve;
 use smds::client::{self, Connection, Endpoint};
 use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
 use std::collections::BTreeMap;
@@ -66,35 +66,11 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("smds-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pki = dir.join("pki");
-    hierarchy::init(&InitOptions {
-        out: pki.clone(),
-        curves: Curve::ALL.to_vec(),
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid: Eid::parse(EID).expect("eid"),
-        smdp_fqdn: "smdp.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki");
+    hierarchy::init(&InitOptions::lab(&pki, &Curve::ALL, "localhost").expect("options"))
+        .expect("pki");
     let foreign = dir.join("foreign");
-    hierarchy::init(&InitOptions {
-        out: foreign.clone(),
-        curves: vec![Curve::NistP256],
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid: Eid::parse(EID).expect("eid"),
-        smdp_fqdn: "smdp.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki");
+    hierarchy::init(&InitOptions::lab(&foreign, &[Curve::NistP256], "localhost").expect("options"))
+        .expect("pki");
     let config = dir.join("smds.toml");
     std::fs::write(&config, "[limits]\nheader_read_timeout_secs = 5\nbody_read_timeout_secs = 5\ntls_handshake_timeout_secs = 5\nmax_connections = 512\n").expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))

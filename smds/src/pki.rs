@@ -6,7 +6,7 @@
 use pki_tool::hierarchy::{self, InitOptions, read_cert, read_key};
 use pki_tool::layout::Slot;
 use pki_tool::validate::{Options, verify_chain};
-use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
+use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use std::path::{Path, PathBuf};
 
 /// A certificate with its private key.
@@ -129,20 +129,8 @@ pub fn ensure_dev_pki(data_dir: &Path, hostname: &str) -> Result<(PathBuf, bool)
     if dir.join(hierarchy::MANIFEST).exists() {
         return Ok((dir, false));
     }
-    let eid = Eid::parse("89049032123451234512345678901235").map_err(|e| e.to_string())?;
-    hierarchy::init(&InitOptions {
-        out: dir.clone(),
-        curves: Curve::ALL.to_vec(),
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid,
-        smdp_fqdn: "testsmdpplus1.example.com".into(),
-        smds_fqdn: hostname.into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .map_err(|e| format!("cannot mint the development PKI in {}: {e}", dir.display()))?;
+    let opts = InitOptions::lab(&dir, &Curve::ALL, hostname).map_err(|e| e.to_string())?;
+    hierarchy::init(&opts)
+        .map_err(|e| format!("cannot mint the development PKI in {}: {e}", dir.display()))?;
     Ok((dir, true))
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use pki_tool::hierarchy::{self, Hierarchy, InitOptions, IssueOptions};
-use pki_tool::{Curve, Eid, Role};
+use pki_tool::{Curve, Role};
 use smds::client::{self, Connection, Endpoint, FunctionResult};
 use smds::config::{Config, Limits};
 use smds::pki::ServerPki;
@@ -55,20 +55,12 @@ pub fn mint(dir: &Path, profile: &str, keys: Option<PathBuf>) {
 
 /// Mints a hierarchy with `pki-tool` on the given curves (SM-DS TLS for "localhost").
 pub fn mint_curves(dir: &Path, profile: &str, keys: Option<PathBuf>, curves: &[Curve]) {
-    hierarchy::init(&InitOptions {
-        out: dir.to_path_buf(),
-        curves: curves.to_vec(),
+    let opts = InitOptions {
         profile: profile.into(),
-        templates: None,
         keys,
-        eid: Eid::parse(EID).expect("valid"),
-        smdp_fqdn: "testsmdpplus1.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki-tool init");
+        ..InitOptions::lab(dir, curves, "localhost").expect("options")
+    };
+    hierarchy::init(&opts).expect("pki-tool init");
 }
 
 /// A lab: our PKI with a second SM-DP+ (DP2, SAN 2.999.12), and a foreign PKI (another CI).

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::{Curve, Eid};
+use pki_tool::Curve;
 use serde_json::json;
 use smds::discovery::SoftEuicc;
 use std::path::{Path, PathBuf};
@@ -42,21 +42,7 @@ fn hex(s: &str) -> Vec<u8> {
 fn main() {
     let tmp = std::env::temp_dir().join(format!("smds-seed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let eid = Eid::parse("89049032123451234512345678901235").expect("eid");
-    hierarchy::init(&InitOptions {
-        out: tmp.clone(),
-        curves: Curve::ALL.to_vec(),
-        profile: "default".into(),
-        templates: None,
-        keys: None,
-        eid,
-        smdp_fqdn: "smdp.example.com".into(),
-        smds_fqdn: "localhost".into(),
-        sets: Default::default(),
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("pki");
+    hierarchy::init(&InitOptions::lab(&tmp, &Curve::ALL, "localhost").expect("options")).expect("pki");
 
     for (i, info) in CAPTURED_INFO1.iter().enumerate() {
         let info = hex(info);
