@@ -7,7 +7,7 @@
 //! time; it stops by itself.
 
 use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::Curve;
+use pki_tool::{Curve, Eid};
 use smds::client::{self, Connection, Endpoint};
 use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
 use std::collections::BTreeMap;
@@ -125,11 +125,46 @@ async fn main() {
     let rss_start = rss_kib(pid);
     let mut tasks = Vec::new();
 
-    // ES12: register, and delete every other event again, over keep-alive mTLS.
+    // Events the discoverers find (their EID), registered once.
+    {
+        let mut c = Connection::open(&endpoint, smdp_tls.clone(), Duration::from_secs(10))
+            .await
+            .expect("connect");
+        for i in 0..3 {
+            let r = c
+                .call(
+                    client::REGISTER_EVENT_PATH,
+                    &client::register_event_body(
+                        EID,
+                        &format!("pending-{i}"),
+                        "smdp.example.com",
+                        None,
+                    ),
+                )
+                .await
+                .expect("register");
+            assert!(r.is_success());
+        }
+    }
+    // ES12 over keep-alive mTLS: register across 200 other EIDs and delete each event again once
+    // 25 newer ones exist, so the database reaches a steady state.
+    let mut pool = Vec::new();
+    let mut e = Eid::parse("89049032000000000000000000000066").expect("eid");
+    for _ in 0..200 {
+        pool.push(e.to_string());
+        e = e.successor(8).expect("room");
+    }
+    let pool = Arc::new(pool);
     for w in 0..8 {
-        let (endpoint, tls, tally) = (endpoint.clone(), smdp_tls.clone(), tally.clone());
+        let (endpoint, tls, tally, pool) = (
+            endpoint.clone(),
+            smdp_tls.clone(),
+            tally.clone(),
+            pool.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut i = 0u64;
+            let mut pending = std::collections::VecDeque::new();
             while Instant::now() < deadline {
                 let Ok(mut c) =
                     Connection::open(&endpoint, tls.clone(), Duration::from_secs(10)).await
@@ -142,16 +177,20 @@ async fn main() {
                     if Instant::now() >= deadline {
                         break;
                     }
+                    let eid = pool[(i as usize * 7 + w) % pool.len()].clone();
                     let id = format!("w{w}-{i}");
                     let t = Instant::now();
                     match c
                         .call(
                             client::REGISTER_EVENT_PATH,
-                            &client::register_event_body(EID, &id, "smdp.example.com", None),
+                            &client::register_event_body(&eid, &id, "smdp.example.com", None),
                         )
                         .await
                     {
-                        Ok(r) if r.is_success() => ok(&tally, "es12 register", t.elapsed()),
+                        Ok(r) if r.is_success() => {
+                            ok(&tally, "es12 register", t.elapsed());
+                            pending.push_back((eid, id));
+                        }
                         Ok(r) => err(
                             &tally,
                             format!("es12 register {}", r.code().unwrap_or_default()),
@@ -161,12 +200,14 @@ async fn main() {
                             format!("es12 register: {}", e.split(':').next().unwrap_or("")),
                         ),
                     }
-                    if i % 2 == 0 {
+                    if pending.len() > 25
+                        && let Some((eid, id)) = pending.pop_front()
+                    {
                         let t = Instant::now();
                         match c
                             .call(
                                 client::DELETE_EVENT_PATH,
-                                &client::delete_event_body(EID, &id),
+                                &client::delete_event_body(&eid, &id),
                             )
                             .await
                         {
@@ -208,7 +249,13 @@ async fn main() {
                 };
                 let t = Instant::now();
                 match discovery::discover(&euicc, &opts).await {
-                    Ok(Discovery::Events { .. }) => ok(&tally, "es11 discovery", t.elapsed()),
+                    Ok(Discovery::Events { entries, .. }) if entries.len() == 3 => {
+                        ok(&tally, "es11 discovery", t.elapsed())
+                    }
+                    Ok(Discovery::Events { entries, .. }) => err(
+                        &tally,
+                        format!("es11 discovery returned {} events, not 3", entries.len()),
+                    ),
                     Ok(Discovery::Failed { step, result }) => err(
                         &tally,
                         format!("es11 {step} {}", result.code().unwrap_or_default()),

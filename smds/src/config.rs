@@ -29,6 +29,11 @@ pub struct Limits {
     pub session_lifetime_secs: u64,
     /// Most ES11 sessions in progress; more InitiateAuthentication calls are refused.
     pub max_sessions: usize,
+    /// Most pending events per EID; more registrations are refused (8.1.1/4.8). Bounds the size
+    /// of every ES11 answer.
+    pub max_events_per_eid: usize,
+    /// Database page cache, MiB.
+    pub db_cache_mib: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +48,8 @@ impl Default for Limits {
             write_queue: 8192,
             session_lifetime_secs: 300,
             max_sessions: 100_000,
+            max_events_per_eid: 100,
+            db_cache_mib: 32,
         }
     }
 }

@@ -22,6 +22,8 @@ pub mod codes {
     pub const EID_INVALID: StatusCode = code("8.1.1", "2.1");
     /// 8.1.1 EID / 2.2 Mandatory element missing.
     pub const EID_MISSING: StatusCode = code("8.1.1", "2.2");
+    /// 8.1.1 EID / 4.8 Insufficient memory: the EID has as many events as the server keeps.
+    pub const EID_EVENTS_FULL: StatusCode = code("8.1.1", "4.8");
     /// 8.8.1 SM-DP+ address / 2.1 Invalid (ES12 `rspServerAddress`).
     pub const RSP_SERVER_ADDRESS_INVALID: StatusCode = code("8.8.1", "2.1");
     pub const RSP_SERVER_ADDRESS_MISSING: StatusCode = code("8.8.1", "2.2");

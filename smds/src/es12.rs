@@ -133,6 +133,10 @@ pub async fn register_event(
     };
     match store.register(event).await {
         Ok(RegisterOutcome::Registered { .. }) => Answer::success(Map::new()),
+        Ok(RegisterOutcome::TooMany) => Answer::failed(
+            codes::EID_EVENTS_FULL,
+            "this EID has the maximum number of pending events; delete some first",
+        ),
         Ok(RegisterOutcome::Duplicate) => Answer::failed(
             codes::EVENT_DUPLICATED,
             "an event with this eventId already exists for this EID",

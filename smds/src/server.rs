@@ -43,6 +43,8 @@ impl Server {
             &cfg.database_path(),
             WriterConfig {
                 queue: cfg.limits.write_queue,
+                cache_bytes: cfg.limits.db_cache_mib.max(1) * 1024 * 1024,
+                max_events_per_eid: cfg.limits.max_events_per_eid,
                 ..WriterConfig::default()
             },
         )

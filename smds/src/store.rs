@@ -63,6 +63,8 @@ pub enum RegisterOutcome {
     },
     /// An event with this EventID exists for this EID.
     Duplicate,
+    /// The EID already has the maximum number of events.
+    TooMany,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,7 @@ enum Msg {
 pub struct DbSlot {
     handle: std::sync::RwLock<Arc<Database>>,
     path: PathBuf,
+    cache_bytes: usize,
 }
 
 impl DbSlot {
@@ -151,7 +154,7 @@ impl DbSlot {
         );
         let old = std::mem::replace(&mut *guard, placeholder);
         drop(old);
-        match Database::open(&self.path) {
+        match open_database(&self.path, self.cache_bytes, false) {
             Ok(db) => {
                 *guard = Arc::new(db);
                 Ok(())
@@ -179,6 +182,10 @@ pub struct WriterConfig {
     pub max_batch: usize,
     /// Requests that may wait for the writer before new ones are refused back-pressure style.
     pub queue: usize,
+    /// redb page cache, bytes (bounds the store's memory).
+    pub cache_bytes: usize,
+    /// Most events one EID may have; registering more is refused.
+    pub max_events_per_eid: usize,
 }
 
 impl Default for WriterConfig {
@@ -186,8 +193,20 @@ impl Default for WriterConfig {
         WriterConfig {
             max_batch: 1024,
             queue: 8192,
+            cache_bytes: 32 * 1024 * 1024,
+            max_events_per_eid: 100,
         }
     }
+}
+
+fn open_database(
+    path: &Path,
+    cache_bytes: usize,
+    create: bool,
+) -> Result<Database, redb::DatabaseError> {
+    let mut b = redb::Builder::new();
+    b.set_cache_size(cache_bytes);
+    if create { b.create(path) } else { b.open(path) }
 }
 
 impl Store {
@@ -204,13 +223,13 @@ impl Store {
                     "the file is empty (truncated?); refusing to start with an empty store in its place".into(),
                 ));
             }
-            Database::open(path)
+            open_database(path, cfg.cache_bytes, false)
                 .map_err(|e| open_err(format!("{e} (corrupt or not a redb database?)")))?
         } else {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
             }
-            Database::create(path).map_err(|e| open_err(e.to_string()))?
+            open_database(path, cfg.cache_bytes, true).map_err(|e| open_err(e.to_string()))?
         };
         // Create the tables so that readers never see them missing.
         let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
@@ -226,12 +245,20 @@ impl Store {
         let db = Arc::new(DbSlot {
             handle: std::sync::RwLock::new(Arc::new(db)),
             path: path.to_path_buf(),
+            cache_bytes: cfg.cache_bytes,
         });
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx, cfg.max_batch.max(1)))
+            .spawn(move || {
+                writer_loop(
+                    &writer_db,
+                    rx,
+                    cfg.max_batch.max(1),
+                    cfg.max_events_per_eid.max(1),
+                )
+            })
             .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             db,
@@ -383,7 +410,7 @@ impl Store {
     }
 }
 
-fn writer_loop(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+fn writer_loop(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, max_per_eid: usize) {
     let mut stopping = false;
     // The error of the last failed commit, while writes are being refused.
     let mut failed: Option<String> = None;
@@ -427,7 +454,7 @@ fn writer_loop(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
                 continue;
             }
         }
-        match apply_batch(&db.get(), &batch) {
+        match apply_batch(&db.get(), &batch, max_per_eid) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
@@ -446,7 +473,11 @@ fn writer_loop(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
 }
 
 /// Applies a batch in one transaction; nothing of it is visible unless the commit succeeds.
-fn apply_batch(db: &Database, batch: &[(Op, Reply)]) -> Result<Vec<Outcome>, StoreError> {
+fn apply_batch(
+    db: &Database,
+    batch: &[(Op, Reply)],
+    max_per_eid: usize,
+) -> Result<Vec<Outcome>, StoreError> {
     let mut txn = db.begin_write().map_err(storage)?;
     txn.set_durability(redb::Durability::Immediate)
         .map_err(storage)?;
@@ -466,6 +497,16 @@ fn apply_batch(db: &Database, batch: &[(Op, Reply)]) -> Result<Vec<Outcome>, Sto
                     let key = (e.eid.as_str(), e.event_id.as_str());
                     if index.get(key).map_err(storage)?.is_some() {
                         outcomes.push(Outcome::Register(RegisterOutcome::Duplicate));
+                        continue;
+                    }
+                    let eid = e.eid.as_str();
+                    let existing = events
+                        .range((eid, 0u64)..=(eid, u64::MAX))
+                        .map_err(storage)?
+                        .take(max_per_eid)
+                        .count();
+                    if existing >= max_per_eid {
+                        outcomes.push(Outcome::Register(RegisterOutcome::TooMany));
                         continue;
                     }
                     let seq = next_seq;

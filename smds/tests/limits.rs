@@ -170,6 +170,29 @@ async fn too_many_headers_and_oversized_bodies_are_refused() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_per_eid_are_bounded() {
+    let lab = Lab::new("per-eid");
+    let limits = Limits {
+        max_events_per_eid: 3,
+        ..Limits::default()
+    };
+    let server = start(&lab.pki, &lab.config(limits), None).await;
+    let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    for i in 0..3 {
+        assert!(register(&mut c, EID, &format!("e{i}")).await.is_success());
+    }
+    let r = register(&mut c, EID, "e3").await;
+    assert_eq!(r.code().as_deref(), Some("8.1.1/4.8"), "{:?}", r.body);
+    assert!(
+        register(&mut c, EID2, "e3").await.is_success(),
+        "other EIDs are not affected"
+    );
+    assert!(delete(&mut c, EID, "e0").await.is_success());
+    assert!(register(&mut c, EID, "e3").await.is_success());
+    server.stop().await;
+}
+
 fn openssl_s_client(port: u16, extra: &[&str]) -> (bool, String) {
     let out = std::process::Command::new("openssl")
         .args([
