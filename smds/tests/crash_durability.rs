@@ -16,8 +16,13 @@ use support::*;
 
 /// Starts `smds serve` and returns the child and its port (read from its first stdout line).
 fn spawn_server(pki: &Path, data: &Path) -> (Child, u16) {
+    // All events go to one EID here, so lift the per-EID bound.
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[limits]\nmax_events_per_eid = 1000000\n").expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--config"])
+        .arg(&config)
+        .arg("--pki")
         .arg(pki)
         .arg("--data-dir")
         .arg(data)
@@ -86,11 +91,20 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
         }));
     }
     // Let the load run, then kill the server mid-flight.
+    let waited = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if acked.lock().expect("lock").len() >= 400 {
             break;
         }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the load did not get 400 acknowledgements in 60 s"
+        );
+        assert!(
+            !tasks.iter().all(|t| t.is_finished()),
+            "every client stopped before 400 acknowledgements"
+        );
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
