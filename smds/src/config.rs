@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most request headers (431 above, enforced by the HTTP/1.1 parser).
     pub max_headers: usize,
+    /// Largest request head (request line and headers), bytes; larger heads are refused (431).
+    pub max_header_bytes: usize,
     /// Time allowed for a TLS handshake.
     pub tls_handshake_timeout_secs: u64,
     /// Time allowed to receive a request's headers, and to wait for the next request on a
@@ -41,6 +43,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 64 * 1024,
             max_headers: 64,
+            max_header_bytes: 16 * 1024,
             tls_handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 10,

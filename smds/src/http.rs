@@ -367,6 +367,7 @@ pub async fn serve_tls(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout())
                 .max_headers(limits.max_headers)
+                .max_buf_size(limits.max_header_bytes.max(8192))
                 .keep_alive(true);
             builder
                 .http2()

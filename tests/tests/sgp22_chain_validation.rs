@@ -249,6 +249,26 @@ fn expect_kind(
 }
 
 #[test]
+fn chain_depth_is_bounded() {
+    let g = gsma();
+    let euicc = cert("osmo-ttcn3-hacks_v1.5/eUICC/CERT_EUICC_ECDSA_NIST.der");
+    let opts = Options {
+        at: now(),
+        max_depth: 2,
+    };
+    match verify_chain(
+        &euicc,
+        std::slice::from_ref(&g.eum),
+        std::slice::from_ref(&g.ci),
+        None,
+        opts,
+    ) {
+        Err(e) => assert!(matches!(e.kind, ChainErrorKind::ChainTooLong(2)), "{e}"),
+        Ok(_) => panic!("a three-certificate chain passed a depth limit of 2"),
+    }
+}
+
+#[test]
 fn eid_outside_the_eum_prefix_is_rejected() {
     let g = gsma();
     let good = Eid::random_with_prefix("89049032")
