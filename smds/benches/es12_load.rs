@@ -1,7 +1,7 @@
 //! `cargo bench -p smds --bench es12_load [-- SECONDS]`
 //!
 //! ES12 load: C concurrent keep-alive mutually authenticated TLS connections, each registering
-//! events back to back against an in-process SM-DS on loopback. Reports durable registrations per
+//! events back to back (spread over 1000 EIDs) against an in-process SM-DS on loopback. Reports durable registrations per
 //! second and p50/p99 latency, next to the single-commit redb rate (one `Durability::Immediate`
 //! transaction per event, no batching) measured in the same run on the same disk.
 
@@ -15,7 +15,17 @@ use smds::store::{NewEvent, Store, WriterConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const EID: &str = "89049032123451234512345678901235";
+/// 1000 valid EIDs; the load spreads its events over them as real traffic would.
+fn eids() -> Vec<String> {
+    let mut e = Eid::parse("89049032000000000000000000000066").expect("eid");
+    (0..1000)
+        .map(|_| {
+            let s = e.to_string();
+            e = e.successor(8).expect("room");
+            s
+        })
+        .collect()
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -27,12 +37,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
     let store = Store::open(&dir.join("single.redb"), WriterConfig::default()).expect("store");
+    let eids = eids();
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
         store
             .register(NewEvent {
-                eid: Eid::parse(EID).expect("eid"),
+                eid: Eid::parse(&eids[n as usize % eids.len()]).expect("eid"),
                 event_id: format!("s{n}"),
                 rsp_server_address: "smdp.example.com".into(),
                 owner: "bench".into(),
@@ -65,6 +76,7 @@ async fn load(
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (endpoint, tls, tag) = (endpoint.clone(), tls.clone(), tag.to_string());
+        let eids = eids();
         tasks.push(tokio::spawn(async move {
             let mut conn = Connection::open(&endpoint, tls, Duration::from_secs(10))
                 .await
@@ -72,8 +84,9 @@ async fn load(
             let mut lat = Vec::new();
             let mut i = 0u64;
             while Instant::now() < deadline {
+                let eid = &eids[(c * 31 + i as usize) % eids.len()];
                 let body = client::register_event_body(
-                    EID,
+                    eid,
                     &format!("{tag}-{c}-{i}"),
                     "smdp.example.com",
                     None,

@@ -66,7 +66,11 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
         data_dir: data.clone(),
         hostname: None,
         pki: Some(pki.clone()),
-        limits: Limits::default(),
+        // All events go to one EID here; the disk, not the per-EID bound, must be what stops them.
+        limits: Limits {
+            max_events_per_eid: 1_000_000,
+            ..Limits::default()
+        },
     };
     let server = start(&pki, &cfg, None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
