@@ -27,6 +27,8 @@ const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events
 const BY_EVENT_ID: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
 /// Counters: `next_seq`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+/// EID -> number of its events (for the per-EID bound without a scan).
+const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
 
 /// An event record as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +241,28 @@ impl Store {
             txn.open_table(BY_EVENT_ID)
                 .map_err(|e| open_err(e.to_string()))?;
             txn.open_table(META).map_err(|e| open_err(e.to_string()))?;
+            let events = txn
+                .open_table(EVENTS)
+                .map_err(|e| open_err(e.to_string()))?;
+            let mut counts = txn
+                .open_table(COUNTS)
+                .map_err(|e| open_err(e.to_string()))?;
+            // A database written before the counters existed: count once.
+            if counts.is_empty().map_err(|e| open_err(e.to_string()))?
+                && !events.is_empty().map_err(|e| open_err(e.to_string()))?
+            {
+                let mut per_eid: std::collections::BTreeMap<String, u64> =
+                    std::collections::BTreeMap::new();
+                for item in events.iter().map_err(|e| open_err(e.to_string()))? {
+                    let (k, _) = item.map_err(|e| open_err(e.to_string()))?;
+                    *per_eid.entry(k.value().0.to_string()).or_default() += 1;
+                }
+                for (eid, n) in per_eid {
+                    counts
+                        .insert(eid.as_str(), n)
+                        .map_err(|e| open_err(e.to_string()))?;
+                }
+            }
         }
         txn.commit().map_err(|e| open_err(e.to_string()))?;
 
@@ -486,6 +510,7 @@ fn apply_batch(
         let mut events = txn.open_table(EVENTS).map_err(storage)?;
         let mut index = txn.open_table(BY_EVENT_ID).map_err(storage)?;
         let mut meta = txn.open_table(META).map_err(storage)?;
+        let mut counts = txn.open_table(COUNTS).map_err(storage)?;
         let mut next_seq = meta
             .get("next_seq")
             .map_err(storage)?
@@ -500,15 +525,16 @@ fn apply_batch(
                         continue;
                     }
                     let eid = e.eid.as_str();
-                    let existing = events
-                        .range((eid, 0u64)..=(eid, u64::MAX))
+                    let existing = counts
+                        .get(eid)
                         .map_err(storage)?
-                        .take(max_per_eid)
-                        .count();
-                    if existing >= max_per_eid {
+                        .map(|v| v.value())
+                        .unwrap_or(0);
+                    if existing >= max_per_eid as u64 {
                         outcomes.push(Outcome::Register(RegisterOutcome::TooMany));
                         continue;
                     }
+                    counts.insert(eid, existing + 1).map_err(storage)?;
                     let seq = next_seq;
                     next_seq += 1;
                     let stored = StoredEvent {
@@ -553,6 +579,17 @@ fn apply_batch(
                     }
                     events.remove((eid.as_str(), seq)).map_err(storage)?;
                     index.remove(key).map_err(storage)?;
+                    let left = counts
+                        .get(eid.as_str())
+                        .map_err(storage)?
+                        .map(|v| v.value())
+                        .unwrap_or(1)
+                        .saturating_sub(1);
+                    if left == 0 {
+                        counts.remove(eid.as_str()).map_err(storage)?;
+                    } else {
+                        counts.insert(eid.as_str(), left).map_err(storage)?;
+                    }
                     outcomes.push(Outcome::Delete(DeleteOutcome::Deleted));
                 }
             }
