@@ -7,12 +7,14 @@
 //! (serverSignature1) and two verifications (the eUICC certificate and euiccSignature1; the EUM
 //! certificate is verified once and cached).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, PrivateKey};
 use smds::client::{self, Connection, Endpoint};
 use smds::discovery::{self, DiscoveryOptions, PathFamily, SoftEuicc};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const EID: &str = "89049032123451234512345678901235";
@@ -77,26 +79,16 @@ async fn main() {
         raw * 1e6
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
-        .arg(&pki)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smds serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let port: u16 = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .and_then(|w| w.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let data = dir.join("data");
+    let (mut child, port) = support::spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-admin".as_ref(),
+        "--pki".as_ref(),
+        pki.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
     let endpoint = Endpoint {
         host: "localhost".into(),
         port,

@@ -6,13 +6,15 @@
 //! stall (slowloris). Reports throughput, p99 latency, errors by kind, and the server's RSS over
 //! time; it stops by itself.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, Eid};
 use smds::client::{self, Connection, Endpoint};
 use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,28 +75,18 @@ async fn main() {
         .expect("pki");
     let config = dir.join("smds.toml");
     std::fs::write(&config, "[limits]\nheader_read_timeout_secs = 5\nbody_read_timeout_secs = 5\ntls_handshake_timeout_secs = 5\nmax_connections = 512\n").expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--config"])
-        .arg(&config)
-        .arg("--pki")
-        .arg(&pki)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smds serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let port: u16 = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .and_then(|w| w.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let data = dir.join("data");
+    let (mut child, port) = support::spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-admin".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--pki".as_ref(),
+        pki.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
     let pid = child.id();
     let endpoint = Endpoint {
         host: "localhost".into(),

@@ -7,41 +7,27 @@ mod support;
 use smds::client::{self, Connection, Endpoint};
 use smds::store::{Store, WriterConfig};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
-/// Starts `smds serve` and returns the child and its port (read from its first stdout line).
+/// Starts `smds serve` on `data`, with the per-EID bound lifted (all events go to one EID here).
 fn spawn_server(pki: &Path, data: &Path) -> (Child, u16) {
-    // All events go to one EID here, so lift the per-EID bound.
     let config = data.with_extension("toml");
     std::fs::write(&config, "[limits]\nmax_events_per_eid = 1000000\n").expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--config"])
-        .arg(&config)
-        .arg("--pki")
-        .arg(pki)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smds starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read");
-    let port = line
-        .split("https://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    (child, port)
+    spawn_serve(&[
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-admin".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--pki".as_ref(),
+        pki.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,3 +168,28 @@ pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> Functio
     .await
     .expect("answer")
 }
+
+/// Starts `smds serve` with `args` (listening on 127.0.0.1:0 with no admin listener unless the
+/// args say otherwise) and returns the child and its HTTPS port, read from its first stdout line.
+pub fn spawn_serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
+        .arg("serve")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("smds serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let port = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .and_then(|w| w.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    (child, port)
+}
