@@ -80,15 +80,7 @@ async fn main() {
     );
 
     let data = dir.join("data");
-    let (mut child, port) = support::spawn_serve(&[
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--no-admin".as_ref(),
-        "--pki".as_ref(),
-        pki.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ]);
+    let (mut child, port) = support::spawn_serve(&pki, &data, None);
     let endpoint = Endpoint {
         host: "localhost".into(),
         port,

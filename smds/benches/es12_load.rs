@@ -5,10 +5,13 @@
 //! second and p50/p99 latency, next to the single-commit redb rate (one `Durability::Immediate`
 //! transaction per event, no batching) measured in the same run on the same disk.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, Eid};
 use smds::client::{self, Connection, Endpoint};
-use smds::config::{Config, Limits};
+use smds::config::Limits;
 use smds::pki::ServerPki;
 use smds::server::Server;
 use smds::store::{NewEvent, Store, WriterConfig};
@@ -126,14 +129,7 @@ async fn main() {
     let single = single_commit_rate(&dir, secs.min(3.0)).await;
     println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
 
-    let cfg = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        admin_listen: None,
-        data_dir: dir.join("data"),
-        hostname: None,
-        pki: Some(pki.clone()),
-        limits: Limits::default(),
-    };
+    let cfg = support::loopback_config(&pki, &dir.join("data"), Limits::default());
     let server_pki = ServerPki::load(&pki, pki_tool::time::now()).expect("pki loads");
     let server = Server::start(&cfg, &server_pki, None)
         .await

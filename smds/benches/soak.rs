@@ -76,17 +76,7 @@ async fn main() {
     let config = dir.join("smds.toml");
     std::fs::write(&config, "[limits]\nheader_read_timeout_secs = 5\nbody_read_timeout_secs = 5\ntls_handshake_timeout_secs = 5\nmax_connections = 512\n").expect("config");
     let data = dir.join("data");
-    let (mut child, port) = support::spawn_serve(&[
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--no-admin".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--pki".as_ref(),
-        pki.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ]);
+    let (mut child, port) = support::spawn_serve(&pki, &data, Some(&config));
     let pid = child.id();
     let endpoint = Endpoint {
         host: "localhost".into(),

@@ -17,17 +17,7 @@ use support::*;
 fn spawn_server(pki: &Path, data: &Path) -> (Child, u16) {
     let config = data.with_extension("toml");
     std::fs::write(&config, "[limits]\nmax_events_per_eid = 1000000\n").expect("config");
-    spawn_serve(&[
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--no-admin".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--pki".as_ref(),
-        pki.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ])
+    spawn_serve(pki, data, Some(&config))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

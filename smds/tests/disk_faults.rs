@@ -7,7 +7,7 @@
 mod support;
 
 use pki_tool::Curve;
-use smds::config::{Config, Limits};
+use smds::config::Limits;
 use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,18 +60,15 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
     mint(&pki, "default", None);
     let data = tmp.0.join("data");
     let mount = Mount::tmpfs(&data, "600k");
-    let cfg = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        admin_listen: None,
-        data_dir: data.clone(),
-        hostname: None,
-        pki: Some(pki.clone()),
-        // All events go to one EID here; the disk, not the per-EID bound, must be what stops them.
-        limits: Limits {
+    // All events go to one EID here; the disk, not the per-EID bound, must be what stops them.
+    let cfg = loopback_config(
+        &pki,
+        &data,
+        Limits {
             max_events_per_eid: 1_000_000,
             ..Limits::default()
         },
-    };
+    );
     let server = start(&pki, &cfg, None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     let mut acked = BTreeSet::new();

@@ -23,14 +23,7 @@ use std::time::Duration;
 use support::*;
 
 fn config(tmp: &TempDir, pki: &Path, limits: Limits) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        admin_listen: None,
-        data_dir: tmp.0.join("data"),
-        hostname: None,
-        pki: Some(pki.to_path_buf()),
-        limits,
-    }
+    loopback_config(pki, &tmp.0.join("data"), limits)
 }
 
 fn options(

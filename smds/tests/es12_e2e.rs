@@ -168,14 +168,7 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
     let pki = tmp.0.join("gsma");
     let keys = shared().join("osmo-ttcn3-hacks_v1.5");
     mint(&pki, "sgp26-v1.5", Some(keys.clone()));
-    let lab_cfg = smds::config::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        admin_listen: None,
-        data_dir: tmp.0.join("data"),
-        hostname: None,
-        pki: Some(pki.clone()),
-        limits: Limits::default(),
-    };
+    let lab_cfg = loopback_config(&pki, &tmp.0.join("data"), Limits::default());
     let server = start(&pki, &lab_cfg, None).await;
     let varo = smds::client::smdp_tls_config(
         &keys.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der"),

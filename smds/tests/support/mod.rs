@@ -100,13 +100,21 @@ impl Lab {
 
     pub fn config(&self, limits: Limits) -> Config {
         Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             admin_listen: Some("127.0.0.1:0".parse().expect("addr")),
-            data_dir: self.tmp.0.join("data"),
-            hostname: None,
-            pki: Some(self.pki.clone()),
-            limits,
+            ..loopback_config(&self.pki, &self.tmp.0.join("data"), limits)
         }
+    }
+}
+
+/// A server configuration on a loopback port with no admin listener.
+pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_listen: None,
+        data_dir: data_dir.to_path_buf(),
+        hostname: None,
+        pki: Some(pki.to_path_buf()),
+        limits,
     }
 }
 
@@ -169,10 +177,23 @@ pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> Functio
     .expect("answer")
 }
 
-/// Starts `smds serve` with `args` (listening on 127.0.0.1:0 with no admin listener unless the
-/// args say otherwise) and returns the child and its HTTPS port, read from its first stdout line.
-pub fn spawn_serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
+/// Starts `smds serve` on 127.0.0.1:0 with no admin listener, the PKI `pki`, the data directory
+/// `data` and optionally a config file, and returns the child and its HTTPS port (read from its
+/// first stdout line).
+pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::process::Child, u16) {
     use std::io::BufRead;
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-admin".as_ref(),
+        "--pki".as_ref(),
+        pki.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    if let Some(c) = config {
+        args.extend(["--config".as_ref(), c.as_os_str()]);
+    }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
         .arg("serve")
         .args(args)
