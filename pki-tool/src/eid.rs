@@ -142,6 +142,20 @@ impl FromStr for Eid {
     }
 }
 
+/// Serialized as its 32 digits; deserializing validates them.
+impl serde::Serialize for Eid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Eid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Eid::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Eid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -12,8 +12,10 @@ mod support;
 
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, PrivateKey};
-use smds::client::{self, Connection, Endpoint};
-use smds::discovery::{self, DiscoveryOptions, PathFamily, SoftEuicc};
+use smds::lab::https::{Connection, Endpoint};
+use smds::lab::lpa::DiscoveryOptions;
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::Es11PathFamily;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -85,7 +87,7 @@ async fn main() {
         host: "localhost".into(),
         port,
     };
-    let tls = client::smdp_tls_config(
+    let tls = smds::lab::smdp::smdp_tls_config(
         &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
         &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         &[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")],
@@ -97,16 +99,22 @@ async fn main() {
     for i in 0..3 {
         let r = dp
             .call(
-                client::REGISTER_EVENT_PATH,
-                &client::register_event_body(EID, &format!("ev{i}"), "smdp.example.com", None),
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(
+                    EID,
+                    &format!("ev{i}"),
+                    "smdp.example.com",
+                    None,
+                ),
             )
             .await
             .expect("register");
         assert!(r.is_success());
     }
     let euicc = std::sync::Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC"));
-    let lpa_tls = discovery::lpa_tls_config(
-        client::read_cas(&[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")]).expect("ci"),
+    let lpa_tls = smds::lab::lpa::lpa_tls_config(
+        smds::lab::https::read_cas(&[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")])
+            .expect("ci"),
     )
     .expect("tls");
 
@@ -150,16 +158,19 @@ async fn main() {
                         endpoint: endpoint.clone(),
                         address: format!("localhost:{}", endpoint.port),
                         tls: lpa_tls.clone(),
-                        paths: PathFamily::Es9Plus,
+                        paths: Es11PathFamily::Es9Plus,
                         matching_id: None,
                         timeout: Duration::from_secs(10),
                         now: pki_tool::time::now(),
                     };
-                    match discovery::discover(&euicc, &opts).await.expect("discovery") {
-                        discovery::Discovery::Events { entries, .. } => {
+                    match smds::lab::lpa::discover(&euicc, &opts)
+                        .await
+                        .expect("discovery")
+                    {
+                        smds::lab::lpa::Discovery::Events { entries, .. } => {
                             assert_eq!(entries.len(), 3)
                         }
-                        discovery::Discovery::Failed { step, result } => {
+                        smds::lab::lpa::Discovery::Failed { step, result } => {
                             panic!("{step}: {:?}", result.body)
                         }
                     }

@@ -11,8 +11,10 @@ mod support;
 
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, Eid};
-use smds::client::{self, Connection, Endpoint};
-use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
+use smds::lab::https::{Connection, Endpoint};
+use smds::lab::lpa::{Discovery, DiscoveryOptions};
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::Es11PathFamily;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -83,19 +85,20 @@ async fn main() {
         port,
     };
     let ci = pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der");
-    let smdp_tls = client::smdp_tls_config(
+    let smdp_tls = smds::lab::smdp::smdp_tls_config(
         &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
         &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         &[&ci],
     )
     .expect("tls");
-    let foreign_tls = client::smdp_tls_config(
+    let foreign_tls = smds::lab::smdp::smdp_tls_config(
         &foreign.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
         &foreign.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         &[&ci],
     )
     .expect("tls");
-    let lpa_tls = discovery::lpa_tls_config(client::read_cas(&[&ci]).expect("ci")).expect("tls");
+    let lpa_tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[&ci]).expect("ci"))
+        .expect("tls");
     let euiccs: Vec<Arc<SoftEuicc>> = Curve::ALL
         .into_iter()
         .map(|c| Arc::new(SoftEuicc::load(&pki, c, None).expect("eUICC")))
@@ -115,8 +118,8 @@ async fn main() {
         for i in 0..3 {
             let r = c
                 .call(
-                    client::REGISTER_EVENT_PATH,
-                    &client::register_event_body(
+                    smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                    &smds::lab::smdp::register_event_body(
                         EID,
                         &format!("pending-{i}"),
                         "smdp.example.com",
@@ -164,8 +167,13 @@ async fn main() {
                     let t = Instant::now();
                     match c
                         .call(
-                            client::REGISTER_EVENT_PATH,
-                            &client::register_event_body(&eid, &id, "smdp.example.com", None),
+                            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                            &smds::lab::smdp::register_event_body(
+                                &eid,
+                                &id,
+                                "smdp.example.com",
+                                None,
+                            ),
                         )
                         .await
                     {
@@ -179,7 +187,10 @@ async fn main() {
                         ),
                         Err(e) => err(
                             &tally,
-                            format!("es12 register: {}", e.split(':').next().unwrap_or("")),
+                            format!(
+                                "es12 register: {}",
+                                e.to_string().split(':').next().unwrap_or("")
+                            ),
                         ),
                     }
                     if pending.len() > 25
@@ -188,8 +199,8 @@ async fn main() {
                         let t = Instant::now();
                         match c
                             .call(
-                                client::DELETE_EVENT_PATH,
-                                &client::delete_event_body(&eid, &id),
+                                smds::sgp22::paths::path::ES12_DELETE_EVENT,
+                                &smds::lab::smdp::delete_event_body(&eid, &id),
                             )
                             .await
                         {
@@ -221,16 +232,16 @@ async fn main() {
                     address: "localhost".into(),
                     tls: tls.clone(),
                     paths: if w % 2 == 0 {
-                        PathFamily::Es9Plus
+                        Es11PathFamily::Es9Plus
                     } else {
-                        PathFamily::Es11
+                        Es11PathFamily::Es11
                     },
                     matching_id: None,
                     timeout: Duration::from_secs(10),
                     now: pki_tool::time::now(),
                 };
                 let t = Instant::now();
-                match discovery::discover(&euicc, &opts).await {
+                match smds::lab::lpa::discover(&euicc, &opts).await {
                     Ok(Discovery::Events { entries, .. }) if entries.len() == 3 => {
                         ok(&tally, "es11 discovery", t.elapsed())
                     }
@@ -244,7 +255,7 @@ async fn main() {
                     ),
                     Err(e) => err(
                         &tally,
-                        format!("es11: {}", e.split(':').next().unwrap_or("")),
+                        format!("es11: {}", e.to_string().split(':').next().unwrap_or("")),
                     ),
                 }
             }
@@ -306,8 +317,8 @@ async fn main() {
                             Err(_) => true,
                             Ok(mut c) => c
                                 .call(
-                                    client::REGISTER_EVENT_PATH,
-                                    &client::register_event_body(
+                                    smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                                    &smds::lab::smdp::register_event_body(
                                         EID,
                                         &format!("x{w}"),
                                         "a.b",

@@ -31,9 +31,9 @@ impl TransactionId {
     }
 
     /// A fresh random 16-byte transaction id.
-    pub fn random() -> Result<Self, String> {
+    pub fn random() -> Result<Self, getrandom::Error> {
         let mut b = [0u8; 16];
-        getrandom::fill(&mut b).map_err(|e| format!("random number generator failed: {e}"))?;
+        getrandom::fill(&mut b)?;
         Ok(TransactionId { len: 16, bytes: b })
     }
 
@@ -338,8 +338,8 @@ pub fn authenticate_error_name(code: i64) -> &'static str {
 }
 
 /// DER encoding through rasn.
-pub fn der<T: rasn::Encode>(v: &T) -> Result<Vec<u8>, String> {
-    rasn::der::encode(v).map_err(|e| format!("ASN.1 encoding failed: {e}"))
+pub fn der<T: rasn::Encode>(v: &T) -> Result<Vec<u8>, rasn::error::EncodeError> {
+    rasn::der::encode(v)
 }
 
 #[cfg(test)]

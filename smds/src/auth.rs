@@ -3,6 +3,7 @@
 //! bounded in number; a full table refuses new sessions rather than growing.
 
 use crate::asn1::TransactionId;
+use crate::pki::CiKeyId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,8 +14,8 @@ pub struct Session {
     pub transaction_id: TransactionId,
     pub server_challenge: [u8; 16],
     pub euicc_challenge: [u8; 16],
-    /// Index of the CI chosen (`euiccCiPKIdToBeUsed`) among the configured CIs.
-    pub ci: usize,
+    /// The CI chosen (`euiccCiPKIdToBeUsed`).
+    pub ci: CiKeyId,
     pub created: Instant,
 }
 
@@ -88,7 +89,7 @@ mod tests {
             transaction_id: TransactionId::new(&[n; 16]).expect("valid"),
             server_challenge: [n; 16],
             euicc_challenge: [n; 16],
-            ci: 0,
+            ci: CiKeyId::new(vec![n; 20]),
             created: Instant::now(),
         }
     }

@@ -6,18 +6,23 @@
 use crate::auth::{Session, Sessions};
 use crate::es11::{self, Es11};
 use crate::identity::PeerIdentity;
-use crate::pki::Credential;
-use crate::store::{Store, WriterConfig};
+use crate::pki::{CiKeyId, Credential};
+use crate::sgp22::requests::{
+    self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
+    RegisterEventRequest,
+};
+use crate::store::{RedbStore, WriterConfig};
 use pki_tool::mint::{MintInput, Signer};
 use pki_tool::profile::{Profile, Vars};
 use pki_tool::{Certificate, Curve, PrivateKey, Role};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    store: Store,
-    es11: Es11,
+    store: RedbStore,
+    es11: Arc<Es11>,
+    _dir: tempfile::TempDir,
     ci: Certificate,
     eum: Certificate,
     peer: PeerIdentity,
@@ -83,14 +88,15 @@ fn fixture() -> &'static Fixture {
             &dp_key,
             Signer::Issuer(&ci, &ci_key),
         );
-        let dir = std::env::temp_dir().join(format!("smds-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
         let store = runtime
-            .block_on(async { Store::open(&dir.join("events.redb"), WriterConfig::default()) })
+            .block_on(async {
+                RedbStore::open(&dir.path().join("events.redb"), WriterConfig::default())
+            })
             .unwrap_or_else(|e| panic!("{e}"));
         let es11 = Es11::new(
             "localhost".into(),
@@ -98,7 +104,7 @@ fn fixture() -> &'static Fixture {
             &[Credential {
                 cert: ds,
                 key: ds_key,
-                path: dir.join("ds"),
+                path: dir.path().join("ds"),
             }],
             Sessions::new(Duration::from_secs(300), 1_000_000),
         );
@@ -106,7 +112,8 @@ fn fixture() -> &'static Fixture {
         Fixture {
             runtime,
             store,
-            es11,
+            es11: Arc::new(es11),
+            _dir: dir,
             ci,
             eum,
             peer,
@@ -118,24 +125,35 @@ fn fixture() -> &'static Fixture {
 /// An ES11.InitiateAuthentication JSON body.
 pub fn es11_initiate(data: &[u8]) {
     let f = fixture();
-    if let Ok(body) = crate::http::parse_object(data) {
-        let _ = es11::initiate_authentication(&f.es11, &body);
+    let Ok(body) = requests::parse_object(data) else {
+        return;
+    };
+    if let Ok(req) = InitiateAuthenticationRequest::parse(&body) {
+        let _ = es11::initiate_authentication(&f.es11, &req);
     }
 }
 
 /// An ES11.AuthenticateClient JSON body; a live session exists for transactionId 00..00.
 pub fn es11_authenticate(data: &[u8]) {
     let f = fixture();
-    if let Ok(body) = crate::http::parse_object(data) {
-        let tid = crate::asn1::TransactionId::new(&[0; 16]).unwrap_or_else(|| panic!("tid"));
-        let _ = f.es11.sessions.insert(Session {
-            transaction_id: tid,
-            server_challenge: [0; 16],
-            euicc_challenge: [0; 16],
-            ci: 0,
-            created: Instant::now(),
-        });
-        let _ = es11::authenticate_client(&f.es11, &f.store, &body, pki_tool::time::now());
+    let Ok(body) = requests::parse_object(data) else {
+        return;
+    };
+    let tid = crate::asn1::TransactionId::new(&[0; 16]).unwrap_or_else(|| panic!("tid"));
+    let _ = f.es11.sessions.insert(Session {
+        transaction_id: tid,
+        server_challenge: [0; 16],
+        euicc_challenge: [0; 16],
+        ci: CiKeyId::of(&f.ci),
+        created: Instant::now(),
+    });
+    if let Ok(req) = AuthenticateClientRequest::parse(&body) {
+        let _ = f.runtime.block_on(es11::authenticate_client(
+            f.es11.clone(),
+            &f.store,
+            req,
+            pki_tool::time::now(),
+        ));
     }
 }
 
@@ -151,12 +169,17 @@ pub fn euicc_asn1(data: &[u8]) {
 /// ES12 RegisterEvent and DeleteEvent JSON bodies (events are stored in a scratch database).
 pub fn es12(data: &[u8]) {
     let f = fixture();
-    if let Ok(body) = crate::http::parse_object(data) {
-        f.runtime.block_on(async {
-            let _ = crate::es12::register_event(&f.store, &f.peer, &body, 0).await;
-            let _ = crate::es12::delete_event(&f.store, &f.peer, &body).await;
-        });
-    }
+    let Ok(body) = requests::parse_object(data) else {
+        return;
+    };
+    f.runtime.block_on(async {
+        if let Ok(req) = RegisterEventRequest::parse(&body) {
+            let _ = crate::es12::register_event(&f.store, &f.peer, req, 0).await;
+        }
+        if let Ok(req) = DeleteEventRequest::parse(&body) {
+            let _ = crate::es12::delete_event(&f.store, &f.peer, req).await;
+        }
+    });
 }
 
 /// A certificate file (DER or PEM): parsing, SGP.22 validation as an eUICC under the fixture's

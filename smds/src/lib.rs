@@ -1,29 +1,30 @@
 //! The SM-DS (SGP.22 Subscription Manager - Discovery Server) and the lab clients around it.
+//! `ARCHITECTURE.md` at the repository root draws the map; in short, from the top down:
 //!
-//! - [`config`]: TOML file + flags over working defaults; [`pki`]: the server's own credentials.
-//! - [`tls`]: rustls with SGP.22 certificate validation both ways; [`http`]: listeners, routing,
-//!   limits, metrics endpoint, graceful shutdown.
-//! - [`es11`]: InitiateAuthentication/AuthenticateClient with [`auth`] sessions and [`asn1`]
-//!   structures; [`es12`]: RegisterEvent/DeleteEvent; [`envelope`]: the SGP.22 JSON envelope and status codes;
-//!   [`types`], [`identity`]: validated request values and caller identities.
-//! - [`store`]: the redb event store with its group-commit writer.
-//! - [`client`]: the lab's SM-DP+ side (ES12 calls); [`discovery`]: LPA + software eUICC (ES11).
+//! - [`server`]: starts and stops a whole SM-DS from a [`config::Config`] and [`pki::ServerPki`].
+//! - [`transport`]: TLS listener and connection limits, routing, admin listener, rustls
+//!   verifiers, metrics.
+//! - [`es11`], [`es12`]: the SGP.22 function handlers, each with its error enum mapped to status
+//!   codes in one place.
+//! - Domain: [`auth`] (ES11 sessions), [`pki`] (the server's credentials), [`store`] (the event
+//!   store traits and the redb backend), [`identity`] (who a TLS peer is).
+//! - Types: [`sgp22`] (function names, paths, codes, envelope, typed requests and responses),
+//!   [`asn1`] (SGP.22 ASN.1 structures), [`types`] (validated values).
+//! - [`lab`]: the clients a lab drives the server with (SM-DP+, LPA with a software eUICC), apart
+//!   from the server.
 
 pub mod asn1;
 pub mod auth;
-pub mod client;
 pub mod config;
-pub mod discovery;
-pub mod envelope;
 pub mod es11;
 pub mod es12;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
 pub mod identity;
-pub mod metrics;
+pub mod lab;
 pub mod pki;
 pub mod server;
+pub mod sgp22;
 pub mod store;
-pub mod tls;
+pub mod transport;
 pub mod types;

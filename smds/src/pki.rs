@@ -9,6 +9,24 @@ use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use std::path::{Path, PathBuf};
 
+/// A CI's key identifier (its subjectKeyIdentifier): how SGP.22 names a CI (`euiccCiPKId`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CiKeyId(Vec<u8>);
+
+impl CiKeyId {
+    pub fn new(key_id: Vec<u8>) -> Self {
+        CiKeyId(key_id)
+    }
+
+    pub fn of(ci: &Certificate) -> Self {
+        CiKeyId(ci.key_id())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A certificate with its private key.
 #[derive(Debug, Clone)]
 pub struct Credential {

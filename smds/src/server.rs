@@ -4,15 +4,33 @@
 use crate::auth::Sessions;
 use crate::config::Config;
 use crate::es11::Es11;
-use crate::http::{self, AppState};
 use crate::pki::ServerPki;
-use crate::store::{Store, WriterConfig};
-use crate::tls::{self, Clock, Sgp22ClientVerifier};
+use crate::store::{Backend, RedbStore, StoreError, WriterConfig};
+use crate::transport::tls::{self, Clock, Sgp22ClientVerifier, TlsConfigError};
+use crate::transport::{AppState, admin, listener};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    Tls {
+        path: std::path::PathBuf,
+        source: TlsConfigError,
+    },
+    #[error("cannot listen on {addr}{}: {source}", if *.admin { " (admin)" } else { "" })]
+    Listen {
+        addr: SocketAddr,
+        admin: bool,
+        source: std::io::Error,
+    },
+}
 
 /// A running SM-DS.
 pub struct Server {
@@ -38,8 +56,8 @@ impl Server {
         cfg: &Config,
         pki: &ServerPki,
         clock: Option<Clock>,
-    ) -> Result<Server, String> {
-        let store = Store::open(
+    ) -> Result<Server, StartError> {
+        let store = RedbStore::open(
             &cfg.database_path(),
             WriterConfig {
                 queue: cfg.limits.write_queue,
@@ -47,20 +65,33 @@ impl Server {
                 max_events_per_eid: cfg.limits.max_events_per_eid,
                 ..WriterConfig::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
+        let store: Arc<dyn Backend> = Arc::new(store);
         let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
-        let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone())
-            .map_err(|e| format!("{}: {e}", pki.ds_tls.path.display()))?;
+        let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone()).map_err(
+            |source| StartError::Tls {
+                path: pki.ds_tls.path.clone(),
+                source,
+            },
+        )?;
+        let listen_error = |addr, admin| {
+            move |source| StartError::Listen {
+                addr,
+                admin,
+                source,
+            }
+        };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(listen_error(cfg.listen, false))?;
+        let addr = listener
+            .local_addr()
+            .map_err(listen_error(cfg.listen, false))?;
         let admin = match cfg.admin_listen {
             Some(a) => Some(
                 tokio::net::TcpListener::bind(a)
                     .await
-                    .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+                    .map_err(listen_error(a, true))?,
             ),
             None => None,
         };
@@ -97,13 +128,13 @@ impl Server {
         });
         let task = tokio::spawn(async move {
             let admin_task = admin.map(|l| {
-                tokio::spawn(http::serve_admin(
+                tokio::spawn(admin::serve_admin(
                     l,
                     task_state.clone(),
                     stopped(rx.clone()),
                 ))
             });
-            http::serve_tls(
+            listener::serve_tls(
                 listener,
                 Arc::new(tls),
                 task_state,

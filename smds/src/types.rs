@@ -1,30 +1,50 @@
-//! Validated request values: parsed at the edge, carried as plain data inside.
+//! Validated request values: parsed at the edge, carried as plain data inside. Each serializes
+//! as the string it was parsed from, and deserializing validates again, so stored records and
+//! JSON bodies can only ever hold valid values.
 
 use std::fmt;
 
+/// Why an `rspServerAddress` is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("rspServerAddress is empty")]
+    Empty,
+    #[error("rspServerAddress is longer than 260 characters")]
+    TooLong,
+    #[error("rspServerAddress {0:?} must not contain a scheme")]
+    Scheme(String),
+    #[error("rspServerAddress {0:?} must be a host name and optional port, found {1:?}")]
+    Character(String, char),
+    #[error("rspServerAddress {0:?} has an invalid port")]
+    Port(String),
+    #[error("rspServerAddress {0:?} has an invalid host name length")]
+    HostLength(String),
+    #[error("rspServerAddress {0:?} is not a valid host name (label {1:?})")]
+    Label(String, String),
+}
+
 /// An `rspServerAddress`: a bare FQDN with an optional `:port`, never a scheme or a path, since
 /// LPAs build `https://<rspServerAddress>` from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct RspServerAddress(String);
 
 impl RspServerAddress {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, AddressError> {
         if s.is_empty() {
-            return Err("rspServerAddress is empty".into());
+            return Err(AddressError::Empty);
         }
         if s.len() > 260 {
-            return Err("rspServerAddress is longer than 260 characters".into());
+            return Err(AddressError::TooLong);
         }
         if s.contains("://") {
-            return Err(format!("rspServerAddress {s:?} must not contain a scheme"));
+            return Err(AddressError::Scheme(s.into()));
         }
         if let Some(c) = s
             .chars()
             .find(|c| matches!(c, '/' | '?' | '#' | '@' | ' ') || c.is_control())
         {
-            return Err(format!(
-                "rspServerAddress {s:?} must be a host name and optional port, found {c:?}"
-            ));
+            return Err(AddressError::Character(s.into(), c));
         }
         let (host, port) = match s.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -35,13 +55,11 @@ impl RspServerAddress {
                 || !p.bytes().all(|b| b.is_ascii_digit())
                 || p.parse::<u16>().map_or(true, |n| n == 0))
         {
-            return Err(format!("rspServerAddress {s:?} has an invalid port"));
+            return Err(AddressError::Port(s.into()));
         }
         let host = host.strip_suffix('.').unwrap_or(host);
         if host.is_empty() || host.len() > 253 {
-            return Err(format!(
-                "rspServerAddress {s:?} has an invalid host name length"
-            ));
+            return Err(AddressError::HostLength(s.into()));
         }
         for label in host.split('.') {
             let ok = !label.is_empty()
@@ -52,9 +70,7 @@ impl RspServerAddress {
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
-                return Err(format!(
-                    "rspServerAddress {s:?} is not a valid host name (label {label:?})"
-                ));
+                return Err(AddressError::Label(s.into(), label.into()));
             }
         }
         Ok(RspServerAddress(s.to_string()))
@@ -65,32 +81,54 @@ impl RspServerAddress {
     }
 }
 
+impl TryFrom<String> for RspServerAddress {
+    type Error = AddressError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RspServerAddress> for String {
+    fn from(a: RspServerAddress) -> String {
+        a.0
+    }
+}
+
 impl fmt::Display for RspServerAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
+/// Why an EventID is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventIdError {
+    #[error("eventId is empty")]
+    Empty,
+    #[error("eventId is {0} bytes, more than {MAX_EVENT_ID_BYTES}")]
+    TooLong(usize),
+    #[error("eventId contains control characters")]
+    ControlCharacter,
+}
+
 /// An EventID: opaque to the SM-DS, stored verbatim; non-empty printable UTF-8 of bounded length.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct EventId(String);
 
 /// Longest EventID accepted, in bytes.
 pub const MAX_EVENT_ID_BYTES: usize = 256;
 
 impl EventId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, EventIdError> {
         if s.is_empty() {
-            return Err("eventId is empty".into());
+            return Err(EventIdError::Empty);
         }
         if s.len() > MAX_EVENT_ID_BYTES {
-            return Err(format!(
-                "eventId is {} bytes, more than {MAX_EVENT_ID_BYTES}",
-                s.len()
-            ));
+            return Err(EventIdError::TooLong(s.len()));
         }
         if s.chars().any(char::is_control) {
-            return Err("eventId contains control characters".into());
+            return Err(EventIdError::ControlCharacter);
         }
         Ok(EventId(s.to_string()))
     }
@@ -98,9 +136,24 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
 
-    pub fn into_string(self) -> String {
-        self.0
+impl TryFrom<String> for EventId {
+    type Error = EventIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(e: EventId) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -143,5 +196,13 @@ mod tests {
         assert!(EventId::parse("").is_err());
         assert!(EventId::parse("a\nb").is_err());
         assert!(EventId::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn serde_validates() {
+        let e: EventId = serde_json::from_str("\"ev-1\"").expect("valid");
+        assert_eq!(serde_json::to_string(&e).expect("json"), "\"ev-1\"");
+        assert!(serde_json::from_str::<EventId>("\"\"").is_err());
+        assert!(serde_json::from_str::<RspServerAddress>("\"https://x\"").is_err());
     }
 }

@@ -4,8 +4,8 @@
 
 mod support;
 
-use smds::client::{self, Connection, Endpoint};
-use smds::store::{Store, WriterConfig};
+use smds::lab::https::{Connection, Endpoint};
+use smds::store::{EventAdmin, EventStore, RedbStore, WriterConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -50,10 +50,10 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
             for i in 0.. {
                 let id = format!("w{worker}-{i}");
                 attempted.lock().expect("lock").insert(id.clone());
-                let body = client::register_event_body(EID, &id, "smdp.example.com", None);
+                let body = smds::lab::smdp::register_event_body(EID, &id, "smdp.example.com", None);
                 match tokio::time::timeout(
                     Duration::from_secs(5),
-                    conn.call(client::REGISTER_EVENT_PATH, &body),
+                    conn.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body),
                 )
                 .await
                 {
@@ -111,13 +111,14 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     let _ = child.wait();
 
     // ... and every acknowledged event is there, consistently, and nothing was invented.
-    let store = Store::open(&data.join("events.redb"), WriterConfig::default()).expect("open");
-    let n = store.check_integrity().expect("consistent database");
+    let store = RedbStore::open(&data.join("events.redb"), WriterConfig::default()).expect("open");
+    let n = store.check_integrity().await.expect("consistent database");
     let stored: BTreeSet<String> = store
         .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id)
+        .map(|e| e.event_id.to_string())
         .collect();
     assert_eq!(n as usize, stored.len());
     let missing: Vec<_> = acked.difference(&stored).collect();

@@ -8,7 +8,10 @@ mod support;
 
 use pki_tool::Curve;
 use smds::config::Limits;
-use smds::discovery::{self, Discovery, DiscoveryOptions, PathFamily, SoftEuicc};
+use smds::lab::lpa::{Discovery, DiscoveryOptions};
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::Es11PathFamily;
+use smds::store::{EventAdmin, EventStore};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -78,8 +81,8 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
         let id = format!("{long}-{i}");
         let r = dp
             .call(
-                smds::client::REGISTER_EVENT_PATH,
-                &smds::client::register_event_body(EID, &id, "smdp.example.com", None),
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(EID, &id, "smdp.example.com", None),
             )
             .await
             .expect("an answer even when the disk is full");
@@ -115,14 +118,16 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
     let opts = DiscoveryOptions {
         endpoint: endpoint(&server),
         address: "localhost".into(),
-        tls: discovery::lpa_tls_config(smds::client::read_cas(&[ci(&pki)]).expect("ci"))
+        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
             .expect("tls"),
-        paths: PathFamily::Es9Plus,
+        paths: Es11PathFamily::Es9Plus,
         matching_id: None,
         timeout: Duration::from_secs(10),
         now: pki_tool::time::now(),
     };
-    let seen: BTreeSet<String> = match discovery::discover(&euicc, &opts).await.expect("discovery")
+    let seen: BTreeSet<String> = match smds::lab::lpa::discover(&euicc, &opts)
+        .await
+        .expect("discovery")
     {
         Discovery::Events { entries, .. } => entries.into_iter().map(|e| e.event_id).collect(),
         Discovery::Failed { step, result } => panic!("{step}: {:?}", result.body),
@@ -138,8 +143,8 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
     for attempt in 0..50 {
         let r = dp
             .call(
-                smds::client::REGISTER_EVENT_PATH,
-                &smds::client::register_event_body(
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(
                     EID,
                     &format!("after-{attempt}"),
                     "smdp.example.com",
@@ -164,7 +169,7 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
 
     // A read-only data directory at start: a clear error naming the file, not an empty store.
     mount.remount("ro");
-    let err = smds::store::Store::open(
+    let err = smds::store::RedbStore::open(
         &data.join("events.redb"),
         smds::store::WriterConfig::default(),
     )
@@ -175,17 +180,18 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
     mount.remount("rw");
 
     // After a restart, everything acknowledged is there and the database is consistent.
-    let store = smds::store::Store::open(
+    let store = smds::store::RedbStore::open(
         &data.join("events.redb"),
         smds::store::WriterConfig::default(),
     )
     .expect("reopen");
-    store.check_integrity().expect("consistent");
+    store.check_integrity().await.expect("consistent");
     let stored: BTreeSet<String> = store
         .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id)
+        .map(|e| e.event_id.to_string())
         .collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "lost: {lost:?}");

@@ -12,12 +12,14 @@ use pki_tool::mint::{MintInput, Signer, mint as mint_cert};
 use pki_tool::profile::{SerialSpec, Vars};
 use pki_tool::{Curve, Eid, PrivateKey, Role};
 use serde_json::json;
-use smds::client::{Connection, FunctionResult};
 use smds::config::{Config, Limits};
-use smds::discovery::{
-    self, Discovery, DiscoveryOptions, PathFamily, ServerAuthentication, SoftEuicc,
-};
+use smds::lab::https::Connection;
+use smds::lab::lpa::{Discovery, DiscoveryOptions};
+use smds::lab::soft_euicc::SoftEuicc;
 use smds::server::Server;
+use smds::sgp22::Es11PathFamily;
+use smds::sgp22::FunctionResult;
+use smds::sgp22::responses::InitiateAuthenticationResponse;
 use std::path::Path;
 use std::time::Duration;
 use support::*;
@@ -30,12 +32,12 @@ fn options(
     server: &Server,
     trust: &Path,
     matching_id: Option<&str>,
-    paths: PathFamily,
+    paths: Es11PathFamily,
 ) -> DiscoveryOptions {
     DiscoveryOptions {
         endpoint: endpoint(server),
         address: format!("localhost:{}", server.addr.port()),
-        tls: discovery::lpa_tls_config(smds::client::read_cas(&[ci(trust)]).expect("ci"))
+        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(trust)]).expect("ci"))
             .expect("tls"),
         paths,
         matching_id: matching_id.map(str::to_string),
@@ -99,12 +101,12 @@ async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
         assert!(register(&mut dp, eid, id).await.is_success());
     }
     for (curve, paths) in [
-        (Curve::NistP256, PathFamily::Es9Plus),
-        (Curve::BrainpoolP256r1, PathFamily::Es11),
+        (Curve::NistP256, Es11PathFamily::Es9Plus),
+        (Curve::BrainpoolP256r1, Es11PathFamily::Es11),
     ] {
         let e = SoftEuicc::load(&pki, curve, None).expect("eUICC");
         let got = events(
-            discovery::discover(&e, &options(&server, &pki, None, paths))
+            smds::lab::lpa::discover(&e, &options(&server, &pki, None, paths))
                 .await
                 .expect("discovery"),
         );
@@ -114,13 +116,13 @@ async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
             "FIFO, this EID only ({curve})"
         );
         let got = events(
-            discovery::discover(&e, &options(&server, &pki, Some("a-second"), paths))
+            smds::lab::lpa::discover(&e, &options(&server, &pki, Some("a-second"), paths))
                 .await
                 .expect("discovery"),
         );
         assert_eq!(got, ["a-second"]);
         let (step, code) = failure(
-            discovery::discover(&e, &options(&server, &pki, Some("other"), paths))
+            smds::lab::lpa::discover(&e, &options(&server, &pki, Some("other"), paths))
                 .await
                 .expect("answer"),
         );
@@ -134,9 +136,12 @@ async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
         .expect("eUICC 2");
     assert_eq!(
         events(
-            discovery::discover(&other, &options(&server, &pki, None, PathFamily::Es9Plus))
-                .await
-                .expect("d")
+            smds::lab::lpa::discover(
+                &other,
+                &options(&server, &pki, None, Es11PathFamily::Es9Plus)
+            )
+            .await
+            .expect("d")
         ),
         ["other"]
     );
@@ -148,9 +153,9 @@ async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
     .expect("eUICC 3");
     assert!(
         events(
-            discovery::discover(
+            smds::lab::lpa::discover(
                 &none,
-                &options(&server, &pki, Some(""), PathFamily::Es9Plus)
+                &options(&server, &pki, Some(""), Es11PathFamily::Es9Plus)
             )
             .await
             .expect("d")
@@ -168,7 +173,7 @@ async fn discovery_with_the_real_sgp26_euicc_keys() {
     // DSauth (both curves) and DStls minted by pki-tool under the published GSMA Test CIs.
     mint_curves(&pki, "sgp26-v1.5", Some(gsma.clone()), &Curve::ALL);
     let server = start(&pki, &config(&tmp, &pki, Limits::default()), None).await;
-    let varo = smds::client::smdp_tls_config(
+    let varo = smds::lab::smdp::smdp_tls_config(
         &gsma.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der"),
         &gsma.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         &[ci(&pki)],
@@ -183,8 +188,8 @@ async fn discovery_with_the_real_sgp26_euicc_keys() {
         .step_by(2)
         .map(|i| u8::from_str_radix(&captured[i..i + 2], 16).expect("hex"))
         .collect();
-    let tls =
-        discovery::lpa_tls_config(smds::client::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
+    let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
+        .expect("tls");
     let mut c = Connection::open(&endpoint(&server), tls, Duration::from_secs(10))
         .await
         .expect("connect");
@@ -204,7 +209,7 @@ async fn discovery_with_the_real_sgp26_euicc_keys() {
         let e = SoftEuicc::load(&gsma, curve, None).expect("SGP.26 eUICC");
         assert_eq!(e.eid.to_string(), EID);
         let got = events(
-            discovery::discover(&e, &options(&server, &pki, None, PathFamily::Es9Plus))
+            smds::lab::lpa::discover(&e, &options(&server, &pki, None, Es11PathFamily::Es9Plus))
                 .await
                 .expect("discovery"),
         );
@@ -246,7 +251,7 @@ fn code(r: &FunctionResult) -> String {
 }
 
 /// Values of serverSigned1, for building euiccSigned1 by hand.
-fn server_signed1(s: &ServerAuthentication) -> smds::asn1::ServerSigned1 {
+fn server_signed1(s: &InitiateAuthenticationResponse) -> smds::asn1::ServerSigned1 {
     rasn::der::decode(&s.server_signed1).expect("serverSigned1")
 }
 
@@ -264,8 +269,8 @@ async fn every_check_has_a_negative_test() {
     let server = start(&pki, &config(&tmp, &pki, limits), None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     assert!(register(&mut dp, EID, "ev").await.is_success());
-    let tls =
-        discovery::lpa_tls_config(smds::client::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
+    let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
+        .expect("tls");
     let mut c = Connection::open(&endpoint(&server), tls, Duration::from_secs(10))
         .await
         .expect("connect");
@@ -334,7 +339,7 @@ async fn every_check_has_a_negative_test() {
 
     // Unknown transactionId; a good authentication; then the same transactionId replayed.
     let (challenge, r) = initiate(&mut c, &e, addr).await;
-    let s = ServerAuthentication::from_result(&r).expect("fields");
+    let s = InitiateAuthenticationResponse::from_result(&r).expect("fields");
     let response = e
         .authenticate_server(&challenge, &s, addr, None, now)
         .expect("eUICC accepts the server");
@@ -346,14 +351,14 @@ async fn every_check_has_a_negative_test() {
         code(&authenticate(&mut c, "zz", &response).await),
         "8.10.1/3.9"
     );
-    let ok = authenticate(&mut c, &s.transaction_id, &response).await;
+    let ok = authenticate(&mut c, &s.transaction_id.to_hex(), &response).await;
     assert_eq!(code(&ok), "success");
     assert_eq!(
         ok.body["eventEntries"],
         json!([{"eventId": "ev", "rspServerAddress": "testsmdpplus1.example.com"}])
     );
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.10.1/3.9",
         "replay"
     );
@@ -364,7 +369,7 @@ async fn every_check_has_a_negative_test() {
             let (challenge, r) = initiate(&mut c, &e, addr).await;
             (
                 challenge,
-                ServerAuthentication::from_result(&r).expect("fields"),
+                InitiateAuthenticationResponse::from_result(&r).expect("fields"),
             )
         }};
     }
@@ -380,7 +385,7 @@ async fn every_check_has_a_negative_test() {
         + 3;
     response[pos] ^= 0x01;
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.1/6.1"
     );
     // Wrong serverChallenge, correctly signed by the eUICC.
@@ -391,7 +396,7 @@ async fn every_check_has_a_negative_test() {
         .expect("signed1");
     let response = e.response(&signed1, &e.key.sign_raw(&signed1));
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.1/6.1"
     );
     // euiccSigned1 naming another server address.
@@ -407,7 +412,7 @@ async fn every_check_has_a_negative_test() {
         .expect("signed1");
     let response = e.response(&signed1, &e.key.sign_raw(&signed1));
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.9.1/3.8"
     );
     // euiccSigned1 naming another transaction.
@@ -418,7 +423,7 @@ async fn every_check_has_a_negative_test() {
         .expect("signed1");
     let response = e.response(&signed1, &e.key.sign_raw(&signed1));
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.10.1/3.9"
     );
     // The eUICC's error branch.
@@ -434,7 +439,7 @@ async fn every_check_has_a_negative_test() {
             .concat(),
         ),
     );
-    let r = authenticate(&mut c, &s.transaction_id, &err).await;
+    let r = authenticate(&mut c, &s.transaction_id.to_hex(), &err).await;
     assert_eq!(code(&r), "8.1/6.1");
     assert!(
         r.message
@@ -447,7 +452,7 @@ async fn every_check_has_a_negative_test() {
     // Garbage instead of BF38.
     let (_, s) = session!();
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, b"\x30\x03\x01\x01").await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), b"\x30\x03\x01\x01").await),
         "8.1/2.1"
     );
 
@@ -465,7 +470,7 @@ async fn every_check_has_a_negative_test() {
     let response = alien.response(&signed1, &alien.key.sign_raw(&signed1));
     let _ = challenge;
     assert_eq!(
-        code(&authenticate(&mut c, &s.transaction_id, &response).await),
+        code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.11.1/3.9"
     );
 
@@ -518,7 +523,7 @@ async fn every_check_has_a_negative_test() {
             .authenticate_server(&challenge, &s, addr, None, now)
             .expect("signs");
         assert_eq!(
-            code(&authenticate(&mut c, &s.transaction_id, &response).await),
+            code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
             want
         );
     }

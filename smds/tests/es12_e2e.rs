@@ -4,8 +4,8 @@
 
 mod support;
 
-use smds::client::{self, FunctionResult};
 use smds::config::Limits;
+use smds::sgp22::FunctionResult;
 use support::*;
 
 fn assert_failed(r: &FunctionResult, code: &str) {
@@ -36,9 +36,9 @@ async fn register_duplicate_delete_and_privacy() {
     // A foreign SM-DP+ deleting ev-1 gets exactly what an unknown event gets.
     let foreign = dp2
         .post_raw(
-            client::DELETE_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_DELETE_EVENT,
             "application/json",
-            client::delete_event_body(EID, "ev-1")
+            smds::lab::smdp::delete_event_body(EID, "ev-1")
                 .to_string()
                 .into_bytes(),
         )
@@ -46,9 +46,9 @@ async fn register_duplicate_delete_and_privacy() {
         .expect("answer");
     let unknown = dp2
         .post_raw(
-            client::DELETE_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_DELETE_EVENT,
             "application/json",
-            client::delete_event_body(EID, "nope")
+            smds::lab::smdp::delete_event_body(EID, "nope")
                 .to_string()
                 .into_bytes(),
         )
@@ -56,20 +56,18 @@ async fn register_duplicate_delete_and_privacy() {
         .expect("answer");
     assert_eq!(foreign.status, unknown.status);
     assert_eq!(foreign.body, unknown.body);
-    assert_failed(
-        &FunctionResult::from_raw(&foreign).expect("json"),
-        "8.9.5/3.9",
-    );
+    assert_failed(&foreign.function_result().expect("json"), "8.9.5/3.9");
 
     // The owner deletes; the identity recorded is the SM-DP+'s.
     let stored = server
         .state
         .store
         .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .await
         .expect("read");
     assert_eq!(stored.len(), 2);
     assert!(
-        stored[0].owner.ends_with("/rid:2.999.10"),
+        stored[0].owner.as_str().ends_with("/rid:2.999.10"),
         "{}",
         stored[0].owner
     );
@@ -83,9 +81,10 @@ async fn register_duplicate_delete_and_privacy() {
         .state
         .store
         .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id)
+        .map(|e| e.event_id.to_string())
         .collect();
     assert_eq!(left, ["ev-2"]);
     server.stop().await;
@@ -100,21 +99,21 @@ async fn client_certificates_are_required_and_checked() {
     let mut anon = connect(&server, anonymous(&lab.pki)).await;
     let raw = anon
         .post_raw(
-            client::REGISTER_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
             "application/json",
-            client::register_event_body(EID, "x", "a.example", None)
+            smds::lab::smdp::register_event_body(EID, "x", "a.example", None)
                 .to_string()
                 .into_bytes(),
         )
         .await
         .expect("answer");
     assert_eq!(raw.status, 403);
-    let r = FunctionResult::from_raw(&raw).expect("json");
+    let r = raw.function_result().expect("json");
     assert_eq!(r.code().as_deref(), Some("1.1/1.2"));
 
     // A client certificate from another CI fails the handshake.
     let foreign_tls = smdp(&lab.foreign, "", &lab.pki);
-    let err = smds::client::Connection::open(
+    let err = smds::lab::https::Connection::open(
         &endpoint(&server),
         foreign_tls,
         std::time::Duration::from_secs(5),
@@ -125,23 +124,23 @@ async fn client_certificates_are_required_and_checked() {
         // TLS 1.3 reports a rejected client certificate on the first read.
         Ok(mut c) => c
             .call(
-                client::REGISTER_EVENT_PATH,
-                &client::register_event_body(EID, "x", "a.example", None),
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(EID, "x", "a.example", None),
             )
             .await
             .is_err(),
     };
     assert!(failed, "a foreign client certificate must not get through");
-    assert_eq!(server.state.store.count().expect("count"), 0);
+    assert_eq!(server.state.store.count().await.expect("count"), 0);
 
     // A DS TLS certificate (wrong role) as client certificate is refused too.
-    let ds_as_client = smds::client::smdp_tls_config(
+    let ds_as_client = smds::lab::smdp::smdp_tls_config(
         &lab.pki.join("DStls/CERT_S_SM_DS_TLS_NIST.der"),
         &lab.pki.join("DStls/SK_S_SM_DS_TLS_NIST.pem"),
         &[ci(&lab.pki)],
     )
     .expect("config");
-    let refused = match smds::client::Connection::open(
+    let refused = match smds::lab::https::Connection::open(
         &endpoint(&server),
         ds_as_client,
         std::time::Duration::from_secs(5),
@@ -151,8 +150,8 @@ async fn client_certificates_are_required_and_checked() {
         Err(_) => true,
         Ok(mut c) => c
             .call(
-                client::REGISTER_EVENT_PATH,
-                &client::register_event_body(EID, "x", "a.example", None),
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(EID, "x", "a.example", None),
             )
             .await
             .is_err(),
@@ -170,7 +169,7 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
     mint(&pki, "sgp26-v1.5", Some(keys.clone()));
     let lab_cfg = loopback_config(&pki, &tmp.0.join("data"), Limits::default());
     let server = start(&pki, &lab_cfg, None).await;
-    let varo = smds::client::smdp_tls_config(
+    let varo = smds::lab::smdp::smdp_tls_config(
         &keys.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der"),
         &keys.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
         &[ci(&pki)],
@@ -182,6 +181,7 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
         .state
         .store
         .events_for(&pki_tool::Eid::parse(EID).expect("eid"))
+        .await
         .expect("read");
     assert_eq!(
         stored[0].owner_names,
@@ -190,14 +190,14 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
 
     // The pySim DP TLS certificate (same key) expired on 2026-08-02: refused now...
     let expired = || {
-        smds::client::smdp_tls_config(
+        smds::lab::smdp::smdp_tls_config(
             &shared().join("pysim_v1.5/DPtls/CERT_S_SM_DP_TLS_NIST.der"),
             &shared().join("pysim_v1.5/DPtls/SK_S_SM_DP_TLS_NIST.pem"),
             &[ci(&pki)],
         )
         .expect("config")
     };
-    let refused = match smds::client::Connection::open(
+    let refused = match smds::lab::https::Connection::open(
         &endpoint(&server),
         expired(),
         std::time::Duration::from_secs(5),
@@ -207,8 +207,8 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
         Err(_) => true,
         Ok(mut c) => c
             .call(
-                client::REGISTER_EVENT_PATH,
-                &client::register_event_body(EID, "old", "a.example", None),
+                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                &smds::lab::smdp::register_event_body(EID, "old", "a.example", None),
             )
             .await
             .is_err(),
@@ -236,10 +236,17 @@ async fn bad_eids_and_malformed_requests() {
     let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     let call = |body: serde_json::Value| body;
 
-    let mut body =
-        client::register_event_body("89049032123451234512345678901234", "e", "a.example", None);
+    let mut body = smds::lab::smdp::register_event_body(
+        "89049032123451234512345678901234",
+        "e",
+        "a.example",
+        None,
+    );
     let r = c
-        .call(client::REGISTER_EVENT_PATH, &call(body.clone()))
+        .call(
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+            &call(body.clone()),
+        )
         .await
         .expect("answer");
     assert_failed(&r, "8.1.1/2.1");
@@ -250,29 +257,30 @@ async fn bad_eids_and_malformed_requests() {
     );
     body["eid"] = "8904".into();
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "8.1.1/2.1",
     );
     body["eid"] = 89049032.into();
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "8.1.1/2.1",
     );
     body.as_object_mut().expect("object").remove("eid");
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "8.1.1/2.2",
     );
 
-    let mut body = client::register_event_body(EID, "e", "https://smdp.example.com/x", None);
+    let mut body =
+        smds::lab::smdp::register_event_body(EID, "e", "https://smdp.example.com/x", None);
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "8.8.1/2.1",
@@ -280,7 +288,7 @@ async fn bad_eids_and_malformed_requests() {
     body["rspServerAddress"] = "smdp.example.com:8443".into();
     body["eventId"] = "".into();
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "8.9.5/2.1",
@@ -288,7 +296,7 @@ async fn bad_eids_and_malformed_requests() {
     body["eventId"] = "ok".into();
     body["forwardingIndicator"] = "yes".into();
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "1.1/2.1",
@@ -296,7 +304,7 @@ async fn bad_eids_and_malformed_requests() {
     body.as_object_mut().expect("object").remove("header");
     body["forwardingIndicator"] = true.into();
     assert_failed(
-        &c.call(client::REGISTER_EVENT_PATH, &body)
+        &c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body)
             .await
             .expect("answer"),
         "1.1/2.2",
@@ -305,14 +313,14 @@ async fn bad_eids_and_malformed_requests() {
     // Transport-level refusals.
     let raw = c
         .post_raw(
-            client::REGISTER_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
             "application/json",
             b"{not json".to_vec(),
         )
         .await
         .expect("answer");
     assert_eq!(raw.status, 400);
-    let r = FunctionResult::from_raw(&raw).expect("json");
+    let r = raw.function_result().expect("json");
     assert!(
         r.message
             .as_deref()
@@ -323,7 +331,7 @@ async fn bad_eids_and_malformed_requests() {
     );
     let raw = c
         .post_raw(
-            client::REGISTER_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
             "application/json",
             b"[1,2]".to_vec(),
         )
@@ -331,13 +339,17 @@ async fn bad_eids_and_malformed_requests() {
         .expect("answer");
     assert_eq!(raw.status, 400);
     let raw = c
-        .post_raw(client::REGISTER_EVENT_PATH, "text/plain", b"{}".to_vec())
+        .post_raw(
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+            "text/plain",
+            b"{}".to_vec(),
+        )
         .await
         .expect("answer");
     assert_eq!(raw.status, 415);
     let raw = c
         .post_raw(
-            client::REGISTER_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
             "application/json",
             vec![b' '; 4096],
         )
@@ -362,19 +374,19 @@ async fn bad_eids_and_malformed_requests() {
         "{:?}",
         raw.headers
     );
-    assert_eq!(server.state.store.count().expect("count"), 0);
+    assert_eq!(server.state.store.count().await.expect("count"), 0);
     // Charset parameters are fine.
     let ok = c
         .post_raw(
-            client::REGISTER_EVENT_PATH,
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
             "application/json; charset=UTF-8",
-            client::register_event_body(EID, "charset", "smdp.example.com", Some(false))
+            smds::lab::smdp::register_event_body(EID, "charset", "smdp.example.com", Some(false))
                 .to_string()
                 .into_bytes(),
         )
         .await
         .expect("answer");
-    assert!(FunctionResult::from_raw(&ok).expect("json").is_success());
+    assert!(ok.function_result().expect("json").is_success());
     server.stop().await;
 }
 

@@ -119,7 +119,7 @@ async fn connection_limit_refuses_the_excess_and_recovers() {
     for _ in 0..3 {
         held.push(connect(&server, smdp(&lab.pki, "", &lab.pki)).await);
     }
-    let refused = smds::client::Connection::open(
+    let refused = smds::lab::https::Connection::open(
         &endpoint(&server),
         smdp(&lab.pki, "", &lab.pki),
         Duration::from_secs(5),

@@ -4,11 +4,12 @@
 
 use pki_tool::hierarchy::{self, Hierarchy, InitOptions, IssueOptions};
 use pki_tool::{Curve, Role};
-use smds::client::{self, Connection, Endpoint, FunctionResult};
 use smds::config::{Config, Limits};
+use smds::lab::https::{Connection, Endpoint};
 use smds::pki::ServerPki;
 use smds::server::Server;
-use smds::tls::Clock;
+use smds::sgp22::FunctionResult;
+use smds::transport::tls::Clock;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +133,7 @@ pub fn ci(pki: &Path) -> PathBuf {
 /// TLS as the SM-DP+ whose TLS certificate is `DPtls/CERT_S_SM_DP{instance}_TLS_NIST.der`.
 pub fn smdp(pki: &Path, instance: &str, trust: &Path) -> Arc<rustls::ClientConfig> {
     let dir = pki.join("DPtls");
-    client::smdp_tls_config(
+    smds::lab::smdp::smdp_tls_config(
         &dir.join(format!("CERT_S_SM_DP{instance}_TLS_NIST.der")),
         &dir.join(format!("SK_S_SM_DP{instance}_TLS_NIST.pem")),
         &[ci(trust)],
@@ -142,8 +143,8 @@ pub fn smdp(pki: &Path, instance: &str, trust: &Path) -> Arc<rustls::ClientConfi
 
 /// TLS without a client certificate, trusting `trust`'s CI.
 pub fn anonymous(trust: &Path) -> Arc<rustls::ClientConfig> {
-    let cas = client::read_cas(&[ci(trust)]).expect("CI");
-    Arc::new(smds::tls::client_config(cas, Role::Dstls, None, None).expect("config"))
+    let cas = smds::lab::https::read_cas(&[ci(trust)]).expect("CI");
+    Arc::new(smds::transport::tls::client_config(cas, Role::Dstls, None, None).expect("config"))
 }
 
 pub fn endpoint(server: &Server) -> Endpoint {
@@ -161,8 +162,8 @@ pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connect
 
 pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
     conn.call(
-        client::REGISTER_EVENT_PATH,
-        &client::register_event_body(eid, event_id, "testsmdpplus1.example.com", None),
+        smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+        &smds::lab::smdp::register_event_body(eid, event_id, "testsmdpplus1.example.com", None),
     )
     .await
     .expect("answer")
@@ -170,8 +171,8 @@ pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> Funct
 
 pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
     conn.call(
-        client::DELETE_EVENT_PATH,
-        &client::delete_event_body(eid, event_id),
+        smds::sgp22::paths::path::ES12_DELETE_EVENT,
+        &smds::lab::smdp::delete_event_body(eid, event_id),
     )
     .await
     .expect("answer")

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::Curve;
 use serde_json::json;
-use smds::discovery::SoftEuicc;
+use smds::lab::soft_euicc::SoftEuicc;
 use std::path::{Path, PathBuf};
 
 fn put(target: &str, name: &str, data: &[u8]) {

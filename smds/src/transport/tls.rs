@@ -7,18 +7,20 @@
 //! clients check the SM-DS certificate (CERT.DS.TLS, EKU serverAuth, DNS name). Client
 //! authentication is optional at the TLS layer so that ES11 works without a certificate; ES12
 //! handlers refuse requests that have none. A certificate that is presented but invalid fails the
-//! handshake.
+//! handshake. The identity the server verifier derives is handed to the connection (see
+//! [`Sgp22ClientVerifier::take_identity`]), so a client chain is validated once per handshake.
 
 use crate::identity::PeerIdentity;
 use pki_tool::oid::known;
 use pki_tool::profile::ExtensionSpec;
-use pki_tool::validate::{Options, verify_chain};
+use pki_tool::validate::{ChainError, Options, verify_chain};
 use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivateSec1KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// `ecdsa_brainpoolP256r1tls13_sha256` (RFC 8734), which rustls has no name for.
 pub const ECDSA_BRAINPOOLP256R1_TLS13_SHA256: SignatureScheme = SignatureScheme::Unknown(0x081A);
@@ -120,11 +122,41 @@ fn schemes() -> Vec<SignatureScheme> {
     ]
 }
 
+/// Why a client certificate chain is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientCertError {
+    #[error("client certificate does not parse: {0}")]
+    Leaf(String),
+    #[error("intermediate certificate does not parse: {0}")]
+    Intermediate(String),
+    #[error("{0}")]
+    Chain(ChainError),
+    #[error("client certificate \"{0}\" lacks EKU clientAuth")]
+    NoClientAuth(String),
+}
+
+/// Identities verified in handshakes whose connections have not picked them up yet. Bounded:
+/// a handshake that fails after the certificate check leaves its entry until it is evicted.
+const PENDING_IDENTITIES_MAX: usize = 1024;
+
+type ChainKey = [u8; 32];
+
+fn chain_key<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> ChainKey {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for c in certs {
+        h.update((c.len() as u64).to_be_bytes());
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
 /// The SM-DS side: SGP.22 validation of SM-DP+ client certificates.
 pub struct Sgp22ClientVerifier {
     cis: Vec<Certificate>,
     hints: Vec<DistinguishedName>,
     clock: Option<Clock>,
+    pending: Mutex<HashMap<ChainKey, PeerIdentity>>,
 }
 
 impl std::fmt::Debug for Sgp22ClientVerifier {
@@ -142,7 +174,32 @@ impl Sgp22ClientVerifier {
             .iter()
             .map(|c| DistinguishedName::from(c.subject_der().to_vec()))
             .collect();
-        Sgp22ClientVerifier { cis, hints, clock }
+        Sgp22ClientVerifier {
+            cis,
+            hints,
+            clock,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The identity of the client chain a completed handshake presented, as this verifier
+    /// established it during the handshake. Only if that entry was evicted (more than
+    /// [`PENDING_IDENTITIES_MAX`] handshakes in between) is the chain validated again.
+    pub fn take_identity(&self, certs: &[CertificateDer<'_>], now: i64) -> Option<PeerIdentity> {
+        let (leaf, rest) = certs.split_first()?;
+        let key = chain_key(certs.iter().map(|c| c.as_ref()));
+        let pending = self.pending.lock().ok().and_then(|mut m| m.remove(&key));
+        if pending.is_some() {
+            return pending;
+        }
+        let inter: Vec<Vec<u8>> = rest.iter().map(|c| c.as_ref().to_vec()).collect();
+        match self.identify(leaf.as_ref(), &inter, now) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "client certificate accepted in the handshake no longer validates");
+                None
+            }
+        }
     }
 
     /// Validates an SM-DP+ TLS client certificate chain and returns who it is.
@@ -151,14 +208,14 @@ impl Sgp22ClientVerifier {
         end_entity: &[u8],
         intermediates: &[Vec<u8>],
         now: i64,
-    ) -> Result<PeerIdentity, String> {
-        let leaf = Certificate::from_der(end_entity)
-            .map_err(|e| format!("client certificate does not parse: {e}"))?;
+    ) -> Result<PeerIdentity, ClientCertError> {
+        let leaf =
+            Certificate::from_der(end_entity).map_err(|e| ClientCertError::Leaf(e.to_string()))?;
         let inter = intermediates
             .iter()
             .map(|d| Certificate::from_der(d))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("intermediate certificate does not parse: {e}"))?;
+            .map_err(|e| ClientCertError::Intermediate(e.to_string()))?;
         let v = verify_chain(
             &leaf,
             &inter,
@@ -166,12 +223,9 @@ impl Sgp22ClientVerifier {
             Some(Role::Dptls),
             Options::at(now),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(ClientCertError::Chain)?;
         if !has_purpose(&leaf, "clientAuth") {
-            return Err(format!(
-                "client certificate \"{}\" lacks EKU clientAuth",
-                leaf.subject
-            ));
+            return Err(ClientCertError::NoClientAuth(leaf.subject.to_string()));
         }
         Ok(PeerIdentity::from_certificate(
             &leaf,
@@ -201,8 +255,18 @@ impl ClientCertVerifier for Sgp22ClientVerifier {
     ) -> Result<ClientCertVerified, Error> {
         let now = self.clock.as_ref().map_or_else(|| unix(now), |c| c());
         let inter: Vec<Vec<u8>> = intermediates.iter().map(|c| c.as_ref().to_vec()).collect();
-        self.identify(end_entity.as_ref(), &inter, now)
-            .map_err(rejected)?;
+        let identity = self
+            .identify(end_entity.as_ref(), &inter, now)
+            .map_err(|e| rejected(e.to_string()))?;
+        let key = chain_key(
+            std::iter::once(end_entity.as_ref()).chain(intermediates.iter().map(|c| c.as_ref())),
+        );
+        if let Ok(mut m) = self.pending.lock() {
+            if m.len() >= PENDING_IDENTITIES_MAX {
+                m.clear();
+            }
+            m.insert(key, identity);
+        }
         Ok(ClientCertVerified::assertion())
     }
 
@@ -275,23 +339,37 @@ impl ServerCertVerifier for Sgp22ServerVerifier {
     handshake_signatures!();
 }
 
+/// Why a TLS configuration cannot be built.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error(
+        "{what}: TLS keys must be NIST P-256 (the TLS library cannot sign with {curve}); use the NIST certificate"
+    )]
+    Curve { what: &'static str, curve: Curve },
+    #[error("{what}: the private key does not belong to the certificate")]
+    KeyMismatch { what: &'static str },
+    #[error("{what}: {source}")]
+    Rustls {
+        what: &'static str,
+        source: rustls::Error,
+    },
+}
+
 /// A certificate and key as rustls wants them. rustls's providers sign only with NIST curves, so
 /// a brainpool TLS key is refused here with a clear message.
 pub fn rustls_identity(
     cert: &Certificate,
     key: &PrivateKey,
-    what: &str,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    what: &'static str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsConfigError> {
     if key.curve() != Curve::NistP256 {
-        return Err(format!(
-            "{what}: TLS keys must be NIST P-256 (the TLS library cannot sign with {}); use the NIST certificate",
-            key.curve()
-        ));
+        return Err(TlsConfigError::Curve {
+            what,
+            curve: key.curve(),
+        });
     }
     if key.public_key() != &cert.public_key {
-        return Err(format!(
-            "{what}: the private key does not belong to the certificate"
-        ));
+        return Err(TlsConfigError::KeyMismatch { what });
     }
     Ok((
         vec![CertificateDer::from(cert.der().to_vec())],
@@ -303,19 +381,24 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+fn rustls_error(what: &'static str) -> impl Fn(rustls::Error) -> TlsConfigError {
+    move |source| TlsConfigError::Rustls { what, source }
+}
+
 /// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
 pub fn server_config(
     cert: &Certificate,
     key: &PrivateKey,
     verifier: Arc<Sgp22ClientVerifier>,
-) -> Result<rustls::ServerConfig, String> {
-    let (chain, key) = rustls_identity(cert, key, "CERT.DS.TLS")?;
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    const WHAT: &str = "CERT.DS.TLS";
+    let (chain, key) = rustls_identity(cert, key, WHAT)?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
+        .map_err(rustls_error(WHAT))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| format!("CERT.DS.TLS: {e}"))?;
+        .map_err(rustls_error(WHAT))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -327,18 +410,19 @@ pub fn client_config(
     role: Role,
     client: Option<(&Certificate, &PrivateKey)>,
     clock: Option<Clock>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsConfigError> {
+    const WHAT: &str = "client certificate";
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
+        .map_err(rustls_error(WHAT))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Sgp22ServerVerifier::new(cis, role, clock)));
     let mut cfg = match client {
         Some((cert, key)) => {
-            let (chain, key) = rustls_identity(cert, key, "client certificate")?;
+            let (chain, key) = rustls_identity(cert, key, WHAT)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
+                .map_err(rustls_error(WHAT))?
         }
         None => builder.with_no_client_auth(),
     };

@@ -1,0 +1,137 @@
+//! `smds discover`: act as a device (LPA + software eUICC) on ES11.
+
+use clap::Args;
+use smds::lab::https::{Endpoint, read_cas};
+use smds::lab::lpa::{self, Discovery, DiscoveryOptions};
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::Es11PathFamily;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct DiscoverArgs {
+    /// The SM-DS, e.g. https://localhost:8443
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Directory with CI, EUM and eUICC certificates and the eUICC key.
+    #[arg(long, value_name = "DIR")]
+    certdir: PathBuf,
+    /// Which eUICC (one issued under eUICC/<EID>/); default: the hierarchy's own.
+    #[arg(long)]
+    eid: Option<String>,
+    #[arg(long, default_value = "nist", value_parser = ["nist", "brainpool"])]
+    curve: String,
+    /// An EventID, as an LPA sends when following a cascade from the Root SM-DS.
+    #[arg(long, value_name = "ID")]
+    matching_id: Option<String>,
+    /// CI certificate(s) for the SM-DS's TLS certificate; default: the certdir's NIST CI.
+    #[arg(long, value_name = "FILE")]
+    ca: Vec<PathBuf>,
+    /// The address sent as smdpAddress; default: host[:port] of --server.
+    #[arg(long, value_name = "HOST")]
+    address: Option<String>,
+    /// Path family: es9plus (lpac, euicc-go) or es11.
+    #[arg(long, default_value = "es9plus", value_parser = ["es9plus", "es11"])]
+    paths: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
+}
+
+pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
+    let curve = if a.curve == "brainpool" {
+        pki_tool::Curve::BrainpoolP256r1
+    } else {
+        pki_tool::Curve::NistP256
+    };
+    let eid = a
+        .eid
+        .as_deref()
+        .map(|e| pki_tool::Eid::parse(e).map_err(|err| format!("--eid {e}: {err}")))
+        .transpose()?;
+    let euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::parse(&a.server).map_err(|e| e.to_string())?;
+    let cas = if a.ca.is_empty() {
+        let candidates = [
+            a.certdir.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
+            a.certdir.join("CI/CERT_CI_ECDSA_NIST.der"),
+        ];
+        let found: Vec<PathBuf> = candidates
+            .into_iter()
+            .filter(|p| p.exists())
+            .take(1)
+            .collect();
+        if found.is_empty() {
+            return Err(format!(
+                "{}: no NIST CI to check the server's TLS certificate with; give --ca",
+                a.certdir.display()
+            ));
+        }
+        read_cas(&found).map_err(|e| e.to_string())?
+    } else {
+        read_cas(&a.ca).map_err(|e| e.to_string())?
+    };
+    let address = a.address.clone().unwrap_or_else(|| {
+        if endpoint.port == 443 {
+            endpoint.host.clone()
+        } else {
+            format!("{}:{}", endpoint.host, endpoint.port)
+        }
+    });
+    let opts = DiscoveryOptions {
+        endpoint,
+        address,
+        tls: lpa::lpa_tls_config(cas).map_err(|e| e.to_string())?,
+        paths: if a.paths == "es11" {
+            Es11PathFamily::Es11
+        } else {
+            Es11PathFamily::Es9Plus
+        },
+        matching_id: a.matching_id.clone(),
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        now: pki_tool::time::now(),
+    };
+    match lpa::discover(&euicc, &opts)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Discovery::Events {
+            transaction_id,
+            entries,
+        } => {
+            if a.json {
+                let list: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| serde_json::json!({"eventId": e.event_id, "rspServerAddress": e.rsp_server_address}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "eventEntries": list})
+                );
+            } else if entries.is_empty() {
+                println!("EID {}: no events", euicc.eid);
+            } else {
+                println!("EID {}: {} event(s)", euicc.eid, entries.len());
+                for e in entries {
+                    println!("  {}  {}", e.event_id, e.rsp_server_address);
+                }
+            }
+            Ok(true)
+        }
+        Discovery::Failed { step, result } => {
+            if a.json {
+                println!("{}", result.body);
+            } else {
+                println!(
+                    "{step}: {} {} {}",
+                    result.status,
+                    result.code().unwrap_or_default(),
+                    result.message.clone().unwrap_or_default()
+                );
+            }
+            Ok(false)
+        }
+    }
+}

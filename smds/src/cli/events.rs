@@ -1,0 +1,129 @@
+//! `smds events list|count`: the stored events, read from the database directly, or from the
+//! running server's admin listener when the server holds the database.
+
+use clap::{Args, Subcommand};
+use smds::store::{EventAdmin, EventStore, RedbStore, StoreError, WriterConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct DbArgs {
+    /// Data directory of the server [default: ./smds-data].
+    #[arg(long, value_name = "DIR", default_value = "./smds-data")]
+    data_dir: PathBuf,
+    /// Admin listener to ask when the server is running and holds the database.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+    admin: SocketAddr,
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// List events (FIFO order per EID), as JSON lines.
+    List {
+        #[arg(long)]
+        eid: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Count stored events.
+    Count {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+async fn admin_get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+        format!("the database is in use and the admin listener {addr} does not answer: {e}")
+    })?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header("host", addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "admin listener: HTTP {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+/// Opens the database directly, or tells the caller to use the admin listener instead.
+fn open_db(db: &DbArgs) -> Result<Option<RedbStore>, String> {
+    let path = db.data_dir.join("events.redb");
+    if !path.exists() {
+        return Err(format!(
+            "{}: no event database here (is --data-dir right?)",
+            path.display()
+        ));
+    }
+    match RedbStore::open(&path, WriterConfig::default()) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if *e.root() == StoreError::Locked => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub async fn run(c: EventsCommand) -> Result<(), String> {
+    match c {
+        EventsCommand::List { eid, limit, db } => {
+            let eid = eid
+                .map(|e| pki_tool::Eid::parse(&e).map_err(|err| format!("--eid {e}: {err}")))
+                .transpose()?;
+            let list: Vec<serde_json::Value> = match open_db(&db)? {
+                Some(store) => {
+                    let v = store
+                        .list(eid.as_ref(), limit)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    store.shutdown().await;
+                    v.into_iter()
+                        .filter_map(|e| serde_json::to_value(e).ok())
+                        .collect()
+                }
+                None => {
+                    let mut path = format!("/admin/events?limit={limit}");
+                    if let Some(e) = &eid {
+                        path.push_str(&format!("&eid={e}"));
+                    }
+                    admin_get(db.admin, &path).await?["events"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            };
+            for e in list {
+                println!("{e}");
+            }
+            Ok(())
+        }
+        EventsCommand::Count { db } => {
+            let n = match open_db(&db)? {
+                Some(store) => {
+                    let n = store.count().await.map_err(|e| e.to_string())?;
+                    store.shutdown().await;
+                    n
+                }
+                None => admin_get(db.admin, "/admin/events/count").await?["count"]
+                    .as_u64()
+                    .unwrap_or(0),
+            };
+            println!("{n}");
+            Ok(())
+        }
+    }
+}

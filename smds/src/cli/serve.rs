@@ -1,0 +1,168 @@
+//! `smds serve`: the SM-DS on its defaults, a config file and flags.
+
+use clap::Args;
+use smds::config::{Config, FileConfig};
+use smds::pki::{self, ServerPki};
+use smds::server::Server;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys: listen, admin_listen, data_dir, hostname, pki, [limits]).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the HTTPS listener [default: 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Address of the plain-HTTP admin listener (/metrics, /admin/events) [default: 127.0.0.1:8444].
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Do not start the admin listener.
+    #[arg(long)]
+    no_admin: bool,
+    /// Directory of the event database (and of the development PKI) [default: ./smds-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// This SM-DS's host name [default: the DNS name in CERT.DS.TLS].
+    #[arg(long, value_name = "HOST")]
+    hostname: Option<String>,
+    /// A `pki-tool init` directory with the CI(s), DSauth and DStls to use.
+    #[arg(long, value_name = "DIR")]
+    pki: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
+    let p = |rel: &str| pki_dir.join(rel).display().to_string();
+    let port = listen.port();
+    println!("A development PKI was minted in {}:", pki_dir.display());
+    println!(
+        "  trusted CI (NIST):        {}",
+        p("CertificateIssuer/CERT_CI_ECDSA_NIST.pem")
+    );
+    println!(
+        "  SM-DP+ client cert/key:   {}",
+        p("DPtls/CERT_S_SM_DP_TLS_NIST.pem")
+    );
+    println!(
+        "                            {}",
+        p("DPtls/SK_S_SM_DP_TLS_NIST.pem")
+    );
+    println!(
+        "  eUICC (EID 89049032123451234512345678901235): {}",
+        p("eUICC/CERT_EUICC_ECDSA_NIST.der")
+    );
+    println!();
+    println!("Register an event as the SM-DP+:");
+    println!(
+        "  cargo run --release -p smds -- event register --server https://{hostname}:{port} \\\n    --eid 89049032123451234512345678901235 --event-id ev-1 --smdp-address testsmdpplus1.example.com \\\n    --cert {} --key {} --ca {}",
+        p("DPtls/CERT_S_SM_DP_TLS_NIST.pem"),
+        p("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
+        p("CertificateIssuer/CERT_CI_ECDSA_NIST.pem")
+    );
+    println!("Discover it as the eUICC (ES11, software eUICC from the same PKI):");
+    println!(
+        "  cargo run --release -p smds -- discover --server https://{hostname}:{port} --certdir {}",
+        pki_dir.display()
+    );
+    println!("List stored events:");
+    println!("  cargo run --release -p smds -- events list");
+    println!();
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub async fn run(a: ServeArgs) -> Result<(), String> {
+    init_logging(&a.log_format);
+    let file = a.config.as_deref().map(FileConfig::load).transpose()?;
+    let cfg = Config::resolve(
+        file,
+        a.listen,
+        a.admin_listen,
+        a.no_admin,
+        a.data_dir,
+        a.hostname,
+        a.pki,
+    )?;
+    let now = pki_tool::time::now();
+    let (pki_dir, minted) = match &cfg.pki {
+        Some(dir) => (dir.clone(), false),
+        None => pki::ensure_dev_pki(
+            &cfg.data_dir,
+            cfg.hostname.as_deref().unwrap_or("localhost"),
+        )?,
+    };
+    let server_pki = ServerPki::load(&pki_dir, now)?;
+    let hostname = cfg
+        .hostname
+        .clone()
+        .or_else(|| server_pki.tls_hostname.clone())
+        .unwrap_or_else(|| "localhost".into());
+    if minted {
+        print_first_start(&pki_dir, cfg.listen, &hostname);
+    }
+    let server = Server::start(&cfg, &server_pki, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        listen = %server.addr,
+        admin = ?server.admin_addr,
+        hostname = %hostname,
+        pki = %pki_dir.display(),
+        database = %cfg.database_path().display(),
+        cis = server_pki.cis.len(),
+        "SM-DS started"
+    );
+    match server.admin_addr {
+        Some(a) => println!(
+            "smds listening on https://{} (hostname {hostname}); admin on http://{a}",
+            server.addr
+        ),
+        None => println!(
+            "smds listening on https://{} (hostname {hostname}); admin disabled",
+            server.addr
+        ),
+    }
+    let stop = server.stopper();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop.send(true);
+    });
+    server.wait().await;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}

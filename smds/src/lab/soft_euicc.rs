@@ -1,0 +1,267 @@
+//! A software eUICC for labs without a device, built from key material minted by pki-tool (or
+//! the SGP.26 files). It does what a real eUICC does in ES10b.AuthenticateServer: checks
+//! CERT.DSauth against its CI and serverSignature1 over the exact serverSigned1 bytes, refuses a
+//! server that fails, then builds and signs euiccSigned1 with EUICCInfo2 and DeviceInfo.
+
+use super::LabError;
+use crate::asn1::{
+    self, CtxParamsForCommonAuthentication, DeviceCapabilities, DeviceInfo, EuiccInfo1,
+    ServerSigned1,
+};
+use crate::es11::normalize_address;
+use crate::sgp22::responses::InitiateAuthenticationResponse;
+use pki_tool::hierarchy::{read_cert, read_key};
+use pki_tool::tlv::{self, tag};
+use pki_tool::validate::{Options, verify_chain};
+use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
+use std::path::{Path, PathBuf};
+
+/// A software eUICC: its certificate and key, its EUM's certificate, and the CI it trusts.
+#[derive(Debug, Clone)]
+pub struct SoftEuicc {
+    pub euicc_cert: Certificate,
+    pub eum_cert: Certificate,
+    pub key: PrivateKey,
+    pub ci: Certificate,
+    pub eid: Eid,
+}
+
+fn credentials(e: impl std::fmt::Display) -> LabError {
+    LabError::Credentials(e.to_string())
+}
+
+fn refused(why: impl Into<String>) -> LabError {
+    LabError::ServerRefused(why.into())
+}
+
+fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf, LabError> {
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| {
+            credentials(format!(
+                "none of these files exists: {}",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+impl SoftEuicc {
+    /// Loads from a `pki-tool init` directory or an SGP.26 set (`CI/` or `CertificateIssuer/`,
+    /// `EUM/`, `eUICC/`, or `eUICC/<EID>/` for an eUICC issued later).
+    pub fn load(dir: &Path, curve: Curve, eid: Option<&Eid>) -> Result<Self, LabError> {
+        let c = curve.file_suffix();
+        let ci = read_cert(&first_existing(&[
+            dir.join(format!("CertificateIssuer/CERT_CI_ECDSA_{c}.der")),
+            dir.join(format!("CI/CERT_CI_ECDSA_{c}.der")),
+        ])?)
+        .map_err(credentials)?;
+        let eum = read_cert(&first_existing(&[
+            dir.join(format!("EUM/CERT_EUM_ECDSA_{c}.der"))
+        ])?)
+        .map_err(credentials)?;
+        let mut euicc_dirs = vec![dir.join("eUICC")];
+        if let Some(e) = eid {
+            euicc_dirs.insert(0, dir.join("eUICC").join(e.as_str()));
+        }
+        for d in euicc_dirs {
+            let cert_path = d.join(format!("CERT_EUICC_ECDSA_{c}.der"));
+            if !cert_path.exists() {
+                continue;
+            }
+            let cert = read_cert(&cert_path).map_err(credentials)?;
+            let cert_eid = cert
+                .subject
+                .get(pki_tool::oid::known::AT_SERIAL_NUMBER)
+                .and_then(|s| Eid::parse(s).ok())
+                .ok_or_else(|| {
+                    credentials(format!(
+                        "{}: no valid EID in the subject",
+                        cert_path.display()
+                    ))
+                })?;
+            if eid.is_some_and(|e| *e != cert_eid) {
+                continue;
+            }
+            let key = read_key(&d.join(format!("SK_EUICC_ECDSA_{c}.pem"))).map_err(credentials)?;
+            if key.public_key() != &cert.public_key {
+                return Err(credentials(format!(
+                    "{}: the key does not belong to the eUICC certificate",
+                    d.display()
+                )));
+            }
+            return Ok(SoftEuicc {
+                euicc_cert: cert,
+                eum_cert: eum,
+                key,
+                ci,
+                eid: cert_eid,
+            });
+        }
+        Err(credentials(match eid {
+            Some(e) => format!(
+                "no {c} eUICC with EID {e} under {}",
+                dir.join("eUICC").display()
+            ),
+            None => format!(
+                "no {c} eUICC certificate under {}",
+                dir.join("eUICC").display()
+            ),
+        }))
+    }
+
+    /// ES10b.GetEUICCChallenge.
+    pub fn challenge() -> Result<[u8; 16], getrandom::Error> {
+        let mut c = [0u8; 16];
+        getrandom::fill(&mut c)?;
+        Ok(c)
+    }
+
+    fn ci_id(&self) -> Vec<u8> {
+        self.ci.key_id()
+    }
+
+    /// ES10b.GetEUICCInfo1: SVN 2.2.0 and this eUICC's CI key id for verification and signing.
+    pub fn euicc_info1(&self) -> Result<Vec<u8>, rasn::error::EncodeError> {
+        asn1::der(&EuiccInfo1 {
+            svn: vec![2, 2, 0].into(),
+            euicc_ci_pkid_list_for_verification: vec![self.ci_id().into()],
+            euicc_ci_pkid_list_for_signing: vec![self.ci_id().into()],
+        })
+    }
+
+    /// A v2.2 `EUICCInfo2` (BF22).
+    pub fn euicc_info2(&self) -> Vec<u8> {
+        let ski_list = |t| tlv::tlv(t, &tlv::octet_string(&self.ci_id()));
+        tlv::constructed(
+            0xBF22,
+            &[
+                &tlv::tlv(0x81, &[2, 3, 0]),
+                &tlv::tlv(0x82, &[2, 2, 0]),
+                &tlv::tlv(0x83, &[1, 0, 0]),
+                &tlv::tlv(
+                    0x84,
+                    &[
+                        0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x01, 0x00, 0x00, 0x83, 0x02, 0x00,
+                        0x00,
+                    ],
+                ),
+                &tlv::tlv(0x85, &[0x00, 0x00]),
+                &tlv::tlv(0x88, &[0x04, 0x00]),
+                &ski_list(0xA9),
+                &ski_list(0xAA),
+                &tlv::tlv(tag::OCTET_STRING, &[0, 0, 0]),
+                &tlv::tlv(tag::UTF8_STRING, b"SOFT-EUICC"),
+            ],
+        )
+    }
+
+    /// `EuiccSigned1` for the given server values; `matching_id` is an EventID or none.
+    pub fn euicc_signed1(
+        &self,
+        transaction_id: &[u8],
+        server_address: &str,
+        server_challenge: &[u8],
+        matching_id: Option<&str>,
+    ) -> Result<Vec<u8>, LabError> {
+        let ctx = CtxParamsForCommonAuthentication {
+            matching_id: matching_id.map(str::to_string),
+            device_info: DeviceInfo {
+                // lpac's default TAC when no IMEI is given.
+                tac: vec![0x35, 0x29, 0x06, 0x11].into(),
+                device_capabilities: DeviceCapabilities::default(),
+                imei: None,
+            },
+        };
+        // CtxParams1 is a CHOICE whose only v2 alternative gets the automatic tag [0] (A0).
+        let ctx_der = asn1::der(&ctx).map_err(|e| LabError::Asn1(e.to_string()))?;
+        let ctx_content = tlv::parse_single(&ctx_der, "ctxParams")
+            .map_err(|e| LabError::Asn1(e.to_string()))?
+            .value
+            .to_vec();
+        Ok(tlv::constructed(
+            tag::SEQUENCE,
+            &[
+                &tlv::tlv(0x80, transaction_id),
+                &tlv::tlv(0x83, server_address.as_bytes()),
+                &tlv::tlv(0x84, server_challenge),
+                &self.euicc_info2(),
+                &tlv::tlv(0xA0, &ctx_content),
+            ],
+        ))
+    }
+
+    /// `AuthenticateServerResponse` (BF38) carrying `euicc_signed1` and `signature` (r||s).
+    pub fn response(&self, euicc_signed1: &[u8], signature: &[u8]) -> Vec<u8> {
+        let ok = tlv::constructed(
+            0xA0,
+            &[
+                euicc_signed1,
+                &tlv::tlv(0x5F37, signature),
+                self.euicc_cert.der(),
+                self.eum_cert.der(),
+            ],
+        );
+        tlv::tlv(0xBF38, &ok)
+    }
+
+    /// ES10b.AuthenticateServer: verifies the server and signs. Fails if the server does not
+    /// authenticate (unknown CI, bad DSauth chain, bad signature, challenge or address mismatch).
+    pub fn authenticate_server(
+        &self,
+        challenge: &[u8; 16],
+        server: &InitiateAuthenticationResponse,
+        expected_address: &str,
+        matching_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<u8>, LabError> {
+        if server.euicc_ci_pkid_to_be_used != self.ci_id() {
+            return Err(refused("the server chose a CI this eUICC does not have"));
+        }
+        let cert = Certificate::from_der(&server.server_certificate)
+            .map_err(|e| refused(format!("server certificate: {e}")))?;
+        verify_chain(
+            &cert,
+            &[],
+            std::slice::from_ref(&self.ci),
+            Some(Role::Dsauth),
+            Options::at(now),
+        )
+        .map_err(|e| refused(format!("server certificate refused: {e}")))?;
+        let sig = tlv::parse_single(&server.server_signature1, "serverSignature1")
+            .map_err(|e| refused(e.to_string()))?;
+        if sig.tag != 0x5F37
+            || !cert
+                .public_key
+                .verify_raw(&server.server_signed1, sig.value)
+        {
+            return Err(refused("serverSignature1 does not verify with CERT.DSauth"));
+        }
+        let signed: ServerSigned1 = rasn::der::decode(&server.server_signed1)
+            .map_err(|e| refused(format!("serverSigned1: {e}")))?;
+        if signed.euicc_challenge.as_ref() != challenge {
+            return Err(refused(
+                "serverSigned1 does not carry this eUICC's challenge",
+            ));
+        }
+        if normalize_address(&signed.server_address) != normalize_address(expected_address) {
+            return Err(refused(format!(
+                "serverSigned1 names server address {:?}, not {expected_address:?}",
+                signed.server_address
+            )));
+        }
+        let signed1 = self.euicc_signed1(
+            &signed.transaction_id,
+            &signed.server_address,
+            &signed.server_challenge,
+            matching_id,
+        )?;
+        let signature = self.key.sign_raw(&signed1);
+        Ok(self.response(&signed1, &signature))
+    }
+}

@@ -1,0 +1,114 @@
+//! The SGP.22 functions this SM-DS serves and the HTTP paths they are called on (SGP.22 6.1-6.5;
+//! `../shared/spec/es11-es12-notes.md` section 1). The server routes with [`Function::route`] and
+//! the lab clients call the same constants, so a path is written once.
+
+/// `POST` paths of the JSON binding.
+pub mod path {
+    /// ES11 on the ES9+ path family: what lpac, euicc-go and euicc-rs call on an SM-DS.
+    pub const ES9PLUS_INITIATE_AUTHENTICATION: &str = "/gsma/rsp2/es9plus/initiateAuthentication";
+    pub const ES9PLUS_AUTHENTICATE_CLIENT: &str = "/gsma/rsp2/es9plus/authenticateClient";
+    /// ES11 on its own path family.
+    pub const ES11_INITIATE_AUTHENTICATION: &str = "/gsma/rsp2/es11/initiateAuthentication";
+    pub const ES11_AUTHENTICATE_CLIENT: &str = "/gsma/rsp2/es11/authenticateClient";
+    /// ES12 (SM-DP+ to SM-DS, mutual TLS).
+    pub const ES12_REGISTER_EVENT: &str = "/gsma/rsp2/es12/registerEvent";
+    pub const ES12_DELETE_EVENT: &str = "/gsma/rsp2/es12/deleteEvent";
+    /// ES15 (Alternative SM-DS to Root SM-DS, mutual TLS). Not served yet.
+    pub const ES15_REGISTER_EVENT: &str = "/gsma/rsp2/es15/registerEvent";
+    pub const ES15_DELETE_EVENT: &str = "/gsma/rsp2/es15/deleteEvent";
+    /// SGP.22 v3 Event Checking. The path is inferred (`sgp22-v3-es15-notes.md`); not served yet.
+    pub const ES11_CHECK_EVENT: &str = "/gsma/rsp2/es11/checkEvent";
+    /// The ASN.1 binding (SGP.22 6.6). Not served yet.
+    pub const ASN1: &str = "/gsma/rsp2/asn1";
+}
+
+/// The SGP.22 functions served on the TLS port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    Es11InitiateAuthentication,
+    Es11AuthenticateClient,
+    Es12RegisterEvent,
+    Es12DeleteEvent,
+}
+
+impl Function {
+    /// The function a request path calls, if any.
+    pub fn route(p: &str) -> Option<Function> {
+        match p {
+            path::ES9PLUS_INITIATE_AUTHENTICATION | path::ES11_INITIATE_AUTHENTICATION => {
+                Some(Function::Es11InitiateAuthentication)
+            }
+            path::ES9PLUS_AUTHENTICATE_CLIENT | path::ES11_AUTHENTICATE_CLIENT => {
+                Some(Function::Es11AuthenticateClient)
+            }
+            path::ES12_REGISTER_EVENT => Some(Function::Es12RegisterEvent),
+            path::ES12_DELETE_EVENT => Some(Function::Es12DeleteEvent),
+            _ => None,
+        }
+    }
+
+    /// The name used in logs and metrics, as SGP.22 writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Es11InitiateAuthentication => "ES11.InitiateAuthentication",
+            Function::Es11AuthenticateClient => "ES11.AuthenticateClient",
+            Function::Es12RegisterEvent => "ES12.RegisterEvent",
+            Function::Es12DeleteEvent => "ES12.DeleteEvent",
+        }
+    }
+
+    /// Functions only an authenticated server (a TLS client certificate) may call.
+    pub fn needs_client_certificate(self) -> bool {
+        matches!(
+            self,
+            Function::Es12RegisterEvent | Function::Es12DeleteEvent
+        )
+    }
+}
+
+/// Which of the two ES11 path families a client calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Es11PathFamily {
+    /// `/gsma/rsp2/es9plus/...`, as lpac, euicc-go and euicc-rs call an SM-DS.
+    Es9Plus,
+    /// `/gsma/rsp2/es11/...`.
+    Es11,
+}
+
+impl Es11PathFamily {
+    pub fn initiate_authentication(self) -> &'static str {
+        match self {
+            Es11PathFamily::Es9Plus => path::ES9PLUS_INITIATE_AUTHENTICATION,
+            Es11PathFamily::Es11 => path::ES11_INITIATE_AUTHENTICATION,
+        }
+    }
+
+    pub fn authenticate_client(self) -> &'static str {
+        match self {
+            Es11PathFamily::Es9Plus => path::ES9PLUS_AUTHENTICATE_CLIENT,
+            Es11PathFamily::Es11 => path::ES11_AUTHENTICATE_CLIENT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_es11_families_route_to_the_same_functions() {
+        for family in [Es11PathFamily::Es9Plus, Es11PathFamily::Es11] {
+            assert_eq!(
+                Function::route(family.initiate_authentication()),
+                Some(Function::Es11InitiateAuthentication)
+            );
+            assert_eq!(
+                Function::route(family.authenticate_client()),
+                Some(Function::Es11AuthenticateClient)
+            );
+        }
+        assert_eq!(Function::route(path::ES15_REGISTER_EVENT), None);
+        assert!(Function::Es12DeleteEvent.needs_client_certificate());
+        assert!(!Function::Es11AuthenticateClient.needs_client_certificate());
+    }
+}

@@ -1,0 +1,360 @@
+//! The request bodies of the functions served, as typed values parsed at the edge (the JSON
+//! binding, SGP.22 6.5): the server parses them once and handlers see only valid values. Field
+//! names are the JSON binding's; [`Field::json_name`] is the one place they are written, and the
+//! lab clients build their bodies with the same names.
+//!
+//! A parse failure names the field and whether it was missing or invalid; each function family
+//! maps that to its SGP.22 code (`Es11Error::status`, `Es12Error::status`).
+
+use crate::asn1::{self, EuiccInfo1View, TransactionId};
+use crate::types::{EventId, RspServerAddress};
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use pki_tool::Eid;
+use serde_json::{Map, Value};
+
+/// A request field of the JSON binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The ES12/ES15 request header object.
+    Header,
+    FunctionRequesterIdentifier,
+    FunctionCallIdentifier,
+    Eid,
+    EventId,
+    RspServerAddress,
+    ForwardingIndicator,
+    /// ES11 InitiateAuthentication's address (`smdpAddress`, or `smdsAddress` as some LPAs send).
+    SmdsAddress,
+    EuiccChallenge,
+    EuiccInfo1,
+    TransactionId,
+    AuthenticateServerResponse,
+}
+
+impl Field {
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Field::Header => "header",
+            Field::FunctionRequesterIdentifier => "functionRequesterIdentifier",
+            Field::FunctionCallIdentifier => "functionCallIdentifier",
+            Field::Eid => "eid",
+            Field::EventId => "eventId",
+            Field::RspServerAddress => "rspServerAddress",
+            Field::ForwardingIndicator => "forwardingIndicator",
+            Field::SmdsAddress => "smdpAddress",
+            Field::EuiccChallenge => "euiccChallenge",
+            Field::EuiccInfo1 => "euiccInfo1",
+            Field::TransactionId => "transactionId",
+            Field::AuthenticateServerResponse => "authenticateServerResponse",
+        }
+    }
+}
+
+/// ES11 InitiateAuthentication's alternative name for [`Field::SmdsAddress`] (Eastcompeace).
+pub const SMDS_ADDRESS_ALIAS: &str = "smdsAddress";
+
+/// Why a request body does not carry a valid function call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{} is missing", .0.json_name())]
+    Missing(Field),
+    /// The field has the wrong JSON type.
+    #[error("{} must be {expected}", .field.json_name())]
+    WrongType {
+        field: Field,
+        expected: &'static str,
+    },
+    /// The field's value is malformed.
+    #[error("{}: {why}", .field.json_name())]
+    Invalid { field: Field, why: String },
+}
+
+impl RequestError {
+    pub fn field(&self) -> Field {
+        match self {
+            RequestError::Missing(f) => *f,
+            RequestError::WrongType { field, .. } | RequestError::Invalid { field, .. } => *field,
+        }
+    }
+}
+
+fn invalid(field: Field, why: impl std::fmt::Display) -> RequestError {
+    RequestError::Invalid {
+        field,
+        why: why.to_string(),
+    }
+}
+
+fn string(body: &Map<String, Value>, field: Field) -> Result<&str, RequestError> {
+    string_named(body, field.json_name(), field)
+}
+
+fn string_named<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    field: Field,
+) -> Result<&'a str, RequestError> {
+    match body.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(RequestError::WrongType {
+            field,
+            expected: "a string",
+        }),
+        None => Err(RequestError::Missing(field)),
+    }
+}
+
+/// Base64 as clients send it: standard alphabet, padding optional, whitespace ignored.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let engine = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    engine.decode(compact.as_bytes()).ok()
+}
+
+/// Base64 as the server writes it (standard, padded).
+pub fn b64_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Longest header field accepted, in bytes.
+const MAX_HEADER_FIELD_BYTES: usize = 256;
+
+/// The ES12/ES15 request header (SGP.22 6.5.1.2): both fields required, possibly empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub function_requester_identifier: String,
+    pub function_call_identifier: String,
+}
+
+impl RequestHeader {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let h = match body.get(Field::Header.json_name()) {
+            None => return Err(RequestError::Missing(Field::Header)),
+            Some(Value::Object(h)) => h,
+            Some(_) => {
+                return Err(RequestError::WrongType {
+                    field: Field::Header,
+                    expected: "a JSON object",
+                });
+            }
+        };
+        let field = |f: Field| -> Result<String, RequestError> {
+            let s = string(h, f)?;
+            if s.len() > MAX_HEADER_FIELD_BYTES {
+                return Err(invalid(
+                    f,
+                    format!("longer than {MAX_HEADER_FIELD_BYTES} bytes"),
+                ));
+            }
+            Ok(s.to_string())
+        };
+        Ok(RequestHeader {
+            function_requester_identifier: field(Field::FunctionRequesterIdentifier)?,
+            function_call_identifier: field(Field::FunctionCallIdentifier)?,
+        })
+    }
+}
+
+fn eid(body: &Map<String, Value>) -> Result<Eid, RequestError> {
+    Eid::parse(string(body, Field::Eid)?).map_err(|e| invalid(Field::Eid, e))
+}
+
+fn event_id(body: &Map<String, Value>) -> Result<EventId, RequestError> {
+    EventId::parse(string(body, Field::EventId)?).map_err(|e| invalid(Field::EventId, e))
+}
+
+/// ES12.RegisterEvent (SGP.22 5.7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterEventRequest {
+    pub header: RequestHeader,
+    pub eid: Eid,
+    pub rsp_server_address: RspServerAddress,
+    pub event_id: EventId,
+    /// Asks an Alternative SM-DS to cascade the event to the Root SM-DS.
+    pub forwarding_indicator: bool,
+}
+
+impl RegisterEventRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let header = RequestHeader::parse(body)?;
+        let eid = eid(body)?;
+        let rsp_server_address = RspServerAddress::parse(string(body, Field::RspServerAddress)?)
+            .map_err(|e| invalid(Field::RspServerAddress, e))?;
+        let event_id = event_id(body)?;
+        let forwarding_indicator = match body.get(Field::ForwardingIndicator.json_name()) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(RequestError::WrongType {
+                    field: Field::ForwardingIndicator,
+                    expected: "a boolean",
+                });
+            }
+        };
+        Ok(RegisterEventRequest {
+            header,
+            eid,
+            rsp_server_address,
+            event_id,
+            forwarding_indicator,
+        })
+    }
+}
+
+/// ES12.DeleteEvent (SGP.22 5.7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteEventRequest {
+    pub header: RequestHeader,
+    pub eid: Eid,
+    pub event_id: EventId,
+}
+
+impl DeleteEventRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let header = RequestHeader::parse(body)?;
+        Ok(DeleteEventRequest {
+            header,
+            eid: eid(body)?,
+            event_id: event_id(body)?,
+        })
+    }
+}
+
+/// ES11.InitiateAuthentication (SGP.22 5.8.1). Real LPAs send no request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitiateAuthenticationRequest {
+    pub euicc_challenge: [u8; 16],
+    pub euicc_info1: EuiccInfo1View,
+    /// The address the LPA was given for this SM-DS, as sent.
+    pub smds_address: String,
+}
+
+impl InitiateAuthenticationRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let euicc_challenge = b64_decode(string(body, Field::EuiccChallenge)?)
+            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| invalid(Field::EuiccChallenge, "must be base64 of 16 bytes"))?;
+        let info1_der = b64_decode(string(body, Field::EuiccInfo1)?)
+            .ok_or_else(|| invalid(Field::EuiccInfo1, "not valid base64"))?;
+        let euicc_info1 =
+            asn1::parse_euicc_info1(&info1_der).map_err(|e| invalid(Field::EuiccInfo1, e))?;
+        // Eastcompeace sends smdsAddress, everyone else smdpAddress; prefer the former.
+        let smds_address = if body.contains_key(SMDS_ADDRESS_ALIAS) {
+            string_named(body, SMDS_ADDRESS_ALIAS, Field::SmdsAddress)?
+        } else {
+            string(body, Field::SmdsAddress)?
+        };
+        Ok(InitiateAuthenticationRequest {
+            euicc_challenge,
+            euicc_info1,
+            smds_address: smds_address.to_string(),
+        })
+    }
+}
+
+/// ES11.AuthenticateClient (SGP.22 5.8.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticateClientRequest {
+    pub transaction_id: TransactionId,
+    /// The eUICC's `AuthenticateServerResponse` (BF38), DER as received: its euiccSigned1 is
+    /// verified over these exact bytes.
+    pub authenticate_server_response: Vec<u8>,
+}
+
+impl AuthenticateClientRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let transaction_id = TransactionId::from_hex(string(body, Field::TransactionId)?)
+            .ok_or_else(|| invalid(Field::TransactionId, "not 1 to 16 bytes of hex"))?;
+        let authenticate_server_response =
+            b64_decode(string(body, Field::AuthenticateServerResponse)?)
+                .ok_or_else(|| invalid(Field::AuthenticateServerResponse, "not valid base64"))?;
+        Ok(AuthenticateClientRequest {
+            transaction_id,
+            authenticate_server_response,
+        })
+    }
+}
+
+/// Parses a JSON object body, saying what is wrong when it is not one.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(BodyError::NotAnObject),
+        Err(e) => Err(BodyError::Malformed(e.to_string())),
+    }
+}
+
+/// Why a body is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn base64_padding_is_optional() {
+        assert_eq!(b64_decode("AAE=").as_deref(), Some(&[0u8, 1][..]));
+        assert_eq!(b64_decode("AAE").as_deref(), Some(&[0u8, 1][..]));
+        assert_eq!(b64_decode("AA\nE=").as_deref(), Some(&[0u8, 1][..]));
+        assert!(b64_decode("A-E=").is_none());
+    }
+
+    #[test]
+    fn register_event_fields_are_checked_in_order() {
+        let header = json!({"functionRequesterIdentifier": "", "functionCallIdentifier": "1"});
+        let ok = obj(
+            json!({"header": header, "eid": "89049032123451234512345678901235",
+            "rspServerAddress": "smdp.example.com", "eventId": "e1"}),
+        );
+        let r = RegisterEventRequest::parse(&ok).expect("valid");
+        assert!(!r.forwarding_indicator);
+        let mut no_header = ok.clone();
+        no_header.remove("header");
+        assert_eq!(
+            RegisterEventRequest::parse(&no_header),
+            Err(RequestError::Missing(Field::Header))
+        );
+        let mut bad_eid = ok.clone();
+        bad_eid.insert("eid".into(), json!("89049032123451234512345678901234"));
+        assert_eq!(
+            RegisterEventRequest::parse(&bad_eid).map_err(|e| e.field()),
+            Err(Field::Eid)
+        );
+        let mut fwd = ok;
+        fwd.insert("forwardingIndicator".into(), json!("yes"));
+        assert!(matches!(
+            RegisterEventRequest::parse(&fwd),
+            Err(RequestError::WrongType {
+                field: Field::ForwardingIndicator,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn address_alias_is_preferred() {
+        let m = obj(json!({"smdsAddress": "a.example", "smdpAddress": "b.example"}));
+        assert_eq!(
+            string_named(&m, SMDS_ADDRESS_ALIAS, Field::SmdsAddress),
+            Ok("a.example")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The outputs of the ES11 functions in the JSON binding (SGP.22 6.5.2.x): built by the server,
+//! read by the lab LPA, with the field names written once here.
+
+use super::envelope::FunctionResult;
+use super::requests::{b64_decode, b64_encode};
+use crate::asn1::TransactionId;
+use pki_tool::tlv::{self, tag};
+use serde_json::{Map, Value, json};
+
+/// Why an answer lacks what the function returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{function} answer: {what}")]
+pub struct ResponseError {
+    pub function: &'static str,
+    pub what: String,
+}
+
+fn error(function: &'static str, what: impl Into<String>) -> ResponseError {
+    ResponseError {
+        function,
+        what: what.into(),
+    }
+}
+
+/// ES11.InitiateAuthentication's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitiateAuthenticationResponse {
+    pub transaction_id: TransactionId,
+    /// DER of `ServerSigned1`.
+    pub server_signed1: Vec<u8>,
+    /// `serverSignature1`: the 5F37 TLV with raw r||s.
+    pub server_signature1: Vec<u8>,
+    /// The chosen CI's key identifier (on the wire: an OCTET STRING TLV).
+    pub euicc_ci_pkid_to_be_used: Vec<u8>,
+    /// DER of CERT.DSauth.
+    pub server_certificate: Vec<u8>,
+}
+
+const INITIATE: &str = "InitiateAuthentication";
+const AUTHENTICATE: &str = "AuthenticateClient";
+
+impl InitiateAuthenticationResponse {
+    pub fn to_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("transactionId".into(), self.transaction_id.to_hex().into());
+        m.insert(
+            "serverSigned1".into(),
+            b64_encode(&self.server_signed1).into(),
+        );
+        m.insert(
+            "serverSignature1".into(),
+            b64_encode(&self.server_signature1).into(),
+        );
+        m.insert(
+            "euiccCiPKIdToBeUsed".into(),
+            b64_encode(&tlv::octet_string(&self.euicc_ci_pkid_to_be_used)).into(),
+        );
+        m.insert(
+            "serverCertificate".into(),
+            b64_encode(&self.server_certificate).into(),
+        );
+        m
+    }
+
+    /// Reads a successful answer.
+    pub fn from_result(r: &FunctionResult) -> Result<Self, ResponseError> {
+        let s = |k: &str| {
+            r.body[k]
+                .as_str()
+                .ok_or_else(|| error(INITIATE, format!("no {k}")))
+        };
+        let d = |k: &str| {
+            b64_decode(s(k)?).ok_or_else(|| error(INITIATE, format!("{k} is not base64")))
+        };
+        let ski = d("euiccCiPKIdToBeUsed")?;
+        let ski = tlv::parse_single(&ski, "euiccCiPKIdToBeUsed")
+            .map_err(|e| error(INITIATE, e.to_string()))?;
+        if ski.tag != tag::OCTET_STRING {
+            return Err(error(
+                INITIATE,
+                "euiccCiPKIdToBeUsed is not an OCTET STRING TLV",
+            ));
+        }
+        Ok(InitiateAuthenticationResponse {
+            transaction_id: TransactionId::from_hex(s("transactionId")?)
+                .ok_or_else(|| error(INITIATE, "transactionId is not 1 to 16 bytes of hex"))?,
+            server_signed1: d("serverSigned1")?,
+            server_signature1: d("serverSignature1")?,
+            euicc_ci_pkid_to_be_used: ski.value.to_vec(),
+            server_certificate: d("serverCertificate")?,
+        })
+    }
+}
+
+/// One entry of `eventEntries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEntry {
+    pub event_id: String,
+    pub rsp_server_address: String,
+}
+
+impl EventEntry {
+    pub fn to_json(&self) -> Value {
+        json!({"eventId": self.event_id, "rspServerAddress": self.rsp_server_address})
+    }
+}
+
+/// ES11.AuthenticateClient's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticateClientResponse {
+    pub transaction_id: TransactionId,
+    /// In registration order; empty when nothing is pending.
+    pub event_entries: Vec<EventEntry>,
+}
+
+impl AuthenticateClientResponse {
+    pub fn to_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("transactionId".into(), self.transaction_id.to_hex().into());
+        m.insert(
+            "eventEntries".into(),
+            Value::Array(self.event_entries.iter().map(EventEntry::to_json).collect()),
+        );
+        m
+    }
+
+    /// Reads a successful answer.
+    pub fn from_result(r: &FunctionResult) -> Result<Self, ResponseError> {
+        let entries = r.body["eventEntries"]
+            .as_array()
+            .ok_or_else(|| error(AUTHENTICATE, "no eventEntries array"))?
+            .iter()
+            .map(|e| {
+                let s = |k: &str| {
+                    e[k].as_str().map(str::to_string).ok_or_else(|| {
+                        error(AUTHENTICATE, format!("eventEntries item without {k}"))
+                    })
+                };
+                Ok(EventEntry {
+                    event_id: s("eventId")?,
+                    rsp_server_address: s("rspServerAddress")?,
+                })
+            })
+            .collect::<Result<Vec<_>, ResponseError>>()?;
+        let transaction_id = r.body["transactionId"]
+            .as_str()
+            .and_then(TransactionId::from_hex)
+            .ok_or_else(|| error(AUTHENTICATE, "no valid transactionId"))?;
+        Ok(AuthenticateClientResponse {
+            transaction_id,
+            event_entries: entries,
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! The event store: what ES12 registers and ES11 reads, behind two small traits so handlers do
+//! not know the backend. [`EventStore`] is what the SGP.22 functions need (register, delete,
+//! events for one EID); [`EventAdmin`] is what operators need (list, count, integrity).
+//! [`redb::RedbStore`] is the embedded implementation.
+//!
+//! Guarantees every implementation gives: events of one EID come back in registration (FIFO)
+//! order; an EventID is unique per EID; a registration or deletion is acknowledged only once it
+//! is durable; the per-EID bound is enforced atomically; deleting someone else's event looks
+//! exactly like deleting an unknown one. Callers pass validated values only.
+
+pub mod redb;
+
+use crate::identity::OwnerId;
+use crate::types::{EventId, RspServerAddress};
+use pki_tool::Eid;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub use self::redb::{RedbStore, WriterConfig};
+
+/// An event record as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub eid: Eid,
+    pub event_id: EventId,
+    pub rsp_server_address: RspServerAddress,
+    /// Who registered it: the SM-DP+'s TLS identity (see [`crate::identity::PeerIdentity`]).
+    pub owner: OwnerId,
+    /// The SM-DP+'s certificate SAN (registeredID and DNS names), for operators.
+    pub owner_names: Vec<String>,
+    pub forwarding_indicator: bool,
+    /// Unix seconds.
+    pub registered_at: i64,
+    /// Position in the global registration order.
+    pub seq: u64,
+}
+
+/// What a register request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub eid: Eid,
+    pub event_id: EventId,
+    pub rsp_server_address: RspServerAddress,
+    pub owner: OwnerId,
+    pub owner_names: Vec<String>,
+    pub forwarding_indicator: bool,
+    pub registered_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Registered {
+        seq: u64,
+    },
+    /// An event with this EventID exists for this EID.
+    Duplicate,
+    /// The EID already has the maximum number of events.
+    TooMany,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// No such event, or an event registered by someone else (deliberately the same answer).
+    NotFound,
+}
+
+/// Why the store could not do what was asked. Callers decide on the variant, never on the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The disk (or the quota) is full; writes resume when space returns.
+    #[error("the disk is full")]
+    DiskFull,
+    /// Another process holds the database.
+    #[error("the database is held by another process (is another smds running on it?)")]
+    Locked,
+    #[error("I/O error: {0}")]
+    Io(std::io::ErrorKind),
+    /// The database file is damaged or is not an event database.
+    #[error("the database is corrupt or not an event database: {0}")]
+    Corrupt(String),
+    /// A database file that is empty (truncated?): never replaced by an empty store.
+    #[error("the file is empty (truncated?); refusing to start with an empty store in its place")]
+    Empty,
+    /// Any other failure of the backend.
+    #[error("event database error: {0}")]
+    Backend(String),
+    /// Opening the database at `path` failed.
+    #[error("cannot open the event database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
+    #[error("the event store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    /// The underlying error, past any `Open` wrapper.
+    pub fn root(&self) -> &StoreError {
+        match self {
+            StoreError::Open { source, .. } => source.root(),
+            e => e,
+        }
+    }
+}
+
+/// What the SGP.22 functions need from the store.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync {
+    /// ES12.RegisterEvent: returns once the event is durably committed (or refused).
+    async fn register_event(&self, event: NewEvent) -> Result<RegisterOutcome, StoreError>;
+    /// ES12.DeleteEvent: deletes the event if `owner` registered it; returns once durable.
+    async fn delete_event(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<DeleteOutcome, StoreError>;
+    /// ES11: the events of one EID in registration order.
+    async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
+    async fn shutdown(&self);
+}
+
+/// What operators need from the store.
+#[async_trait::async_trait]
+pub trait EventAdmin: Send + Sync {
+    /// All events (optionally of one EID), at most `limit`, in store order.
+    async fn list(&self, eid: Option<&Eid>, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Number of stored events.
+    async fn count(&self) -> Result<u64, StoreError>;
+    /// Checks the store's internal consistency; returns the number of events.
+    async fn check_integrity(&self) -> Result<u64, StoreError>;
+}
+
+/// A complete backend: what the server holds.
+pub trait Backend: EventStore + EventAdmin {}
+
+impl<T: EventStore + EventAdmin> Backend for T {}

@@ -1,0 +1,119 @@
+//! Reads, each in its own read transaction: they never wait for the writer. Synchronous (redb
+//! does blocking file I/O); [`super::RedbStore`] runs them off the async workers.
+
+use super::schema::{BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, error, unreadable};
+use crate::store::{StoreError, StoredEvent};
+use pki_tool::Eid;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+fn decode(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    serde_json::from_slice(bytes).map_err(unreadable)
+}
+
+/// The events of one EID in registration order: a range scan, O(log n + k).
+pub(super) fn events_for(db: &Database, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let table = txn.open_table(EVENTS).map_err(error)?;
+    let key = eid.as_str();
+    let mut out = Vec::new();
+    for item in table.range((key, 0u64)..=(key, u64::MAX)).map_err(error)? {
+        let (_, v) = item.map_err(error)?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// All events (optionally of one EID), at most `limit`.
+pub(super) fn list(
+    db: &Database,
+    eid: Option<&Eid>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if let Some(eid) = eid {
+        let mut v = events_for(db, eid)?;
+        v.truncate(limit);
+        return Ok(v);
+    }
+    let txn = db.begin_read().map_err(error)?;
+    let table = txn.open_table(EVENTS).map_err(error)?;
+    let mut out = Vec::new();
+    for item in table.iter().map_err(error)?.take(limit) {
+        let (_, v) = item.map_err(error)?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+pub(super) fn count(db: &Database) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let table = txn.open_table(EVENTS).map_err(error)?;
+    table.len().map_err(error)
+}
+
+/// Checks that the event table, the EventID index and the per-EID counters describe the same
+/// events and that the sequence counter is ahead of every event; returns the number of events.
+pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let events = txn.open_table(EVENTS).map_err(error)?;
+    let index = txn.open_table(BY_EVENT_ID).map_err(error)?;
+    let meta = txn.open_table(META).map_err(error)?;
+    let next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
+    let counts = txn.open_table(COUNTS).map_err(error)?;
+    let mut per_eid: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut n = 0u64;
+    for item in events.iter().map_err(error)? {
+        let (k, v) = item.map_err(error)?;
+        let (eid, seq) = k.value();
+        let e = decode(v.value())
+            .map_err(|e| StoreError::Corrupt(format!("event {eid}/{seq} unreadable: {e}")))?;
+        if e.eid.as_str() != eid || e.seq != seq {
+            return Err(StoreError::Corrupt(format!(
+                "event {eid}/{seq} is filed under the wrong key"
+            )));
+        }
+        if index
+            .get((eid, e.event_id.as_str()))
+            .map_err(error)?
+            .map(|s| s.value())
+            != Some(seq)
+        {
+            return Err(StoreError::Corrupt(format!(
+                "event {eid}/{} is missing from the index",
+                e.event_id
+            )));
+        }
+        if seq >= next_seq {
+            return Err(StoreError::Corrupt(format!(
+                "event {eid}/{seq} is ahead of the sequence counter"
+            )));
+        }
+        *per_eid.entry(eid.to_string()).or_default() += 1;
+        n += 1;
+    }
+    let mut counted = 0usize;
+    for item in counts.iter().map_err(error)? {
+        let (eid, c) = item.map_err(error)?;
+        counted += 1;
+        let held = per_eid.get(eid.value()).copied().unwrap_or(0);
+        if held != c.value() {
+            return Err(StoreError::Corrupt(format!(
+                "EID {} has {held} events but its counter says {}",
+                eid.value(),
+                c.value()
+            )));
+        }
+    }
+    if counted != per_eid.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} EIDs hold events but {counted} have counters",
+            per_eid.len()
+        )));
+    }
+    let indexed = index.len().map_err(error)?;
+    if indexed != n {
+        return Err(StoreError::Corrupt(format!(
+            "{indexed} index entries for {n} events"
+        )));
+    }
+    Ok(n)
+}

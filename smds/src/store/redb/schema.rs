@@ -1,0 +1,98 @@
+//! The redb tables and how a database file is opened, created and brought up to date, plus the
+//! one mapping from redb's errors to [`StoreError`].
+
+use super::super::StoreError;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+/// (EID, sequence) -> JSON of [`crate::store::StoredEvent`].
+pub(super) const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events_v1");
+/// (EID, EventID) -> sequence.
+pub(super) const BY_EVENT_ID: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("event_ids_v1");
+/// Counters: `next_seq`.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+/// EID -> number of its events (for the per-EID bound without a scan).
+pub(super) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
+
+pub(super) const NEXT_SEQ: &str = "next_seq";
+
+/// `ENOSPC`: redb reports a full disk as a plain I/O error.
+const ENOSPC: i32 = 28;
+
+/// Maps any redb error to a [`StoreError`].
+pub(super) fn error(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) => io_error(&io),
+        redb::Error::DatabaseAlreadyOpen => StoreError::Locked,
+        redb::Error::Corrupted(s) => StoreError::Corrupt(s),
+        redb::Error::UpgradeRequired(v) => {
+            StoreError::Corrupt(format!("written by a newer redb (file format {v})"))
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+pub(super) fn io_error(e: &std::io::Error) -> StoreError {
+    if e.raw_os_error() == Some(ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull {
+        StoreError::DiskFull
+    } else {
+        StoreError::Io(e.kind())
+    }
+}
+
+/// A stored record that does not decode.
+pub(super) fn unreadable(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(super) fn open_database(
+    path: &Path,
+    cache_bytes: usize,
+    create: bool,
+) -> Result<Database, StoreError> {
+    let mut b = redb::Builder::new();
+    b.set_cache_size(cache_bytes);
+    if create { b.create(path) } else { b.open(path) }.map_err(|e| match error(e) {
+        // redb reads a file that is not a database as a broken one.
+        StoreError::Backend(s) | StoreError::Corrupt(s) => StoreError::Corrupt(s),
+        other => other,
+    })
+}
+
+/// Opens (or creates) the database at `path` and makes sure every table exists, so that
+/// readers never see one missing. A database written before the per-EID counters existed gets
+/// them counted once.
+pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let db = if path.exists() {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(&e))?;
+        if meta.len() == 0 {
+            return Err(StoreError::Empty);
+        }
+        open_database(path, cache_bytes, false)?
+    } else {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(&e))?;
+        }
+        open_database(path, cache_bytes, true)?
+    };
+    let txn = db.begin_write().map_err(error)?;
+    {
+        txn.open_table(BY_EVENT_ID).map_err(error)?;
+        txn.open_table(META).map_err(error)?;
+        let events = txn.open_table(EVENTS).map_err(error)?;
+        let mut counts = txn.open_table(COUNTS).map_err(error)?;
+        if counts.is_empty().map_err(error)? && !events.is_empty().map_err(error)? {
+            let mut per_eid: std::collections::BTreeMap<String, u64> = Default::default();
+            for item in events.iter().map_err(error)? {
+                let (k, _) = item.map_err(error)?;
+                *per_eid.entry(k.value().0.to_string()).or_default() += 1;
+            }
+            for (eid, n) in per_eid {
+                counts.insert(eid.as_str(), n).map_err(error)?;
+            }
+        }
+    }
+    txn.commit().map_err(error)?;
+    Ok(db)
+}

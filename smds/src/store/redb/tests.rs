@@ -1,0 +1,139 @@
+use super::*;
+use crate::types::RspServerAddress;
+
+fn event(eid: &str, id: &str, owner: &str) -> NewEvent {
+    NewEvent {
+        eid: Eid::parse(eid).expect("valid"),
+        event_id: EventId::parse(id).expect("valid"),
+        rsp_server_address: RspServerAddress::parse("smdp.example.com").expect("valid"),
+        owner: OwnerId::new(owner),
+        owner_names: vec![],
+        forwarding_indicator: false,
+        registered_at: 0,
+    }
+}
+
+const EID1: &str = "89049032123451234512345678901235";
+const EID2: &str = "89049032000000000000000000100073";
+
+async fn ids(s: &RedbStore, eid: &str) -> Vec<String> {
+    s.events_for(&Eid::parse(eid).expect("valid"))
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.event_id.to_string())
+        .collect()
+}
+
+async fn delete(s: &RedbStore, id: &str, owner: &str) -> DeleteOutcome {
+    s.delete_event(
+        &Eid::parse(EID1).expect("valid"),
+        &EventId::parse(id).expect("valid"),
+        &OwnerId::new(owner),
+    )
+    .await
+    .expect("ok")
+}
+
+#[tokio::test]
+async fn fifo_duplicates_ownership_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.redb");
+    {
+        let s = RedbStore::open(&path, WriterConfig::default()).expect("open");
+        for id in ["c", "a", "b"] {
+            assert!(matches!(
+                s.register_event(event(EID1, id, "dp1")).await.expect("ok"),
+                RegisterOutcome::Registered { .. }
+            ));
+        }
+        assert_eq!(
+            s.register_event(event(EID1, "a", "dp2")).await.expect("ok"),
+            RegisterOutcome::Duplicate
+        );
+        s.register_event(event(EID2, "a", "dp2"))
+            .await
+            .expect("other EID may reuse the id");
+        assert_eq!(ids(&s, EID1).await, ["c", "a", "b"]);
+        assert_eq!(delete(&s, "a", "dp2").await, DeleteOutcome::NotFound);
+        assert_eq!(delete(&s, "zz", "dp1").await, DeleteOutcome::NotFound);
+        assert_eq!(delete(&s, "a", "dp1").await, DeleteOutcome::Deleted);
+        assert_eq!(s.count().await.expect("count"), 3);
+        assert_eq!(s.check_integrity().await.expect("consistent"), 3);
+        s.shutdown().await;
+    }
+    let s = RedbStore::open(&path, WriterConfig::default()).expect("reopen");
+    assert_eq!(ids(&s, EID1).await, ["c", "b"]);
+    s.register_event(event(EID1, "a", "dp1"))
+        .await
+        .expect("re-register after delete");
+    assert_eq!(
+        ids(&s, EID1).await.last().map(String::as_str),
+        Some("a"),
+        "FIFO continues after reopen"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_open_is_refused_as_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.redb");
+    let s = RedbStore::open(&path, WriterConfig::default()).expect("open");
+    let err = RedbStore::open(&path, WriterConfig::default())
+        .err()
+        .expect("refused");
+    assert_eq!(err.root(), &StoreError::Locked, "{err}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn truncated_database_is_refused_not_emptied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.redb");
+    let s = RedbStore::open(&path, WriterConfig::default()).expect("open");
+    for i in 0..2000 {
+        s.register_event(event(EID1, &format!("e{i}"), "dp"))
+            .await
+            .expect("ok");
+    }
+    s.shutdown().await;
+    drop(s);
+    let len = std::fs::metadata(&path).expect("meta").len();
+    for cut in [len / 2, len / 4, 4096, 100] {
+        let copy = dir.path().join(format!("cut-{cut}.redb"));
+        let data = std::fs::read(&path).expect("read");
+        std::fs::write(&copy, &data[..cut as usize]).expect("write");
+        match RedbStore::open(&copy, WriterConfig::default()) {
+            Err(e) => assert!(e.to_string().contains(&format!("cut-{cut}.redb")), "{e}"),
+            Ok(s) => {
+                // If redb could repair it, no event may have silently vanished.
+                let n = s.count().await.expect("count");
+                assert_eq!(
+                    n, 2000,
+                    "a truncated database ({cut} of {len} bytes) opened with {n} events"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_or_garbage_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").expect("write");
+    let err = RedbStore::open(&empty, WriterConfig::default())
+        .err()
+        .expect("refused");
+    assert_eq!(err.root(), &StoreError::Empty);
+    let err = err.to_string();
+    assert!(err.contains("empty.redb") && err.contains("empty"), "{err}");
+    let junk = dir.path().join("junk.redb");
+    std::fs::write(&junk, vec![0x42; 4096]).expect("write");
+    let err = RedbStore::open(&junk, WriterConfig::default())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("junk.redb"), "{err}");
+}

@@ -1,0 +1,253 @@
+//! The one writer thread: it batches whatever requests are queued into a single transaction
+//! committed with `Durability::Immediate` (group commit) and answers each request only after
+//! that commit. When a commit fails (disk full, I/O error) redb refuses further writes on that
+//! handle; the writer then answers writes with the error until a probe file shows that space is
+//! back, and reopens the database (swapping the handle readers use) before the next write.
+//! Nothing acknowledged is lost: a failed batch was never acknowledged.
+
+use super::schema::{self, BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, error, unreadable};
+use crate::identity::OwnerId;
+use crate::store::{DeleteOutcome, NewEvent, RegisterOutcome, StoreError, StoredEvent};
+use crate::types::EventId;
+use pki_tool::Eid;
+use redb::{Database, ReadableTable};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) enum Op {
+    Register(NewEvent),
+    Delete {
+        eid: Eid,
+        event_id: EventId,
+        owner: OwnerId,
+    },
+}
+
+pub(super) enum Outcome {
+    Register(RegisterOutcome),
+    Delete(DeleteOutcome),
+}
+
+pub(super) type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
+
+pub(super) enum Msg {
+    Op(Op, Reply),
+    /// Commit what is queued before this message, then stop.
+    Stop,
+}
+
+/// The current database handle; replaced after a write failure once the disk has room again.
+pub(super) struct DbSlot {
+    handle: std::sync::RwLock<Arc<Database>>,
+    path: PathBuf,
+    cache_bytes: usize,
+}
+
+impl DbSlot {
+    pub(super) fn new(db: Database, path: PathBuf, cache_bytes: usize) -> Self {
+        DbSlot {
+            handle: std::sync::RwLock::new(Arc::new(db)),
+            path,
+            cache_bytes,
+        }
+    }
+
+    pub(super) fn get(&self) -> Arc<Database> {
+        self.handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes and syncs a probe file next to the database: is there room to write again?
+    fn has_room(&self) -> bool {
+        let probe = self.path.with_extension("space-probe");
+        let ok = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&probe)?;
+            f.write_all(&vec![0u8; 1 << 20])?;
+            f.sync_all()
+        })()
+        .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+
+    /// Drops the failed handle and opens the database again.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.handle.write().unwrap_or_else(|e| e.into_inner());
+        // Readers that cloned the old handle finish quickly; redb allows one open handle per file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&guard) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let placeholder = Arc::new(
+            redb::Builder::new()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(error)?,
+        );
+        let old = std::mem::replace(&mut *guard, placeholder);
+        drop(old);
+        *guard = Arc::new(schema::open_database(&self.path, self.cache_bytes, false)?);
+        Ok(())
+    }
+}
+
+/// Runs until a [`Msg::Stop`] or until every sender is gone.
+pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, max_per_eid: usize) {
+    let mut stopping = false;
+    // The error of the last failed commit, while writes are being refused.
+    let mut failed: Option<StoreError> = None;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Op(op, reply) => batch.push((op, reply)),
+                Msg::Stop => {
+                    stopping = true;
+                    break;
+                }
+            }
+            if batch.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Some(why) = failed.clone() {
+            if db.has_room() {
+                match db.reopen() {
+                    Ok(()) => {
+                        tracing::info!("event database reopened after a write failure");
+                        failed = None;
+                    }
+                    Err(e) => tracing::error!(error = %e, "event database could not be reopened"),
+                }
+            }
+            if failed.is_some() {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(why.clone()));
+                }
+                continue;
+            }
+        }
+        match apply_batch(&db.get(), &batch, max_per_eid) {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = batch.len(), "event batch not committed");
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                failed = Some(e);
+            }
+        }
+    }
+    // Whatever is still queued is answered with Closed when `rx` drops here.
+}
+
+/// Applies a batch in one transaction; nothing of it is visible unless the commit succeeds.
+fn apply_batch(
+    db: &Database,
+    batch: &[(Op, Reply)],
+    max_per_eid: usize,
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut txn = db.begin_write().map_err(error)?;
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    {
+        let mut events = txn.open_table(EVENTS).map_err(error)?;
+        let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
+        let mut meta = txn.open_table(META).map_err(error)?;
+        let mut counts = txn.open_table(COUNTS).map_err(error)?;
+        let mut next_seq = meta
+            .get(NEXT_SEQ)
+            .map_err(error)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        for (op, _) in batch {
+            match op {
+                Op::Register(e) => {
+                    let key = (e.eid.as_str(), e.event_id.as_str());
+                    if index.get(key).map_err(error)?.is_some() {
+                        outcomes.push(Outcome::Register(RegisterOutcome::Duplicate));
+                        continue;
+                    }
+                    let eid = e.eid.as_str();
+                    let existing = counts.get(eid).map_err(error)?.map_or(0, |v| v.value());
+                    if existing >= max_per_eid as u64 {
+                        outcomes.push(Outcome::Register(RegisterOutcome::TooMany));
+                        continue;
+                    }
+                    counts.insert(eid, existing + 1).map_err(error)?;
+                    let seq = next_seq;
+                    next_seq += 1;
+                    let stored = StoredEvent {
+                        eid: e.eid,
+                        event_id: e.event_id.clone(),
+                        rsp_server_address: e.rsp_server_address.clone(),
+                        owner: e.owner.clone(),
+                        owner_names: e.owner_names.clone(),
+                        forwarding_indicator: e.forwarding_indicator,
+                        registered_at: e.registered_at,
+                        seq,
+                    };
+                    let bytes = serde_json::to_vec(&stored).map_err(unreadable)?;
+                    events.insert((eid, seq), bytes.as_slice()).map_err(error)?;
+                    index.insert(key, seq).map_err(error)?;
+                    outcomes.push(Outcome::Register(RegisterOutcome::Registered { seq }));
+                }
+                Op::Delete {
+                    eid,
+                    event_id,
+                    owner,
+                } => {
+                    let key = (eid.as_str(), event_id.as_str());
+                    let Some(seq) = index.get(key).map_err(error)?.map(|v| v.value()) else {
+                        outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
+                        continue;
+                    };
+                    let owned = match events.get((eid.as_str(), seq)).map_err(error)? {
+                        Some(v) => {
+                            serde_json::from_slice::<StoredEvent>(v.value())
+                                .map_err(unreadable)?
+                                .owner
+                                == *owner
+                        }
+                        None => false,
+                    };
+                    if !owned {
+                        outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
+                        continue;
+                    }
+                    events.remove((eid.as_str(), seq)).map_err(error)?;
+                    index.remove(key).map_err(error)?;
+                    let left = counts
+                        .get(eid.as_str())
+                        .map_err(error)?
+                        .map_or(1, |v| v.value())
+                        .saturating_sub(1);
+                    if left == 0 {
+                        counts.remove(eid.as_str()).map_err(error)?;
+                    } else {
+                        counts.insert(eid.as_str(), left).map_err(error)?;
+                    }
+                    outcomes.push(Outcome::Delete(DeleteOutcome::Deleted));
+                }
+            }
+        }
+        meta.insert(NEXT_SEQ, next_seq).map_err(error)?;
+    }
+    txn.commit().map_err(error)?;
+    Ok(outcomes)
+}

@@ -1,0 +1,194 @@
+//! Prometheus/OpenMetrics metrics on `prometheus-client`: requests by function and outcome,
+//! request latency histograms by function, TLS failures, refused connections and (set at scrape
+//! time) the number of stored events. Recording takes no global lock and allocates nothing once
+//! a label set has been seen.
+
+use crate::sgp22::{Function, StatusCode};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// How a request ended, as a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// `Executed-Success`.
+    Success,
+    /// `Failed <subject>/<reason>`: the function answered with a status code.
+    Failed(StatusCode),
+    /// `HTTP <status>`: refused by the transport before reaching a function.
+    Http(u16),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Success => f.write_str("Executed-Success"),
+            Outcome::Failed(c) => write!(f, "Failed {c}"),
+            Outcome::Http(s) => write!(f, "HTTP {s}"),
+        }
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        write!(e, "{self}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    function: &'static str,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FunctionLabel {
+    function: &'static str,
+}
+
+type Latency = Family<FunctionLabel, Histogram, fn() -> Histogram>;
+
+/// Metrics shared by all connections.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+    tls_failures: Counter,
+    refused_connections: Counter,
+    events_stored: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "smds_requests",
+            "Requests by SGP.22 function and outcome",
+            requests.clone(),
+        );
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "smds_request_duration_seconds",
+            "Request latency by function",
+            latency.clone(),
+        );
+        let tls_failures = Counter::default();
+        registry.register(
+            "smds_tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_failures.clone(),
+        );
+        let refused_connections = Counter::default();
+        registry.register(
+            "smds_refused_connections",
+            "Connections refused at the connection limit",
+            refused_connections.clone(),
+        );
+        let events_stored = Gauge::default();
+        registry.register(
+            "smds_events_stored",
+            "Event records currently stored (as of the last scrape that could count them)",
+            events_stored.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tls_failures,
+            refused_connections,
+            events_stored,
+        }
+    }
+}
+
+/// The label of requests that matched no function.
+pub const UNKNOWN_FUNCTION: &str = "unknown";
+
+impl Metrics {
+    /// Records one request to `function` with its `outcome` and how long it took.
+    pub fn record(&self, function: Option<Function>, outcome: Outcome, elapsed: Duration) {
+        let function = function.map_or(UNKNOWN_FUNCTION, Function::name);
+        self.requests
+            .get_or_create(&RequestLabels { function, outcome })
+            .inc();
+        self.latency
+            .get_or_create(&FunctionLabel { function })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn tls_failure(&self) {
+        self.tls_failures.inc();
+    }
+
+    pub fn refused_connection(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// The exposition text; `events` is the current number of stored events, if known.
+    pub fn render(&self, events: Option<u64>) -> String {
+        if let Some(n) = events {
+            self.events_stored.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics could not be encoded");
+        }
+        out
+    }
+}
+
+/// The exposition format's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sgp22::codes;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        let f = Some(Function::Es12RegisterEvent);
+        m.record(f, Outcome::Success, Duration::from_millis(3));
+        m.record(
+            f,
+            Outcome::Failed(codes::EVENT_DUPLICATED),
+            Duration::from_millis(30),
+        );
+        let t = m.render(Some(7));
+        assert!(
+            t.contains(
+                "smds_requests_total{function=\"ES12.RegisterEvent\",outcome=\"Executed-Success\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(t.contains(
+            "smds_requests_total{function=\"ES12.RegisterEvent\",outcome=\"Failed 8.9.5/3.3\"} 1"
+        ));
+        assert!(
+            t.contains("smds_request_duration_seconds_bucket{le=\"0.005\",function=\"ES12.RegisterEvent\"} 1")
+                || t.contains("smds_request_duration_seconds_bucket{function=\"ES12.RegisterEvent\",le=\"0.005\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("smds_request_duration_seconds_count{function=\"ES12.RegisterEvent\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("smds_events_stored 7"), "{t}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Routing of the SGP.22 paths on the TLS port: transport-level refusals (404, 405, 415, 413,
+//! 400, 403), reading and parsing the body into the function's typed request, calling the
+//! function handler, and writing the JSON envelope with `X-Admin-Protocol` and a request id.
+//! Every request is logged and counted here, once.
+
+use super::AppState;
+use super::metrics::Outcome;
+use crate::es11::{self, Es11Error};
+use crate::es12;
+use crate::identity::PeerIdentity;
+use crate::sgp22::envelope;
+use crate::sgp22::requests::{
+    self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
+    RegisterEventRequest,
+};
+use crate::sgp22::{Function, FunctionError, StatusCode, codes};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response};
+use serde_json::{Map, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+pub type Body = Full<Bytes>;
+
+pub(super) fn json_response(status: hyper::StatusCode, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A refusal before any function ran: an HTTP status with an SGP.22 envelope.
+fn refusal(
+    status: hyper::StatusCode,
+    code: StatusCode,
+    message: &str,
+) -> (Response<Body>, Outcome) {
+    (
+        json_response(status, &envelope::failed(code, message)),
+        Outcome::Http(status.as_u16()),
+    )
+}
+
+/// A function's result in the envelope (always HTTP 200).
+fn answer<E: FunctionError>(result: Result<Map<String, Value>, E>) -> (Response<Body>, Outcome) {
+    match result {
+        Ok(fields) => (
+            json_response(hyper::StatusCode::OK, &envelope::success(fields)),
+            Outcome::Success,
+        ),
+        Err(e) => {
+            let code = e.status();
+            (
+                json_response(
+                    hyper::StatusCode::OK,
+                    &envelope::failed(code, &e.to_string()),
+                ),
+                Outcome::Failed(code),
+            )
+        }
+    }
+}
+
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`.
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, (Response<Body>, Outcome)> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        refusal(
+            hyper::StatusCode::PAYLOAD_TOO_LARGE,
+            codes::REQUEST_INVALID,
+            &format!("request body larger than {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err(refusal(
+            hyper::StatusCode::BAD_REQUEST,
+            codes::REQUEST_INVALID,
+            &format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(refusal(
+            hyper::StatusCode::REQUEST_TIMEOUT,
+            codes::REQUEST_INVALID,
+            "the request body was not received in time",
+        )),
+    }
+}
+
+/// Runs CPU-heavy ES11 work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Es11Error> + Send + 'static,
+) -> Result<T, Es11Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Es11Error::Internal(format!("task failed: {e}")))?
+}
+
+/// Calls the function with its typed request.
+async fn call(
+    function: Function,
+    body: &Map<String, Value>,
+    state: &Arc<AppState>,
+    peer: Option<&PeerIdentity>,
+) -> (Response<Body>, Outcome) {
+    let store = state.store.as_ref();
+    match (function, peer) {
+        (Function::Es11InitiateAuthentication, _) => answer(
+            async {
+                let req = InitiateAuthenticationRequest::parse(body)?;
+                let st = state.clone();
+                blocking(move || es11::initiate_authentication(&st.es11, &req))
+                    .await
+                    .map(|r| r.to_fields())
+            }
+            .await,
+        ),
+        (Function::Es11AuthenticateClient, _) => answer(
+            async {
+                let req = AuthenticateClientRequest::parse(body)?;
+                es11::authenticate_client(state.es11.clone(), store, req, state.now())
+                    .await
+                    .map(|r| r.to_fields())
+            }
+            .await,
+        ),
+        (Function::Es12RegisterEvent, Some(p)) => answer(
+            async {
+                let req = RegisterEventRequest::parse(body)?;
+                es12::register_event(store, p, req, state.now())
+                    .await
+                    .map(|()| Map::new())
+            }
+            .await,
+        ),
+        (Function::Es12DeleteEvent, Some(p)) => answer(
+            async {
+                let req = DeleteEventRequest::parse(body)?;
+                es12::delete_event(store, p, req).await.map(|()| Map::new())
+            }
+            .await,
+        ),
+        (Function::Es12RegisterEvent | Function::Es12DeleteEvent, None) => refusal(
+            hyper::StatusCode::FORBIDDEN,
+            codes::REQUESTER_NOT_ALLOWED,
+            "client certificate required",
+        ),
+    }
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    state: &Arc<AppState>,
+    peer: Option<&PeerIdentity>,
+    function: Option<Function>,
+) -> (Response<Body>, Outcome) {
+    let Some(function) = function else {
+        return refusal(
+            hyper::StatusCode::NOT_FOUND,
+            codes::REQUEST_INVALID,
+            "unknown path",
+        );
+    };
+    if req.method() != Method::POST {
+        let (mut r, o) = refusal(
+            hyper::StatusCode::METHOD_NOT_ALLOWED,
+            codes::REQUEST_INVALID,
+            "SGP.22 functions are called with POST",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return (r, o);
+    }
+    if function.needs_client_certificate() && peer.is_none() {
+        return refusal(
+            hyper::StatusCode::FORBIDDEN,
+            codes::REQUESTER_NOT_ALLOWED,
+            "ES12 requires a TLS client certificate (CERT.DP.TLS) chaining to a trusted CI",
+        );
+    }
+    if !is_json(&req) {
+        return refusal(
+            hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::REQUEST_INVALID,
+            "Content-Type must be application/json",
+        );
+    }
+    let body = match read_body(
+        req,
+        state.limits.max_body_bytes,
+        state.limits.body_read_timeout(),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match requests::parse_object(&body) {
+        Ok(object) => call(function, &object, state, peer).await,
+        Err(e) => refusal(
+            hyper::StatusCode::BAD_REQUEST,
+            codes::REQUEST_INVALID,
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Serves one request on the TLS port.
+pub async fn handle(
+    req: Request<Incoming>,
+    state: Arc<AppState>,
+    peer: Option<Arc<PeerIdentity>>,
+) -> Result<Response<Body>, Infallible> {
+    let id = state.request_id();
+    let started = Instant::now();
+    let function = Function::route(req.uri().path());
+    let protocol = envelope::admin_protocol_for(
+        req.headers()
+            .get("x-admin-protocol")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let span = tracing::info_span!(
+        "request",
+        id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        peer = peer.as_ref().map_or("-", |p| p.owner.as_str())
+    );
+    let (mut resp, outcome) = dispatch(req, &state, peer.as_deref(), function)
+        .instrument(span.clone())
+        .await;
+    let elapsed = started.elapsed();
+    state.metrics.record(function, outcome, elapsed);
+    let name = function.map_or(super::metrics::UNKNOWN_FUNCTION, Function::name);
+    span.in_scope(|| tracing::info!(function = name, %outcome, status = resp.status().as_u16(), micros = elapsed.as_micros() as u64, "done"));
+    if let Ok(v) = HeaderValue::from_str(&protocol) {
+        resp.headers_mut().insert("x-admin-protocol", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{id:016x}")) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}
