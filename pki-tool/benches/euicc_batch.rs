@@ -39,8 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let dir = std::env::temp_dir().join(format!("pki-tool-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = workspace_tests::common::TempDir::new("bench");
+    let dir = scratch.0.clone();
     hierarchy::init(&InitOptions::lab(&dir, &Curve::ALL, "smds.example").expect("options"))?;
     let h = Hierarchy::open(&dir)?;
     println!("eUICC batch benchmark: {count} certificates per run, {cores} cores");
@@ -114,6 +114,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

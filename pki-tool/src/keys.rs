@@ -6,9 +6,10 @@
 //! crate still checks that public points are on the curve when keys are parsed.
 
 use crate::oid::known;
-use crate::tlv::{self, Reader, tag};
+use crate::tlv::{self, tag};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use der::{Decode, Tagged};
 use ecdsa::signature::{Signer, Verifier};
 use sha1::{Digest, Sha1};
 use std::fmt;
@@ -78,6 +79,8 @@ pub enum KeyError {
     Pem(String),
     #[error("malformed key structure: {0}")]
     Der(#[from] tlv::DerError),
+    #[error("malformed key structure: {0}")]
+    Structure(String),
     #[error("unsupported curve {0} (SGP.22 uses prime256v1 or brainpoolP256r1)")]
     UnsupportedCurve(String),
     #[error("the key does not name its curve (no EC PARAMETERS and no parameters field)")]
@@ -332,23 +335,14 @@ impl PrivateKey {
         Err(KeyError::NoPem)
     }
 
-    /// Reads a SEC1 `ECPrivateKey`; `outer_curve` is the curve named outside it, if any.
+    /// Reads a SEC1 `ECPrivateKey` (RFC 5915, parsed by the `sec1` crate); `outer_curve` is the
+    /// curve named outside it, if any.
     pub fn from_sec1_der(der: &[u8], outer_curve: Option<Curve>) -> Result<Self, KeyError> {
-        let top = tlv::parse_single(der, "ECPrivateKey")?;
-        let mut r = top.reader();
-        let version = r.expect(tag::INTEGER, "ECPrivateKey version")?;
-        if version.value != [1] {
-            return Err(KeyError::Der(tlv::DerError {
-                what: "ECPrivateKey version must be 1".into(),
-                offset: version.offset,
-            }));
-        }
-        let scalar = r.expect(tag::OCTET_STRING, "ECPrivateKey privateKey")?;
+        let key = sec1::EcPrivateKey::from_der(der).map_err(structure("ECPrivateKey"))?;
         let mut curve = outer_curve;
-        if let Some(p) = r.optional(0xA0)? {
-            let o = tlv::parse_single(p.value, "ECPrivateKey parameters")?;
-            let c = Curve::from_oid(o.value)
-                .ok_or_else(|| KeyError::UnsupportedCurve(oid_text(o.value)))?;
+        if let Some(sec1::EcParameters::NamedCurve(oid)) = key.parameters {
+            let c = Curve::from_oid(oid.as_bytes())
+                .ok_or_else(|| KeyError::UnsupportedCurve(oid.to_string()))?;
             if let Some(outer) = outer_curve.filter(|oc| *oc != c) {
                 return Err(KeyError::CurveConflict {
                     params: outer,
@@ -357,51 +351,52 @@ impl PrivateKey {
             }
             curve = Some(c);
         }
-        let embedded_public = r.optional(0xA1)?;
         let curve = curve.ok_or(KeyError::NoCurve)?;
         // Scalars shorter than 32 bytes occur when a writer drops leading zeros.
-        if scalar.value.len() > 32 {
+        if key.private_key.len() > 32 {
             return Err(KeyError::InvalidScalar(curve));
         }
         let mut padded = [0u8; 32];
-        padded[32 - scalar.value.len()..].copy_from_slice(scalar.value);
-        let key = Self::from_scalar(curve, &padded)?;
+        padded[32 - key.private_key.len()..].copy_from_slice(key.private_key);
+        let private = Self::from_scalar(curve, &padded)?;
         padded.fill(0);
-        if let Some(p) = embedded_public {
-            let bits = tlv::parse_single(p.value, "ECPrivateKey publicKey")?;
-            let (_, point) = tlv::read_bit_string(&bits)?;
-            if point != key.public.point {
-                return Err(KeyError::PublicKeyMismatch);
-            }
+        if let Some(point) = key.public_key
+            && point != private.public.point
+        {
+            return Err(KeyError::PublicKeyMismatch);
         }
-        Ok(key)
+        Ok(private)
     }
 
+    /// Reads a PKCS#8 `PrivateKeyInfo` (RFC 5958, parsed by the `pkcs8` crate) holding an EC key.
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        let top = tlv::parse_single(der, "PrivateKeyInfo")?;
-        let mut r = top.reader();
-        r.expect(tag::INTEGER, "PrivateKeyInfo version")?;
-        let curve = read_ec_algorithm(&mut r)?;
-        let inner = r.expect(tag::OCTET_STRING, "PrivateKeyInfo privateKey")?;
-        Self::from_sec1_der(inner.value, Some(curve))
+        let info = pkcs8::PrivateKeyInfoRef::from_der(der).map_err(structure("PrivateKeyInfo"))?;
+        let curve = ec_curve(&info.algorithm)?;
+        Self::from_sec1_der(info.private_key.as_bytes(), Some(curve))
     }
 }
 
-/// Reads `AlgorithmIdentifier { id-ecPublicKey, namedCurve }`.
-fn read_ec_algorithm(r: &mut Reader<'_>) -> Result<Curve, KeyError> {
-    let alg = r.expect(tag::SEQUENCE, "AlgorithmIdentifier")?;
-    let mut a = alg.reader();
-    let oid = a.expect(tag::OID, "algorithm")?;
-    if oid.value != known::EC_PUBLIC_KEY {
-        return Err(KeyError::NotEc(oid_text(oid.value)));
+/// A `der` crate error as a [`KeyError`], naming the structure.
+fn structure(what: &'static str) -> impl Fn(der::Error) -> KeyError {
+    move |e| KeyError::Structure(format!("{what}: {e}"))
+}
+
+/// The curve of `AlgorithmIdentifier { id-ecPublicKey, namedCurve }`.
+fn ec_curve(alg: &spki::AlgorithmIdentifierRef<'_>) -> Result<Curve, KeyError> {
+    if alg.oid.as_bytes() != known::EC_PUBLIC_KEY {
+        return Err(KeyError::NotEc(alg.oid.to_string()));
     }
-    let params = a.read()?;
-    if params.tag != tag::OID {
+    let params = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| KeyError::UnsupportedCurve("no parameters".into()))?;
+    if params.tag() != der::Tag::ObjectIdentifier {
         return Err(KeyError::UnsupportedCurve(
             "explicit (non-named) parameters".into(),
         ));
     }
-    Curve::from_oid(params.value).ok_or_else(|| KeyError::UnsupportedCurve(oid_text(params.value)))
+    Curve::from_oid(params.value())
+        .ok_or_else(|| KeyError::UnsupportedCurve(oid_text(params.value())))
 }
 
 fn oid_text(content: &[u8]) -> String {
@@ -445,18 +440,16 @@ impl PublicKey {
         Self::from_verifying(inner)
     }
 
-    /// A public key from a DER `SubjectPublicKeyInfo`.
+    /// A public key from a DER `SubjectPublicKeyInfo` (parsed by the `spki` crate).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        let top = tlv::parse_single(der, "SubjectPublicKeyInfo")?;
-        let mut r = top.reader();
-        let curve = read_ec_algorithm(&mut r)?;
-        let bits = r.expect(tag::BIT_STRING, "subjectPublicKey")?;
-        r.finish("SubjectPublicKeyInfo")?;
-        let (unused, point) = tlv::read_bit_string(&bits)?;
-        if unused != 0 {
-            return Err(KeyError::InvalidPoint(curve));
-        }
-        Self::from_point(curve, &point)
+        let info = spki::SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(structure("SubjectPublicKeyInfo"))?;
+        let curve = ec_curve(&info.algorithm)?;
+        let point = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or(KeyError::InvalidPoint(curve))?;
+        Self::from_point(curve, point)
     }
 
     /// Reads a `PUBLIC KEY` PEM.
@@ -550,6 +543,8 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
 }
 
 /// Splits PEM text into (label, DER) blocks; text outside blocks is ignored, as openssl does.
+/// Each block is decoded by the `pem-rfc7468` crate; this only finds where blocks start and end,
+/// because the GSMA key files hold two (EC PARAMETERS, then EC PRIVATE KEY).
 pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let mut out = Vec::new();
     let mut lines = text.lines();
@@ -562,29 +557,34 @@ pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
             continue;
         };
         let end = format!("-----END {label}-----");
-        let mut b64 = String::new();
+        let mut block = format!("{line}\n");
         let mut closed = false;
         for body in lines.by_ref() {
             let body = body.trim();
-            if body == end {
-                closed = true;
-                break;
-            }
             if body.contains(':') {
                 // RFC 1421 headers (e.g. Proc-Type) mean an encrypted key, which we do not read.
                 return Err(KeyError::Pem(format!(
                     "{label} block has headers (encrypted keys are not supported)"
                 )));
             }
-            b64.push_str(body);
+            block.push_str(body);
+            block.push('\n');
+            if body == end {
+                closed = true;
+                break;
+            }
         }
         if !closed {
             return Err(KeyError::Pem(format!("{label} block has no END line")));
         }
-        let der = STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|e| KeyError::Pem(format!("{label} block is not valid base64: {e}")))?;
-        out.push((label.to_string(), der));
+        let (decoded_label, der) =
+            pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| match e {
+                pem_rfc7468::Error::Base64(_) => {
+                    KeyError::Pem(format!("{label} block is not valid base64 ({e})"))
+                }
+                e => KeyError::Pem(format!("{label} block: {e}")),
+            })?;
+        out.push((decoded_label.to_string(), der));
     }
     if out.is_empty() {
         return Err(KeyError::NoPem);

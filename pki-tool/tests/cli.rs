@@ -2,10 +2,6 @@
 //! independent `x509-cert` parser, checked against the SGP.26 files, and bad input gets a one-line
 //! error naming the file, a non-zero exit, and no partial output.
 
-#[path = "../../tests/common.rs"]
-mod common;
-
-use common::{TempDir, osmo, read, sgp26};
 use der::{Decode, Encode};
 use pki_tool::hierarchy::read_cert;
 use pki_tool::layout::Slot;
@@ -14,6 +10,7 @@ use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, Role};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use workspace_tests::common::{TempDir, osmo, read, sgp26};
 
 fn pki_tool(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pki-tool"))

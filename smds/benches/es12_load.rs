@@ -124,8 +124,8 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5.0);
-    let dir = std::env::temp_dir().join(format!("smds-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = workspace_tests::common::TempDir::new("bench");
+    let dir = scratch.0.clone();
     let pki = dir.join("pki");
     hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
         .expect("pki");
@@ -156,5 +156,4 @@ async fn main() {
             lat.len()
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

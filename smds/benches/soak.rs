@@ -67,8 +67,8 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(600);
-    let dir = std::env::temp_dir().join(format!("smds-soak-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = workspace_tests::common::TempDir::new("bench");
+    let dir = scratch.0.clone();
     let pki = dir.join("pki");
     hierarchy::init(&InitOptions::lab(&pki, &Curve::ALL, "localhost").expect("options"))
         .expect("pki");
@@ -422,5 +422,4 @@ async fn main() {
             .join(" ")
     );
     println!("  server RSS start {rss_start} KiB, end {rss_end} KiB");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,36 +17,11 @@ use std::time::Duration;
 pub const EID: &str = "89049032123451234512345678901235";
 pub const EID2: &str = "89049032000000000000000000100073";
 
-pub struct TempDir(pub PathBuf);
+pub use workspace_tests::common::TempDir;
 
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let mut b = [0u8; 6];
-        getrandom::fill(&mut b).expect("random");
-        let p = std::env::temp_dir().join(format!(
-            "smds-test-{tag}-{}-{}",
-            std::process::id(),
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ));
-        std::fs::create_dir_all(&p).expect("mkdir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// The SGP.26 reference files.
 pub fn shared() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/sgp26");
-    assert!(
-        p.is_dir(),
-        "SGP.26 reference files expected at {}",
-        p.display()
-    );
-    p
+    workspace_tests::common::sgp26()
 }
 
 /// Mints a hierarchy with `pki-tool` (NIST only, SM-DS TLS for "localhost").
