@@ -367,6 +367,22 @@ fn check_name_constraints(
 
 /// Validates `leaf` up to one of `anchors` (trusted CI certificates) through `intermediates`.
 /// `expected` is the leaf's role; when `None` it is read from the leaf's certificate policy.
+///
+/// The SGP.22 rules, in the order they are applied (each is one `check_*` function below):
+/// 1. the path is built by key identifier, each issuer's name matching, within `max_depth`
+///    ([`build_path`]);
+/// 2. every certificate between the leaf and the anchor is an EUM (or EUM SubCA) certificate
+///    ([`path_roles`]);
+/// 3. for each certificate, from the leaf up: X.509 v3 ([`check_version`]); its issuer is a CA
+///    ([`check_issuer_is_ca`]) with keyCertSign ([`check_issuer_can_sign`]) and room in its path
+///    length ([`check_path_length`]); signed with ecdsa-with-SHA256
+///    ([`check_signature_algorithm`]) on the issuer's curve ([`check_curve`]) by the issuer's key
+///    ([`check_signature`]); valid now ([`check_validity`]); no unknown critical extension
+///    ([`check_critical`]); the role's certificate policy ([`check_role_policy`]); for the leaf,
+///    the key usage and CA flag its role needs ([`check_leaf_usage`]); and the name constraints
+///    and permittedEins of every CA above it ([`check_name_constraints`]);
+/// 4. the anchor is valid now and has no unknown critical extension;
+/// 5. an eUICC leaf carries a valid EID ([`leaf_eid`]).
 pub fn verify_chain(
     leaf: &Certificate,
     intermediates: &[Certificate],
@@ -374,78 +390,141 @@ pub fn verify_chain(
     expected: Option<Role>,
     opts: Options,
 ) -> Result<VerifiedChain, ChainError> {
-    let fail =
-        |depth: usize, role: Option<Role>, cert: &Certificate, kind: ChainErrorKind| ChainError {
-            depth,
-            role,
-            subject: cert.subject.to_string(),
-            kind,
-        };
-
-    // The CI itself, checked against the trust store.
     if let Some(i) = anchors.iter().position(|a| a.der() == leaf.der()) {
-        check_validity(leaf, opts.at).map_err(|k| fail(0, Some(Role::Ci), leaf, k))?;
-        if let Some(role) = expected.filter(|r| *r != Role::Ci) {
-            return Err(fail(
-                0,
-                Some(role),
-                leaf,
-                ChainErrorKind::MissingRolePolicy {
-                    role,
-                    found: leaf.policies(),
-                },
-            ));
+        return verify_anchor_itself(leaf, i, expected, opts);
+    }
+    let (path, anchor_index) = build_path(leaf, intermediates, anchors, opts)?;
+    let anchor = &anchors[anchor_index];
+    let roles = path_roles(&path, expected)?;
+    let anchor_depth = path.len();
+
+    for (depth, cert) in path.iter().enumerate() {
+        let role = roles[depth];
+        let issuer_depth = depth + 1;
+        let (issuer, issuer_role) = match path.get(issuer_depth) {
+            Some(c) => (*c, roles[issuer_depth]),
+            None => (anchor, Role::Ci),
+        };
+        let here = |k| fail(depth, Some(role), cert, k);
+        let at_issuer = |k| fail(issuer_depth, Some(issuer_role), issuer, k);
+        check_version(cert).map_err(here)?;
+        check_issuer_is_ca(issuer).map_err(at_issuer)?;
+        check_issuer_can_sign(issuer).map_err(at_issuer)?;
+        check_path_length(issuer, depth).map_err(at_issuer)?;
+        check_signature_algorithm(cert).map_err(here)?;
+        check_curve(issuer, cert).map_err(here)?;
+        check_signature(issuer, cert).map_err(here)?;
+        check_validity(cert, opts.at).map_err(here)?;
+        check_critical(cert).map_err(here)?;
+        check_role_policy(cert, role).map_err(here)?;
+        if depth == 0 {
+            check_leaf_usage(cert, role).map_err(here)?;
         }
-        return Ok(VerifiedChain {
-            anchor: i,
-            leaf_role: Role::Ci,
-            path_roles: vec![],
-            eid: None,
-        });
+        // Constraints of every CA above this certificate, including the anchor.
+        for ca in path[depth + 1..]
+            .iter()
+            .copied()
+            .chain(std::iter::once(anchor))
+        {
+            check_name_constraints(ca, cert, depth == 0)
+                .map_err(|s| here(ChainErrorKind::NameConstraint(s)))?;
+        }
     }
 
-    // Build the path: leaf, intermediates..., then the anchor.
+    // The trust anchor last, so that a failure is reported on the lowest certificate it affects.
+    let at_anchor = |k| fail(anchor_depth, Some(Role::Ci), anchor, k);
+    check_validity(anchor, opts.at).map_err(at_anchor)?;
+    check_critical(anchor).map_err(at_anchor)?;
+
+    let leaf_role = roles[0];
+    let eid = leaf_eid(leaf, leaf_role).map_err(|k| fail(0, Some(leaf_role), leaf, k))?;
+    Ok(VerifiedChain {
+        anchor: anchor_index,
+        leaf_role,
+        path_roles: roles,
+        eid,
+    })
+}
+
+fn fail(depth: usize, role: Option<Role>, cert: &Certificate, kind: ChainErrorKind) -> ChainError {
+    ChainError {
+        depth,
+        role,
+        subject: cert.subject.to_string(),
+        kind,
+    }
+}
+
+/// A trusted CI presented as the leaf: valid now, and only acceptable where a CI is expected.
+fn verify_anchor_itself(
+    ci: &Certificate,
+    index: usize,
+    expected: Option<Role>,
+    opts: Options,
+) -> Result<VerifiedChain, ChainError> {
+    check_validity(ci, opts.at).map_err(|k| fail(0, Some(Role::Ci), ci, k))?;
+    if let Some(role) = expected.filter(|r| *r != Role::Ci) {
+        return Err(fail(
+            0,
+            Some(role),
+            ci,
+            ChainErrorKind::MissingRolePolicy {
+                role,
+                found: ci.policies(),
+            },
+        ));
+    }
+    Ok(VerifiedChain {
+        anchor: index,
+        leaf_role: Role::Ci,
+        path_roles: vec![],
+        eid: None,
+    })
+}
+
+/// Rule 1: the path from the leaf through `intermediates` to one of `anchors`, by key
+/// identifier (AKI -> SKI, as SGP.22 identifies CIs), each issuer's subject equal to the issuer
+/// name, at most `opts.max_depth` certificates. Returns the path (leaf first, anchor excluded)
+/// and the anchor's index.
+fn build_path<'c>(
+    leaf: &'c Certificate,
+    intermediates: &'c [Certificate],
+    anchors: &[Certificate],
+    opts: Options,
+) -> Result<(Vec<&'c Certificate>, usize), ChainError> {
     let mut path: Vec<&Certificate> = vec![leaf];
-    let anchor_index = loop {
-        let Some(current) = path.last().copied() else {
-            unreachable!("path starts with the leaf")
-        };
+    let mut current = leaf;
+    loop {
+        let depth = path.len() - 1;
         if path.len() >= opts.max_depth {
             return Err(fail(
-                path.len() - 1,
+                depth,
                 None,
                 current,
                 ChainErrorKind::ChainTooLong(opts.max_depth),
             ));
         }
         if let Some((i, anchor)) = find_issuer(current, anchors.iter().enumerate()) {
-            check_issuer_name(current, anchor)
-                .map_err(|k| fail(path.len() - 1, None, current, k))?;
-            break i;
+            check_issuer_name(current, anchor).map_err(|k| fail(depth, None, current, k))?;
+            return Ok((path, i));
         }
         let unused = intermediates
             .iter()
             .enumerate()
             .filter(|(_, c)| !path.iter().any(|p| p.der() == c.der()));
-        match find_issuer(current, unused) {
-            Some((_, issuer)) => {
-                check_issuer_name(current, issuer)
-                    .map_err(|k| fail(path.len() - 1, None, current, k))?;
-                path.push(issuer);
-            }
-            None => {
-                return Err(fail(
-                    path.len() - 1,
-                    None,
-                    current,
-                    ChainErrorKind::UnknownIssuer,
-                ));
-            }
-        }
-    };
-    let anchor = &anchors[anchor_index];
+        let Some((_, issuer)) = find_issuer(current, unused) else {
+            return Err(fail(depth, None, current, ChainErrorKind::UnknownIssuer));
+        };
+        check_issuer_name(current, issuer).map_err(|k| fail(depth, None, current, k))?;
+        path.push(issuer);
+        current = issuer;
+    }
+}
 
-    // Roles along the path.
+/// Rule 2: the roles along the path. The leaf's is `expected`, or the one its policy names;
+/// every certificate above it (below the CI) must be an EUM or EUM SubCA certificate.
+fn path_roles(path: &[&Certificate], expected: Option<Role>) -> Result<Vec<Role>, ChainError> {
+    let leaf = path[0];
     let leaf_role = match expected {
         Some(r) => r,
         None => detect_role(leaf).ok_or_else(|| {
@@ -461,12 +540,8 @@ pub fn verify_chain(
     };
     let mut roles = vec![leaf_role];
     for (depth, c) in path.iter().enumerate().skip(1) {
-        let r = if has_role_policy(c, Role::Eum) {
-            Role::Eum
-        } else {
-            detect_role(c).unwrap_or(Role::Eum)
-        };
-        if r != Role::Eum {
+        let is_eum = has_role_policy(c, Role::Eum) || detect_role(c).is_none_or(|r| r == Role::Eum);
+        if !is_eum {
             return Err(fail(
                 depth,
                 Some(Role::Eum),
@@ -477,142 +552,133 @@ pub fn verify_chain(
                 },
             ));
         }
-        roles.push(r);
+        roles.push(Role::Eum);
     }
-
-    let anchor_depth = path.len();
-
-    for (depth, cert) in path.iter().enumerate() {
-        let role = Some(roles[depth]);
-        let issuer: &Certificate = path.get(depth + 1).copied().unwrap_or(anchor);
-        let issuer_depth = depth + 1;
-        let at = |k| fail(depth, role, cert, k);
-        if cert.version != 3 {
-            return Err(at(ChainErrorKind::Version(cert.version)));
-        }
-        // The issuer must be a CA allowed to sign certificates, with room in its path length.
-        let (issuer_ca, issuer_path_len) = basic_constraints(issuer);
-        let issuer_role = if issuer_depth == anchor_depth {
-            Some(Role::Ci)
-        } else {
-            Some(roles[issuer_depth])
-        };
-        if !issuer_ca {
-            return Err(fail(
-                issuer_depth,
-                issuer_role,
-                issuer,
-                ChainErrorKind::NotCa,
-            ));
-        }
-        if !key_usage(issuer).is_some_and(|u| u.contains(&KeyUsageBit::KeyCertSign)) {
-            return Err(fail(
-                issuer_depth,
-                issuer_role,
-                issuer,
-                ChainErrorKind::KeyUsage("an issuer must have keyCertSign".into()),
-            ));
-        }
-        if let Some(allowed) = issuer_path_len {
-            // Intermediate CA certificates below the issuer (the leaf does not count).
-            if depth > allowed as usize {
-                return Err(fail(
-                    issuer_depth,
-                    issuer_role,
-                    issuer,
-                    ChainErrorKind::PathLength {
-                        allowed,
-                        found: depth,
-                    },
-                ));
-            }
-        }
-        if !is_ecdsa_sha256(&cert.signature_algorithm)
-            || cert.signature_algorithm != cert.tbs_signature_algorithm
-        {
-            return Err(at(ChainErrorKind::UnsupportedSignatureAlgorithm));
-        }
-        if issuer.public_key.curve() != cert.public_key.curve() {
-            return Err(at(ChainErrorKind::CurveMismatch {
-                issuer: issuer.public_key.curve(),
-                subject: cert.public_key.curve(),
-            }));
-        }
-        if !issuer
-            .public_key
-            .verify_der(cert.tbs_der(), &cert.signature)
-        {
-            return Err(at(ChainErrorKind::BadSignature));
-        }
-        check_validity(cert, opts.at).map_err(at)?;
-        check_critical(cert).map_err(at)?;
-        let r = roles[depth];
-        if !has_role_policy(cert, r) {
-            return Err(at(ChainErrorKind::MissingRolePolicy {
-                role: r,
-                found: cert.policies(),
-            }));
-        }
-        let usages = key_usage(cert).unwrap_or_default();
-        if depth == 0 {
-            let needed = if r.is_ca() {
-                KeyUsageBit::KeyCertSign
-            } else {
-                KeyUsageBit::DigitalSignature
-            };
-            if !usages.contains(&needed) {
-                return Err(at(ChainErrorKind::KeyUsage(format!(
-                    "a {r} certificate needs {needed:?}"
-                ))));
-            }
-            if r.is_ca() && !basic_constraints(cert).0 {
-                return Err(at(ChainErrorKind::NotCa));
-            }
-        }
-        // Constraints of every CA above this certificate, including the anchor.
-        for ca in path[depth + 1..]
-            .iter()
-            .copied()
-            .chain(std::iter::once(anchor))
-        {
-            check_name_constraints(ca, cert, depth == 0)
-                .map_err(|s| at(ChainErrorKind::NameConstraint(s)))?;
-        }
-    }
-
-    // The trust anchor last, so that a failure is reported on the lowest certificate it affects.
-    check_validity(anchor, opts.at).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
-    check_critical(anchor).map_err(|k| fail(anchor_depth, Some(Role::Ci), anchor, k))?;
-
-    let eid = if leaf_role == Role::Euicc {
-        let s = leaf.subject.get(known::AT_SERIAL_NUMBER).ok_or_else(|| {
-            fail(
-                0,
-                Some(Role::Euicc),
-                leaf,
-                ChainErrorKind::Eid("subject has no serialNumber".into()),
-            )
-        })?;
-        Some(Eid::parse(s).map_err(|e| {
-            fail(
-                0,
-                Some(Role::Euicc),
-                leaf,
-                ChainErrorKind::Eid(format!("{s:?}: {e}")),
-            )
-        })?)
-    } else {
-        None
-    };
-
-    Ok(VerifiedChain {
-        anchor: anchor_index,
-        leaf_role,
-        path_roles: roles,
-        eid,
-    })
+    Ok(roles)
 }
 
+/// X.509 version 3 (extensions carry every SGP.22 rule).
+fn check_version(cert: &Certificate) -> Result<(), ChainErrorKind> {
+    if cert.version == 3 {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::Version(cert.version))
+    }
+}
+
+/// The issuer's basicConstraints say cA TRUE.
+fn check_issuer_is_ca(issuer: &Certificate) -> Result<(), ChainErrorKind> {
+    if basic_constraints(issuer).0 {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::NotCa)
+    }
+}
+
+/// The issuer's key usage allows signing certificates.
+fn check_issuer_can_sign(issuer: &Certificate) -> Result<(), ChainErrorKind> {
+    if key_usage(issuer).is_some_and(|u| u.contains(&KeyUsageBit::KeyCertSign)) {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::KeyUsage(
+            "an issuer must have keyCertSign".into(),
+        ))
+    }
+}
+
+/// The issuer's pathLenConstraint admits the `below` CA certificates under it in this path: the
+/// depth of the certificate it signed (the leaf does not count).
+fn check_path_length(issuer: &Certificate, below: usize) -> Result<(), ChainErrorKind> {
+    match basic_constraints(issuer).1 {
+        Some(allowed) if below > allowed as usize => Err(ChainErrorKind::PathLength {
+            allowed,
+            found: below,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Signed with ecdsa-with-SHA256, named the same inside and outside the TBS.
+fn check_signature_algorithm(cert: &Certificate) -> Result<(), ChainErrorKind> {
+    if is_ecdsa_sha256(&cert.signature_algorithm)
+        && cert.signature_algorithm == cert.tbs_signature_algorithm
+    {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::UnsupportedSignatureAlgorithm)
+    }
+}
+
+/// SGP.22 chains stay on one curve.
+fn check_curve(issuer: &Certificate, cert: &Certificate) -> Result<(), ChainErrorKind> {
+    if issuer.public_key.curve() == cert.public_key.curve() {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::CurveMismatch {
+            issuer: issuer.public_key.curve(),
+            subject: cert.public_key.curve(),
+        })
+    }
+}
+
+/// The issuer's key verifies the signature over the exact TBS bytes.
+fn check_signature(issuer: &Certificate, cert: &Certificate) -> Result<(), ChainErrorKind> {
+    if issuer
+        .public_key
+        .verify_der(cert.tbs_der(), &cert.signature)
+    {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::BadSignature)
+    }
+}
+
+/// The certificate carries a certificate policy of its role.
+fn check_role_policy(cert: &Certificate, role: Role) -> Result<(), ChainErrorKind> {
+    if has_role_policy(cert, role) {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::MissingRolePolicy {
+            role,
+            found: cert.policies(),
+        })
+    }
+}
+
+/// The leaf's key usage fits its role (keyCertSign for a CA role, digitalSignature otherwise),
+/// and a CA role's leaf is a CA.
+fn check_leaf_usage(cert: &Certificate, role: Role) -> Result<(), ChainErrorKind> {
+    let needed = if role.is_ca() {
+        KeyUsageBit::KeyCertSign
+    } else {
+        KeyUsageBit::DigitalSignature
+    };
+    if !key_usage(cert).unwrap_or_default().contains(&needed) {
+        return Err(ChainErrorKind::KeyUsage(format!(
+            "a {role} certificate needs {needed:?}"
+        )));
+    }
+    if role.is_ca() && !basic_constraints(cert).0 {
+        return Err(ChainErrorKind::NotCa);
+    }
+    Ok(())
+}
+
+/// Rule 5: an eUICC certificate's subject serialNumber is a valid EID.
+fn leaf_eid(leaf: &Certificate, role: Role) -> Result<Option<Eid>, ChainErrorKind> {
+    if role != Role::Euicc {
+        return Ok(None);
+    }
+    let s = leaf
+        .subject
+        .get(known::AT_SERIAL_NUMBER)
+        .ok_or_else(|| ChainErrorKind::Eid("subject has no serialNumber".into()))?;
+    Eid::parse(s)
+        .map(Some)
+        .map_err(|e| ChainErrorKind::Eid(format!("{s:?}: {e}")))
+}
+
+/// The issuer's subject is the certificate's issuer name.
 fn check_issuer_name(cert: &Certificate, issuer: &Certificate) -> Result<(), ChainErrorKind> {
     if cert.issuer_der() == issuer.subject_der() {
         Ok(())
@@ -624,6 +690,7 @@ fn check_issuer_name(cert: &Certificate, issuer: &Certificate) -> Result<(), Cha
     }
 }
 
+/// Within notBefore..=notAfter at `at`.
 fn check_validity(cert: &Certificate, at: i64) -> Result<(), ChainErrorKind> {
     if at < cert.not_before {
         return Err(ChainErrorKind::NotYetValid {
@@ -638,6 +705,7 @@ fn check_validity(cert: &Certificate, at: i64) -> Result<(), ChainErrorKind> {
     Ok(())
 }
 
+/// Every critical extension is one this validator enforces.
 fn check_critical(cert: &Certificate) -> Result<(), ChainErrorKind> {
     match cert
         .extensions
@@ -648,3 +716,6 @@ fn check_critical(cert: &Certificate) -> Result<(), ChainErrorKind> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
