@@ -1,4 +1,6 @@
-//! Object identifiers with no limits on arc values (SGP.26 uses `2.999.x`), and the OIDs we use.
+//! Object identifiers with no limits on arc values, and the OIDs we use. Hand-written on purpose:
+//! the `const-oid` crate rejects the `2.999.x` arcs SGP.26 puts in every SAN registeredID, and the
+//! certificates we verify must be read as received.
 
 use std::fmt;
 

@@ -1,6 +1,9 @@
 //! Certificate times: UTCTime up to 2049 and GeneralizedTime from 2050 (RFC 5280 4.1.2.5), as
-//! seconds since the Unix epoch. Civil-date arithmetic is done here so validity periods of
-//! millions of days (SGP.26 eUICC certificates end in year 7496) need no calendar crate.
+//! seconds since the Unix epoch, for dates as far out as SGP.26 puts them (eUICC certificates end
+//! in year 7496). Calendar crates reach those dates too (chrono, `time` with `large-dates`, the
+//! `der` crate's `DateTime` up to 9999); the conversion is written here because it is two small
+//! functions on top of the DER reader that already holds the exact bytes, not because a crate
+//! could not do it.
 
 use crate::tlv::{self, DerError, Tlv, tag};
 

@@ -63,14 +63,6 @@ impl Sessions {
             .filter(|s| s.created.elapsed() < self.lifetime)
     }
 
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops expired sessions (called periodically).
     pub fn sweep(&self) {
         let lifetime = self.lifetime;

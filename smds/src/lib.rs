@@ -14,10 +14,10 @@
 //!   from the server.
 
 pub mod asn1;
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod es11;
-pub mod es12;
+pub(crate) mod es11;
+pub(crate) mod es12;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

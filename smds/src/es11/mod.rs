@@ -14,6 +14,7 @@ pub use error::Es11Error;
 use crate::asn1::{self, AuthenticateServerResponseView, ServerSigned1, TransactionId};
 use crate::auth::{Session, Sessions};
 use crate::pki::{CiKeyId, Credential};
+use crate::sgp22::normalize_address;
 use crate::sgp22::requests::{AuthenticateClientRequest, InitiateAuthenticationRequest};
 use crate::sgp22::responses::{
     AuthenticateClientResponse, EventEntry, InitiateAuthenticationResponse,
@@ -24,15 +25,6 @@ use pki_tool::{Certificate, Eid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// An address as compared: lower case, no trailing dot, no `:port`.
-pub fn normalize_address(s: &str) -> String {
-    let host = match s.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => s,
-    };
-    host.trim_end_matches('.').to_ascii_lowercase()
-}
 
 /// A CI this SM-DS trusts, with the CERT.DSauth it signs with for eUICCs of that CI.
 pub struct TrustedCi {
@@ -319,22 +311,4 @@ pub async fn authenticate_client(
             })
             .collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_compare_like_clients_send_them() {
-        assert_eq!(
-            normalize_address("SMDS.Example.com.:8443"),
-            "smds.example.com"
-        );
-        assert_eq!(
-            normalize_address("smds.example.com:443"),
-            "smds.example.com"
-        );
-        assert_eq!(normalize_address("smds.example.com"), "smds.example.com");
-    }
 }

@@ -8,7 +8,7 @@ use crate::asn1::{
     self, CtxParamsForCommonAuthentication, DeviceCapabilities, DeviceInfo, EuiccInfo1,
     ServerSigned1,
 };
-use crate::es11::normalize_address;
+use crate::sgp22::normalize_address;
 use crate::sgp22::responses::InitiateAuthenticationResponse;
 use pki_tool::hierarchy::{read_cert, read_key};
 use pki_tool::tlv::{self, tag};

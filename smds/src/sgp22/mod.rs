@@ -18,3 +18,31 @@ pub use paths::{Es11PathFamily, Function};
 pub trait FunctionError: std::fmt::Display {
     fn status(&self) -> StatusCode;
 }
+
+/// A server address as SGP.22 compares it (InitiateAuthentication's address, serverSigned1's and
+/// euiccSigned1's serverAddress): lower case, no trailing dot, no `:port`.
+pub fn normalize_address(s: &str) -> String {
+    let host = match s.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => s,
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_compare_like_clients_send_them() {
+        assert_eq!(
+            normalize_address("SMDS.Example.com.:8443"),
+            "smds.example.com"
+        );
+        assert_eq!(
+            normalize_address("smds.example.com:443"),
+            "smds.example.com"
+        );
+        assert_eq!(normalize_address("smds.example.com"), "smds.example.com");
+    }
+}

@@ -4,10 +4,10 @@
 //! This is the top of the server: it may use everything below it (handlers, domain, store
 //! traits, types); nothing below imports it.
 
-pub mod admin;
-pub mod listener;
+pub(crate) mod admin;
+pub(crate) mod listener;
 pub mod metrics;
-pub mod routes;
+pub(crate) mod routes;
 pub mod tls;
 
 use crate::config::Limits;
@@ -21,17 +21,17 @@ use tls::{Clock, Sgp22ClientVerifier};
 /// Everything a connection or request handler may use.
 pub struct AppState {
     pub store: Arc<dyn Backend>,
-    pub es11: Arc<Es11>,
+    pub(crate) es11: Arc<Es11>,
     pub metrics: Metrics,
-    pub verifier: Arc<Sgp22ClientVerifier>,
-    pub limits: Limits,
+    pub(crate) verifier: Arc<Sgp22ClientVerifier>,
+    pub(crate) limits: Limits,
     /// Replaces the system time for certificate validity, when set (tests).
-    pub clock: Option<Clock>,
+    pub(crate) clock: Option<Clock>,
     next_request_id: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Backend>,
         es11: Es11,
         verifier: Arc<Sgp22ClientVerifier>,

@@ -1,7 +1,7 @@
 //! The redb tables and how a database file is opened, created and brought up to date, plus the
 //! one mapping from redb's errors to [`StoreError`].
 
-use super::super::StoreError;
+use crate::store::StoreError;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 
