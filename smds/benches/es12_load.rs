@@ -19,7 +19,7 @@ use smds::identity::OwnerId;
 use smds::lab::https::{Connection, Endpoint};
 use smds::pki::ServerPki;
 use smds::server::Server;
-use smds::store::{EventStore, NewEvent, RedbStore, WriterConfig};
+use smds::store::{EventRecord, EventStore, RedbStore, WriterConfig};
 use smds::types::{EventId, RspServerAddress};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
         store
-            .register_event(NewEvent {
+            .register_event(EventRecord {
                 eid: eid(0, n),
                 event_id: EventId::parse(&format!("s{n}")).expect("event id"),
                 rsp_server_address: RspServerAddress::parse("smdp.example.com").expect("address"),

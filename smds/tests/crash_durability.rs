@@ -118,7 +118,7 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
         .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id.to_string())
+        .map(|e| e.record.event_id.to_string())
         .collect();
     assert_eq!(n as usize, stored.len());
     let missing: Vec<_> = acked.difference(&stored).collect();

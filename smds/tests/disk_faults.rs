@@ -191,7 +191,7 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
         .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id.to_string())
+        .map(|e| e.record.event_id.to_string())
         .collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "lost: {lost:?}");

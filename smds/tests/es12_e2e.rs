@@ -67,12 +67,12 @@ async fn register_duplicate_delete_and_privacy() {
         .expect("read");
     assert_eq!(stored.len(), 2);
     assert!(
-        stored[0].owner.as_str().ends_with("/rid:2.999.10"),
+        stored[0].record.owner.as_str().ends_with("/rid:2.999.10"),
         "{}",
-        stored[0].owner
+        stored[0].record.owner
     );
     assert_eq!(
-        stored[0].owner_names,
+        stored[0].record.owner_names,
         vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]
     );
     assert!(delete(&mut dp1, EID, "ev-1").await.is_success());
@@ -84,7 +84,7 @@ async fn register_duplicate_delete_and_privacy() {
         .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id.to_string())
+        .map(|e| e.record.event_id.to_string())
         .collect();
     assert_eq!(left, ["ev-2"]);
     server.stop().await;
@@ -184,7 +184,7 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
         .await
         .expect("read");
     assert_eq!(
-        stored[0].owner_names,
+        stored[0].record.owner_names,
         vec!["dns:testsmdpplus1.example.com", "rid:2.999.10"]
     );
 

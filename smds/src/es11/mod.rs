@@ -292,7 +292,7 @@ pub async fn authenticate_client(
         Some(event_id) => {
             let one: Vec<_> = events
                 .into_iter()
-                .filter(|e| e.event_id.as_str() == event_id)
+                .filter(|e| e.record.event_id.as_str() == event_id)
                 .collect();
             if one.is_empty() {
                 return Err(Es11Error::UnknownMatchingId);
@@ -306,8 +306,8 @@ pub async fn authenticate_client(
         event_entries: selected
             .into_iter()
             .map(|e| EventEntry {
-                event_id: e.event_id.into(),
-                rsp_server_address: e.rsp_server_address.into(),
+                event_id: e.record.event_id.into(),
+                rsp_server_address: e.record.rsp_server_address.into(),
             })
             .collect(),
     })

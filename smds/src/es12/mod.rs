@@ -11,7 +11,7 @@ pub use error::Es12Error;
 
 use crate::identity::PeerIdentity;
 use crate::sgp22::requests::{DeleteEventRequest, RegisterEventRequest};
-use crate::store::{DeleteOutcome, EventStore, NewEvent, RegisterOutcome};
+use crate::store::{DeleteOutcome, EventRecord, EventStore, RegisterOutcome};
 
 /// ES12.RegisterEvent: answers only after the event is durably committed.
 pub async fn register_event(
@@ -26,7 +26,7 @@ pub async fn register_event(
         owner = %peer.owner,
         "registerEvent"
     );
-    let event = NewEvent {
+    let event = EventRecord {
         eid: req.eid,
         event_id: req.event_id,
         rsp_server_address: req.rsp_server_address,

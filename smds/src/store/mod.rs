@@ -18,9 +18,10 @@ use std::path::PathBuf;
 
 pub use self::redb::{RedbStore, WriterConfig};
 
-/// An event record as stored.
+/// An SGP.22 Event Record as registered: what ES12 (and later ES15) brings, plus who brought it
+/// and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredEvent {
+pub struct EventRecord {
     pub eid: Eid,
     pub event_id: EventId,
     pub rsp_server_address: RspServerAddress,
@@ -31,20 +32,14 @@ pub struct StoredEvent {
     pub forwarding_indicator: bool,
     /// Unix seconds.
     pub registered_at: i64,
-    /// Position in the global registration order.
-    pub seq: u64,
 }
 
-/// What a register request asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
-    pub eid: Eid,
-    pub event_id: EventId,
-    pub rsp_server_address: RspServerAddress,
-    pub owner: OwnerId,
-    pub owner_names: Vec<String>,
-    pub forwarding_indicator: bool,
-    pub registered_at: i64,
+/// An event record as stored, with its position in the global registration order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    #[serde(flatten)]
+    pub record: EventRecord,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +104,7 @@ impl StoreError {
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
     /// ES12.RegisterEvent: returns once the event is durably committed (or refused).
-    async fn register_event(&self, event: NewEvent) -> Result<RegisterOutcome, StoreError>;
+    async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError>;
     /// ES12.DeleteEvent: deletes the event if `owner` registered it; returns once durable.
     async fn delete_event(
         &self,

@@ -11,7 +11,7 @@ mod schema;
 mod writer;
 
 use super::{
-    DeleteOutcome, EventAdmin, EventStore, NewEvent, RegisterOutcome, StoreError, StoredEvent,
+    DeleteOutcome, EventAdmin, EventRecord, EventStore, RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::identity::OwnerId;
 use crate::types::EventId;
@@ -115,7 +115,7 @@ const MISMATCHED: &str = "internal: the writer answered another kind of request"
 
 #[async_trait::async_trait]
 impl EventStore for RedbStore {
-    async fn register_event(&self, event: NewEvent) -> Result<RegisterOutcome, StoreError> {
+    async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
         match self.submit(Op::Register(event)).await? {
             Outcome::Register(r) => Ok(r),
             Outcome::Delete(_) => Err(StoreError::Backend(MISMATCHED.into())),

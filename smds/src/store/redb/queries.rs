@@ -66,20 +66,20 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
         let (eid, seq) = k.value();
         let e = decode(v.value())
             .map_err(|e| StoreError::Corrupt(format!("event {eid}/{seq} unreadable: {e}")))?;
-        if e.eid.as_str() != eid || e.seq != seq {
+        if e.record.eid.as_str() != eid || e.seq != seq {
             return Err(StoreError::Corrupt(format!(
                 "event {eid}/{seq} is filed under the wrong key"
             )));
         }
         if index
-            .get((eid, e.event_id.as_str()))
+            .get((eid, e.record.event_id.as_str()))
             .map_err(error)?
             .map(|s| s.value())
             != Some(seq)
         {
             return Err(StoreError::Corrupt(format!(
                 "event {eid}/{} is missing from the index",
-                e.event_id
+                e.record.event_id
             )));
         }
         if seq >= next_seq {

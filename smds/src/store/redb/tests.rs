@@ -1,8 +1,8 @@
 use super::*;
 use crate::types::RspServerAddress;
 
-fn event(eid: &str, id: &str, owner: &str) -> NewEvent {
-    NewEvent {
+fn event(eid: &str, id: &str, owner: &str) -> EventRecord {
+    EventRecord {
         eid: Eid::parse(eid).expect("valid"),
         event_id: EventId::parse(id).expect("valid"),
         rsp_server_address: RspServerAddress::parse("smdp.example.com").expect("valid"),
@@ -21,7 +21,7 @@ async fn ids(s: &RedbStore, eid: &str) -> Vec<String> {
         .await
         .expect("read")
         .into_iter()
-        .map(|e| e.event_id.to_string())
+        .map(|e| e.record.event_id.to_string())
         .collect()
 }
 

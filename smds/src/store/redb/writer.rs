@@ -7,7 +7,7 @@
 
 use super::schema::{self, BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, error, unreadable};
 use crate::identity::OwnerId;
-use crate::store::{DeleteOutcome, NewEvent, RegisterOutcome, StoreError, StoredEvent};
+use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
 use crate::types::EventId;
 use pki_tool::Eid;
 use redb::{Database, ReadableTable};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Op {
-    Register(NewEvent),
+    Register(EventRecord),
     Delete {
         eid: Eid,
         event_id: EventId,
@@ -193,13 +193,7 @@ fn apply_batch(
                     let seq = next_seq;
                     next_seq += 1;
                     let stored = StoredEvent {
-                        eid: e.eid,
-                        event_id: e.event_id.clone(),
-                        rsp_server_address: e.rsp_server_address.clone(),
-                        owner: e.owner.clone(),
-                        owner_names: e.owner_names.clone(),
-                        forwarding_indicator: e.forwarding_indicator,
-                        registered_at: e.registered_at,
+                        record: e.clone(),
                         seq,
                     };
                     let bytes = serde_json::to_vec(&stored).map_err(unreadable)?;
@@ -221,6 +215,7 @@ fn apply_batch(
                         Some(v) => {
                             serde_json::from_slice::<StoredEvent>(v.value())
                                 .map_err(unreadable)?
+                                .record
                                 .owner
                                 == *owner
                         }
