@@ -144,7 +144,7 @@ async fn main() {
         per
     };
 
-    for clients in [1usize, 4] {
+    for clients in [1usize, 4, 16] {
         let cpu0 = cpu_seconds(child.id());
         let start = Instant::now();
         let deadline = start + Duration::from_secs_f64(secs);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    store: RedbStore,
+    store: Arc<RedbStore>,
     es11: Arc<Es11>,
     _dir: tempfile::TempDir,
     ci: Certificate,
@@ -111,7 +111,7 @@ fn fixture() -> &'static Fixture {
         let peer = PeerIdentity::from_certificate(&dp, &ci.key_id());
         Fixture {
             runtime,
-            store,
+            store: Arc::new(store),
             es11: Arc::new(es11),
             _dir: dir,
             ci,
@@ -129,7 +129,9 @@ pub fn es11_initiate(data: &[u8]) {
         return;
     };
     if let Ok(req) = InitiateAuthenticationRequest::parse(&body) {
-        let _ = es11::initiate_authentication(&f.es11, &req);
+        let _ = f
+            .runtime
+            .block_on(es11::initiate_authentication(f.es11.clone(), req));
     }
 }
 
@@ -150,7 +152,7 @@ pub fn es11_authenticate(data: &[u8]) {
     if let Ok(req) = AuthenticateClientRequest::parse(&body) {
         let _ = f.runtime.block_on(es11::authenticate_client(
             f.es11.clone(),
-            &f.store,
+            f.store.clone(),
             req,
             pki_tool::time::now(),
         ));
@@ -174,10 +176,10 @@ pub fn es12(data: &[u8]) {
     };
     f.runtime.block_on(async {
         if let Ok(req) = RegisterEventRequest::parse(&body) {
-            let _ = crate::es12::register_event(&f.store, &f.peer, req, 0).await;
+            let _ = crate::es12::register_event(f.store.as_ref(), &f.peer, req, 0).await;
         }
         if let Ok(req) = DeleteEventRequest::parse(&body) {
-            let _ = crate::es12::delete_event(&f.store, &f.peer, req).await;
+            let _ = crate::es12::delete_event(f.store.as_ref(), &f.peer, req).await;
         }
     });
 }

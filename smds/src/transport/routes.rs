@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::metrics::Outcome;
-use crate::es11::{self, Es11Error};
+use crate::es11;
 use crate::es12;
 use crate::identity::PeerIdentity;
 use crate::sgp22::envelope;
@@ -14,6 +14,7 @@ use crate::sgp22::requests::{
     RegisterEventRequest,
 };
 use crate::sgp22::{Function, FunctionError, StatusCode, codes};
+use crate::store::EventStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -117,15 +118,6 @@ async fn read_body(
     }
 }
 
-/// Runs CPU-heavy ES11 work on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Es11Error> + Send + 'static,
-) -> Result<T, Es11Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Es11Error::Internal(format!("task failed: {e}")))?
-}
-
 /// Calls the function with its typed request.
 async fn call(
     function: Function,
@@ -138,8 +130,7 @@ async fn call(
         (Function::Es11InitiateAuthentication, _) => answer(
             async {
                 let req = InitiateAuthenticationRequest::parse(body)?;
-                let st = state.clone();
-                blocking(move || es11::initiate_authentication(&st.es11, &req))
+                es11::initiate_authentication(state.es11.clone(), req)
                     .await
                     .map(|r| r.to_fields())
             }
@@ -148,6 +139,7 @@ async fn call(
         (Function::Es11AuthenticateClient, _) => answer(
             async {
                 let req = AuthenticateClientRequest::parse(body)?;
+                let store: Arc<dyn EventStore> = state.store.clone();
                 es11::authenticate_client(state.es11.clone(), store, req, state.now())
                     .await
                     .map(|r| r.to_fields())

@@ -153,7 +153,7 @@ pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> Functio
     .expect("answer")
 }
 
-/// Starts `smds serve` on 127.0.0.1:0 with no admin listener, the PKI `pki`, the data directory
+/// Starts `smds serve` (this build's, or the binary named by `SMDS_BIN`) on 127.0.0.1:0 with no admin listener, the PKI `pki`, the data directory
 /// `data` and optionally a config file, and returns the child and its HTTPS port (read from its
 /// first stdout line).
 pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::process::Child, u16) {
@@ -170,7 +170,9 @@ pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::proc
     if let Some(c) = config {
         args.extend(["--config".as_ref(), c.as_os_str()]);
     }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
+    // Benchmarks compare server builds with the same client: SMDS_BIN names another binary.
+    let bin = std::env::var_os("SMDS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_smds").into());
+    let mut child = std::process::Command::new(bin)
         .arg("serve")
         .args(args)
         .env("RUST_LOG", "warn")

@@ -99,13 +99,17 @@ impl RedbStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs a read on the blocking pool with the current database handle.
+    /// Runs a read with the current database handle on the blocking pool, in place when the
+    /// caller is already there.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.get();
-        tokio::task::spawn_blocking(move || f(&db))
+        if crate::blocking::on_blocking_pool() {
+            return f(&db);
+        }
+        crate::blocking::offload(move || f(&db))
             .await
             .map_err(|_| StoreError::Closed)?
     }

@@ -1,0 +1,189 @@
+//! ES11.AuthenticateClient (SGP.22 5.8.2): ends the session, authenticates the eUICC (its
+//! certificate chain under the session's CI and its signature over the exact euiccSigned1 bytes)
+//! and returns the events of the EID in its certificate.
+
+use super::{Es11, Es11Error, TrustedCi};
+use crate::asn1::{self, AuthenticateServerResponseView, TransactionId};
+use crate::sgp22::normalize_address;
+use crate::sgp22::requests::AuthenticateClientRequest;
+use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry};
+use crate::store::EventStore;
+use pki_tool::validate::{Options, verify_chain};
+use pki_tool::{Certificate, Eid};
+use std::sync::Arc;
+
+const EUM_CACHE_MAX: usize = 4096;
+
+/// Validates the eUICC chain under the session's CI, using a cached EUM validation when there is one.
+fn validate_euicc(
+    es11: &Es11,
+    ci: &TrustedCi,
+    euicc: &Certificate,
+    eum: &Certificate,
+    eum_der: &[u8],
+    now: i64,
+) -> Result<Eid, Es11Error> {
+    use sha2::Digest;
+    let key: [u8; 32] = sha2::Sha256::digest(eum_der).into();
+    let cached = es11
+        .eum_cache
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).cloned())
+        .is_some_and(|(cached_ci, not_after)| {
+            cached_ci == ci.key_id && now <= not_after && now >= eum.not_before
+        });
+    let verified = if cached {
+        // The EUM was validated under this CI before: it is the anchor for the eUICC certificate.
+        verify_chain(
+            euicc,
+            &[],
+            std::slice::from_ref(eum),
+            Some(pki_tool::Role::Euicc),
+            Options::at(now),
+        )
+    } else {
+        let v = verify_chain(
+            euicc,
+            std::slice::from_ref(eum),
+            std::slice::from_ref(&ci.cert),
+            Some(pki_tool::Role::Euicc),
+            Options::at(now),
+        );
+        if v.is_ok()
+            && let Ok(mut m) = es11.eum_cache.lock()
+        {
+            if m.len() >= EUM_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, (ci.key_id.clone(), eum.not_after));
+        }
+        v
+    };
+    verified
+        .map_err(Es11Error::Chain)?
+        .eid
+        .ok_or(Es11Error::NoEid)
+}
+
+/// An eUICC that has proven itself in AuthenticateClient.
+struct AuthenticatedEuicc {
+    pub transaction_id: TransactionId,
+    pub eid: Eid,
+    /// `ctxParamsForCommonAuthentication.matchingId`, when present and not empty.
+    pub matching_id: Option<String>,
+}
+
+/// The CPU part of AuthenticateClient: ends the session, reads the eUICC's response, validates
+/// its certificates and checks its signature over the exact euiccSigned1 bytes received.
+fn authenticate_euicc(
+    es11: &Es11,
+    req: &AuthenticateClientRequest,
+    now: i64,
+) -> Result<AuthenticatedEuicc, Es11Error> {
+    // The session is used up by this call whatever its outcome.
+    let session = es11
+        .sessions
+        .take(&req.transaction_id)
+        .ok_or(Es11Error::TransactionUnknown)?;
+    let parsed = asn1::parse_authenticate_server_response(&req.authenticate_server_response)
+        .map_err(Es11Error::EuiccResponse)?;
+    let (signed, signature, euicc_der, eum_der) = match parsed {
+        AuthenticateServerResponseView::Ok {
+            euicc_signed1,
+            euicc_signature1,
+            euicc_certificate,
+            eum_certificate,
+        } => (
+            euicc_signed1,
+            euicc_signature1,
+            euicc_certificate,
+            eum_certificate,
+        ),
+        AuthenticateServerResponseView::Error {
+            authenticate_error_code,
+            ..
+        } => {
+            return Err(Es11Error::EuiccRefused {
+                code: authenticate_error_code,
+                name: asn1::authenticate_error_name(authenticate_error_code),
+            });
+        }
+    };
+    let ci = es11
+        .ci(session.ci.as_bytes())
+        .ok_or(Es11Error::TransactionUnknown)?;
+    let eum =
+        Certificate::from_der(eum_der).map_err(|e| Es11Error::EumCertificate(e.to_string()))?;
+    if eum.aki().as_deref() != Some(ci.key_id.as_bytes()) {
+        return Err(Es11Error::EumNotUnderSessionCi);
+    }
+    let euicc =
+        Certificate::from_der(euicc_der).map_err(|e| Es11Error::EuiccCertificate(e.to_string()))?;
+    let eid = validate_euicc(es11, ci, &euicc, &eum, eum_der, now)?;
+    if signature.len() != 64 || !euicc.public_key.verify_raw(signed.raw, signature) {
+        return Err(Es11Error::EuiccSignature);
+    }
+    if signed.transaction_id != session.transaction_id.as_bytes() {
+        return Err(Es11Error::OtherTransaction);
+    }
+    if signed.server_challenge != session.server_challenge {
+        return Err(Es11Error::ServerChallenge);
+    }
+    if normalize_address(signed.server_address) != normalize_address(&es11.hostname) {
+        return Err(Es11Error::ServerAddress);
+    }
+    Ok(AuthenticatedEuicc {
+        transaction_id: session.transaction_id,
+        eid,
+        matching_id: signed
+            .matching_id
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// ES11.AuthenticateClient: authenticates the eUICC and reads its events in one task on the
+/// blocking pool (one hand-off per request), and returns the events, or the one its matchingId
+/// names.
+pub async fn authenticate_client(
+    es11: Arc<Es11>,
+    store: Arc<dyn EventStore>,
+    req: AuthenticateClientRequest,
+    now: i64,
+) -> Result<AuthenticateClientResponse, Es11Error> {
+    let handle = tokio::runtime::Handle::current();
+    let (euicc, events) = crate::blocking::offload(move || {
+        let euicc = authenticate_euicc(&es11, &req, now)?;
+        let events = handle
+            .block_on(store.events_for(&euicc.eid))
+            .map_err(Es11Error::Store)?;
+        Ok::<_, Es11Error>((euicc, events))
+    })
+    .await
+    .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??;
+    let selected: Vec<_> = match &euicc.matching_id {
+        None => events,
+        Some(event_id) => {
+            let one: Vec<_> = events
+                .into_iter()
+                .filter(|e| e.record.event_id.as_str() == event_id)
+                .collect();
+            if one.is_empty() {
+                return Err(Es11Error::UnknownMatchingId);
+            }
+            one
+        }
+    };
+    tracing::info!(eid = %euicc.eid, events = selected.len(), "authenticateClient");
+    Ok(AuthenticateClientResponse {
+        transaction_id: euicc.transaction_id,
+        event_entries: selected
+            .into_iter()
+            .map(|e| EventEntry {
+                event_id: e.record.event_id.into(),
+                rsp_server_address: e.record.rsp_server_address.into(),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,103 @@
+//! ES11.InitiateAuthentication (SGP.22 5.8.1): checks the address, the SVN and the eUICC's CI
+//! lists, signs serverSigned1 with the CERT.DSauth of the chosen CI and opens a session.
+
+use super::{Es11, Es11Error, TrustedCi};
+use crate::asn1::{self, ServerSigned1, TransactionId};
+use crate::auth::Session;
+use crate::sgp22::normalize_address;
+use crate::sgp22::requests::InitiateAuthenticationRequest;
+use crate::sgp22::responses::InitiateAuthenticationResponse;
+use pki_tool::Curve;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The CI to use with this eUICC: one whose key the eUICC can verify our CERT.DSauth with and
+/// that also signed the eUICC's own chain.
+fn choose_ci<'e>(
+    es11: &'e Es11,
+    req: &InitiateAuthenticationRequest,
+) -> Result<&'e TrustedCi, Es11Error> {
+    if normalize_address(&req.smds_address) != normalize_address(&es11.hostname) {
+        return Err(Es11Error::AddressRefused);
+    }
+    let info1 = &req.euicc_info1;
+    if !(2..=3).contains(&info1.svn[0]) {
+        return Err(Es11Error::SvnNotSupported(info1.svn));
+    }
+    let verifiable: Vec<&TrustedCi> = info1
+        .ci_pkids_for_verification
+        .iter()
+        .filter_map(|id| es11.ci(id))
+        .filter(|ci| ci.ds_auth.is_some())
+        .collect();
+    if verifiable.is_empty() {
+        return Err(Es11Error::NoDsAuthForCi);
+    }
+    verifiable
+        .into_iter()
+        .find(|ci| {
+            info1
+                .ci_pkids_for_signing
+                .iter()
+                .any(|id| id == ci.key_id.as_bytes())
+        })
+        .ok_or(Es11Error::CiNotSupported)
+}
+
+/// Signs serverSigned1 and opens the session.
+fn sign_and_open(
+    es11: &Es11,
+    ci: &TrustedCi,
+    req: &InitiateAuthenticationRequest,
+) -> Result<InitiateAuthenticationResponse, Es11Error> {
+    let Some(ds_auth) = ci.ds_auth.as_ref() else {
+        return Err(Es11Error::NoDsAuthForCi);
+    };
+    let transaction_id = TransactionId::random().map_err(|e| Es11Error::Internal(e.to_string()))?;
+    let mut server_challenge = [0u8; 16];
+    getrandom::fill(&mut server_challenge).map_err(|e| Es11Error::Internal(e.to_string()))?;
+    let signed = ServerSigned1 {
+        transaction_id: transaction_id.as_bytes().to_vec().into(),
+        euicc_challenge: req.euicc_challenge.to_vec().into(),
+        server_address: es11.hostname.clone(),
+        server_challenge: server_challenge.to_vec().into(),
+    };
+    let signed_der = asn1::der(&signed).map_err(|e| Es11Error::Internal(e.to_string()))?;
+    let signature = asn1::signature_tlv(&ds_auth.key.sign_raw(&signed_der));
+    es11.sessions.insert(Session {
+        transaction_id,
+        server_challenge,
+        euicc_challenge: req.euicc_challenge,
+        ci: ci.key_id.clone(),
+        created: Instant::now(),
+    })?;
+    Ok(InitiateAuthenticationResponse {
+        transaction_id,
+        server_signed1: signed_der,
+        server_signature1: signature,
+        euicc_ci_pkid_to_be_used: ci.key_id.as_bytes().to_vec(),
+        server_certificate: ds_auth.cert.der().to_vec(),
+    })
+}
+
+/// ES11.InitiateAuthentication.
+pub async fn initiate_authentication(
+    es11: Arc<Es11>,
+    req: InitiateAuthenticationRequest,
+) -> Result<InitiateAuthenticationResponse, Es11Error> {
+    let ci = choose_ci(&es11, &req)?;
+    let cheap = ci
+        .ds_auth
+        .as_ref()
+        .is_some_and(|d| d.key.curve() == Curve::NistP256);
+    if cheap {
+        return sign_and_open(&es11, ci, &req);
+    }
+    let key_id = ci.key_id.clone();
+    crate::blocking::offload(move || {
+        let ci = es11.ci(key_id.as_bytes()).ok_or(Es11Error::NoDsAuthForCi)?;
+        sign_and_open(&es11, ci, &req)
+    })
+    .await
+    .map_err(|e| Es11Error::Internal(format!("signing task failed: {e}")))?
+}
