@@ -262,48 +262,96 @@ fn find_issuer<'c>(
     by_name
 }
 
+/// Why a subject falls outside one directoryName subtree of a name constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SubtreeMismatch {
+    EidOutside {
+        eid: String,
+        prefix: String,
+    },
+    NoSerialNumber {
+        prefix: String,
+    },
+    Attribute {
+        attr: String,
+        found: String,
+        permitted: String,
+    },
+    MissingAttribute {
+        attr: String,
+        permitted: String,
+    },
+    /// The constraint names an attribute type this validator does not know.
+    UnknownAttribute(String),
+}
+
+impl fmt::Display for SubtreeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EidOutside { eid, prefix } => {
+                write!(f, "EID {eid} is outside the permitted prefix {prefix}")
+            }
+            Self::NoSerialNumber { prefix } => {
+                write!(
+                    f,
+                    "subject has no serialNumber, permitted prefix is {prefix}"
+                )
+            }
+            Self::Attribute {
+                attr,
+                found,
+                permitted,
+            } => write!(f, "{attr}={found:?} is not the permitted {permitted:?}"),
+            Self::MissingAttribute { attr, permitted } => {
+                write!(f, "subject has no {attr} (permitted: {permitted:?})")
+            }
+            Self::UnknownAttribute(why) => write!(f, "{why}"),
+        }
+    }
+}
+
 /// Checks the SGP.22 reading of a directoryName subtree against a subordinate subject: every
 /// attribute must be present with the same value, except serialNumber, which is an EID prefix.
 fn subtree_matches(
     subtree: &[AttributeSpec],
     cert: &Certificate,
     is_leaf: bool,
-) -> Result<(), String> {
+) -> Result<(), SubtreeMismatch> {
     for a in subtree {
-        let oid = crate::name::attribute_oid(&a.attr)?;
+        let oid = crate::name::attribute_oid(&a.attr).map_err(SubtreeMismatch::UnknownAttribute)?;
         let found = cert.subject.get(oid.as_bytes());
         if oid.as_bytes() == known::AT_SERIAL_NUMBER {
             match found {
                 Some(eid) if eid.starts_with(&a.value) => {}
                 Some(eid) => {
-                    return Err(format!(
-                        "EID {eid} is outside the permitted prefix {}",
-                        a.value
-                    ));
+                    return Err(SubtreeMismatch::EidOutside {
+                        eid: eid.to_string(),
+                        prefix: a.value.clone(),
+                    });
                 }
                 // A subordinate CA carries no EID; the prefix applies to the eUICCs below it.
                 None if !is_leaf => {}
                 None => {
-                    return Err(format!(
-                        "subject has no serialNumber, permitted prefix is {}",
-                        a.value
-                    ));
+                    return Err(SubtreeMismatch::NoSerialNumber {
+                        prefix: a.value.clone(),
+                    });
                 }
             }
         } else {
             match found {
                 Some(v) if v == a.value => {}
                 Some(v) => {
-                    return Err(format!(
-                        "{}={v:?} is not the permitted {:?}",
-                        a.attr, a.value
-                    ));
+                    return Err(SubtreeMismatch::Attribute {
+                        attr: a.attr.clone(),
+                        found: v.to_string(),
+                        permitted: a.value.clone(),
+                    });
                 }
                 None => {
-                    return Err(format!(
-                        "subject has no {} (permitted: {:?})",
-                        a.attr, a.value
-                    ));
+                    return Err(SubtreeMismatch::MissingAttribute {
+                        attr: a.attr.clone(),
+                        permitted: a.value.clone(),
+                    });
                 }
             }
         }
@@ -311,11 +359,13 @@ fn subtree_matches(
     Ok(())
 }
 
+/// The name constraints and `permittedEins` of the CA `ca` admit `cert`.
 fn check_name_constraints(
     ca: &Certificate,
     cert: &Certificate,
     is_leaf: bool,
-) -> Result<(), String> {
+) -> Result<(), ChainErrorKind> {
+    let violated = |why: String| Err(ChainErrorKind::NameConstraint(why));
     if let Some(ExtensionSpec::NameConstraints {
         permitted,
         excluded,
@@ -325,13 +375,17 @@ fn check_name_constraints(
         .and_then(|e| e.spec.as_ref())
     {
         if !permitted.is_empty() {
-            let results: Vec<Result<(), String>> = permitted
+            let results: Vec<Result<(), SubtreeMismatch>> = permitted
                 .iter()
                 .map(|s| subtree_matches(s, cert, is_leaf))
                 .collect();
             if !results.iter().any(Result::is_ok) {
-                let why: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-                return Err(format!(
+                let why: Vec<String> = results
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .map(|m| m.to_string())
+                    .collect();
+                return violated(format!(
                     "\"{}\" is not permitted by \"{}\": {}",
                     cert.subject,
                     ca.subject,
@@ -341,7 +395,7 @@ fn check_name_constraints(
         }
         for s in excluded {
             if subtree_matches(s, cert, is_leaf).is_ok() {
-                return Err(format!(
+                return violated(format!(
                     "\"{}\" falls in a subtree excluded by \"{}\"",
                     cert.subject, ca.subject
                 ));
@@ -355,7 +409,7 @@ fn check_name_constraints(
     {
         let eid = cert.subject.get(known::AT_SERIAL_NUMBER).unwrap_or("");
         if !eins.iter().any(|p| eid.starts_with(p.as_str())) {
-            return Err(format!(
+            return violated(format!(
                 "EID {eid:?} does not start with any permittedEins of \"{}\" ({})",
                 ca.subject,
                 eins.join(", ")
@@ -426,8 +480,7 @@ pub fn verify_chain(
             .copied()
             .chain(std::iter::once(anchor))
         {
-            check_name_constraints(ca, cert, depth == 0)
-                .map_err(|s| here(ChainErrorKind::NameConstraint(s)))?;
+            check_name_constraints(ca, cert, depth == 0).map_err(here)?;
         }
     }
 

@@ -2,7 +2,7 @@
 //! out of the box (127.0.0.1:8443, `./smds-data`, a development PKI minted on first start).
 
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,10 +85,31 @@ pub struct FileConfig {
     pub limits: Limits,
 }
 
+/// Why a configuration file cannot be used; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -106,8 +127,9 @@ pub struct Config {
     pub limits: Limits,
 }
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8444";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8444));
 pub const DEFAULT_DATA_DIR: &str = "./smds-data";
 
 impl Config {
@@ -120,21 +142,18 @@ impl Config {
         data_dir: Option<PathBuf>,
         hostname: Option<String>,
         pki: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Self {
         let file = file.unwrap_or_default();
-        let parse = |s: &str| s.parse::<SocketAddr>().map_err(|e| format!("{s}: {e}"));
-        Ok(Config {
-            listen: match listen.or(file.listen) {
-                Some(a) => a,
-                None => parse(DEFAULT_LISTEN)?,
-            },
+        Config {
+            listen: listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             admin_listen: if no_admin {
                 None
             } else {
-                match admin_listen.or(file.admin_listen) {
-                    Some(a) => Some(a),
-                    None => Some(parse(DEFAULT_ADMIN_LISTEN)?),
-                }
+                Some(
+                    admin_listen
+                        .or(file.admin_listen)
+                        .unwrap_or(DEFAULT_ADMIN_LISTEN),
+                )
             },
             data_dir: data_dir
                 .or(file.data_dir)
@@ -142,7 +161,7 @@ impl Config {
             hostname: hostname.or(file.hostname),
             pki: pki.or(file.pki),
             limits: file.limits,
-        })
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -173,15 +192,14 @@ mod tests {
             Some("/tmp/x".into()),
             None,
             None,
-        )
-        .expect("ok");
+        );
         assert_eq!(c.listen.to_string(), "0.0.0.0:9443");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.limits.max_body_bytes, 1000);
         assert_eq!(c.limits.max_connections, Limits::default().max_connections);
         assert_eq!(
             c.admin_listen.map(|a| a.to_string()).as_deref(),
-            Some(DEFAULT_ADMIN_LISTEN)
+            Some("127.0.0.1:8444")
         );
         assert!(
             toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),

@@ -5,7 +5,7 @@
 
 use pki_tool::hierarchy::{self, InitOptions, read_cert, read_key};
 use pki_tool::layout::Slot;
-use pki_tool::validate::{Options, verify_chain};
+use pki_tool::validate::{ChainError, Options, verify_chain};
 use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,39 @@ impl CiKeyId {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// Why the server's credentials cannot be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A certificate or key file that cannot be read (the message names the file).
+    #[error("{0}")]
+    Read(#[from] pki_tool::Error),
+    #[error("{}: {source}", path.display())]
+    Chain { path: PathBuf, source: ChainError },
+    #[error("{}: not a self-signed CI certificate", .0.display())]
+    NotSelfSigned(PathBuf),
+    #[error(
+        "{}: no CI certificate (expected CertificateIssuer/CERT_CI_ECDSA_NIST.der or _BRP.der)",
+        .0.display()
+    )]
+    NoCi(PathBuf),
+    #[error("{}: this key does not belong to {}", key.display(), cert.display())]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error("{}: CERT.DS.TLS must use NIST P-256", .0.display())]
+    DsTlsCurve(PathBuf),
+    #[error("cannot mint the development PKI in {}: {source}", dir.display())]
+    DevPki {
+        dir: PathBuf,
+        source: pki_tool::Error,
+    },
+}
+
+fn chain(path: &Path) -> impl Fn(ChainError) -> PkiError + '_ {
+    move |source| PkiError::Chain {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -60,39 +93,34 @@ fn credential(
     slot: &Slot,
     cis: &[Certificate],
     now: i64,
-) -> Result<Credential, String> {
+) -> Result<Credential, PkiError> {
     let path = slot.cert_der(root);
-    let cert = read_cert(&path).map_err(|e| e.to_string())?;
-    verify_chain(&cert, &[], cis, Some(slot.role), Options::at(now))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let cert = read_cert(&path)?;
+    verify_chain(&cert, &[], cis, Some(slot.role), Options::at(now)).map_err(chain(&path))?;
     let key_path = slot.private_key(root);
     check_key_file(&key_path);
-    let key = read_key(&key_path).map_err(|e| e.to_string())?;
+    let key = read_key(&key_path)?;
     if key.public_key() != &cert.public_key {
-        return Err(format!(
-            "{}: this key does not belong to {}",
-            key_path.display(),
-            path.display()
-        ));
+        return Err(PkiError::KeyMismatch {
+            key: key_path,
+            cert: path,
+        });
     }
     Ok(Credential { cert, key, path })
 }
 
 impl ServerPki {
     /// Loads and checks the credentials in `root` at time `now`.
-    pub fn load(root: &Path, now: i64) -> Result<Self, String> {
+    pub fn load(root: &Path, now: i64) -> Result<Self, PkiError> {
         let mut cis = Vec::new();
         for curve in Curve::ALL {
             let path = Slot::new(Role::Ci, curve).cert_der(root);
             if !path.exists() {
                 continue;
             }
-            let ci = read_cert(&path).map_err(|e| e.to_string())?;
+            let ci = read_cert(&path)?;
             if !ci.is_self_signed() {
-                return Err(format!(
-                    "{}: not a self-signed CI certificate",
-                    path.display()
-                ));
+                return Err(PkiError::NotSelfSigned(path));
             }
             verify_chain(
                 &ci,
@@ -101,21 +129,15 @@ impl ServerPki {
                 Some(Role::Ci),
                 Options::at(now),
             )
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(chain(&path))?;
             cis.push(ci);
         }
         if cis.is_empty() {
-            return Err(format!(
-                "{}: no CI certificate (expected CertificateIssuer/CERT_CI_ECDSA_NIST.der or _BRP.der)",
-                root.display()
-            ));
+            return Err(PkiError::NoCi(root.to_path_buf()));
         }
         let ds_tls = credential(root, &Slot::new(Role::Dstls, Curve::NistP256), &cis, now)?;
         if ds_tls.key.curve() != Curve::NistP256 {
-            return Err(format!(
-                "{}: CERT.DS.TLS must use NIST P-256",
-                ds_tls.path.display()
-            ));
+            return Err(PkiError::DsTlsCurve(ds_tls.path));
         }
         let mut ds_auth = Vec::new();
         for curve in Curve::ALL {
@@ -142,13 +164,14 @@ impl ServerPki {
 /// The hierarchy directory used when none is configured: `<data_dir>/pki`, minted (default
 /// profile, both curves, CERT.DS.TLS for `hostname`) if it does not exist yet. Returns the
 /// directory and whether it was minted now.
-pub fn ensure_dev_pki(data_dir: &Path, hostname: &str) -> Result<(PathBuf, bool), String> {
+pub fn ensure_dev_pki(data_dir: &Path, hostname: &str) -> Result<(PathBuf, bool), PkiError> {
     let dir = data_dir.join("pki");
     if dir.join(hierarchy::MANIFEST).exists() {
         return Ok((dir, false));
     }
-    let opts = InitOptions::lab(&dir, &Curve::ALL, hostname).map_err(|e| e.to_string())?;
-    hierarchy::init(&opts)
-        .map_err(|e| format!("cannot mint the development PKI in {}: {e}", dir.display()))?;
+    let minted = InitOptions::lab(&dir, &Curve::ALL, hostname).and_then(|o| hierarchy::init(&o));
+    if let Err(source) = minted {
+        return Err(PkiError::DevPki { dir, source });
+    }
     Ok((dir, true))
 }

@@ -267,12 +267,16 @@ fn bad_credentials_are_refused_at_start_naming_the_file() {
     ServerPki::load(&pki, now).expect("good PKI loads");
     // Expired (the clock long after DStls's 398 days) and not yet valid (before minting).
     let later = now + 400 * 86_400;
-    let err = ServerPki::load(&pki, later).expect_err("expired DStls");
+    let err = ServerPki::load(&pki, later)
+        .expect_err("expired DStls")
+        .to_string();
     assert!(
         err.contains("CERT_S_SM_DS_TLS_NIST.der") && err.contains("expired"),
         "{err}"
     );
-    let err = ServerPki::load(&pki, now - 86_400).expect_err("not yet valid");
+    let err = ServerPki::load(&pki, now - 86_400)
+        .expect_err("not yet valid")
+        .to_string();
     assert!(err.contains("not yet valid"), "{err}");
     // A wrong-role certificate in the DStls slot.
     std::fs::copy(
@@ -280,7 +284,9 @@ fn bad_credentials_are_refused_at_start_naming_the_file() {
         pki.join("DStls/CERT_S_SM_DS_TLS_NIST.der"),
     )
     .expect("copy");
-    let err = ServerPki::load(&pki, now).expect_err("wrong role");
+    let err = ServerPki::load(&pki, now)
+        .expect_err("wrong role")
+        .to_string();
     assert!(
         err.contains("CERT_S_SM_DS_TLS_NIST.der") && err.contains("dstls"),
         "{err}"
@@ -295,6 +301,8 @@ fn bad_credentials_are_refused_at_start_naming_the_file() {
     )
     .expect("copy");
     // (Its certificates were minted after `now`: check at a later time, so the only fault is the key.)
-    let err = ServerPki::load(&pki2, pki_tool::time::now() + 1).expect_err("mismatched key");
+    let err = ServerPki::load(&pki2, pki_tool::time::now() + 1)
+        .expect_err("mismatched key")
+        .to_string();
     assert!(err.contains("SK_S_SM_DSauth_ECDSA_NIST.pem"), "{err}");
 }

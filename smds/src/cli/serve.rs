@@ -107,7 +107,12 @@ async fn wait_for_signal() {
 
 pub async fn run(a: ServeArgs) -> Result<(), String> {
     init_logging(&a.log_format);
-    let file = a.config.as_deref().map(FileConfig::load).transpose()?;
+    let file = a
+        .config
+        .as_deref()
+        .map(FileConfig::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let cfg = Config::resolve(
         file,
         a.listen,
@@ -116,16 +121,17 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         a.data_dir,
         a.hostname,
         a.pki,
-    )?;
+    );
     let now = pki_tool::time::now();
     let (pki_dir, minted) = match &cfg.pki {
         Some(dir) => (dir.clone(), false),
         None => pki::ensure_dev_pki(
             &cfg.data_dir,
             cfg.hostname.as_deref().unwrap_or("localhost"),
-        )?,
+        )
+        .map_err(|e| e.to_string())?,
     };
-    let server_pki = ServerPki::load(&pki_dir, now)?;
+    let server_pki = ServerPki::load(&pki_dir, now).map_err(|e| e.to_string())?;
     let hostname = cfg
         .hostname
         .clone()
