@@ -59,6 +59,21 @@ impl TransactionId {
     }
 }
 
+/// Serialized as the JSON binding carries it: uppercase hex.
+impl serde::Serialize for TransactionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TransactionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TransactionId::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("a transactionId is 1 to 16 bytes of hex"))
+    }
+}
+
 /// `ServerSigned1` (rsp.asn 264-269): what the SM-DS signs with CERT.DSauth.
 #[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct ServerSigned1 {
@@ -419,6 +434,20 @@ mod tests {
                 view.ci_pkids_for_signing[0].as_slice()
             );
         }
+    }
+
+    #[test]
+    fn transaction_ids_serialize_as_hex() {
+        let t = TransactionId::new(&[0xAB, 0x01]).expect("valid");
+        assert_eq!(serde_json::to_string(&t).expect("json"), "\"AB01\"");
+        assert_eq!(
+            serde_json::from_str::<TransactionId>("\"ab01\"").ok(),
+            Some(t)
+        );
+        assert!(serde_json::from_str::<TransactionId>("\"\"").is_err());
+        assert!(
+            serde_json::from_str::<TransactionId>(&format!("\"{}\"", "00".repeat(17))).is_err()
+        );
     }
 
     #[test]

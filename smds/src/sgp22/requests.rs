@@ -4,7 +4,11 @@
 //! lab clients build their bodies with the same names.
 //!
 //! A parse failure names the field and whether it was missing or invalid; each function family
-//! maps that to its SGP.22 code (`Es11Error::status`, `Es12Error::status`).
+//! maps that to its SGP.22 code (`Es11Error::status`, `Es12Error::status`). The fields are read
+//! one by one rather than through a serde derive because SGP.22 gives each field its own codes
+//! (an invalid EID is 8.1.1/2.1, a missing eventId 8.9.5/2.2) and serde's errors do not say
+//! which field failed; the values themselves (`Eid`, `EventId`, `RspServerAddress`,
+//! `TransactionId`) validate again whenever serde deserializes them.
 
 use crate::asn1::{self, EuiccInfo1View, TransactionId};
 use crate::types::{EventId, RspServerAddress};
