@@ -31,9 +31,13 @@ pub struct Limits {
     pub session_lifetime_secs: u64,
     /// Most ES11 sessions in progress; more InitiateAuthentication calls are refused.
     pub max_sessions: usize,
-    /// Most pending events per EID; more registrations are refused (8.1.1/4.8). Bounds the size
-    /// of every ES11 answer.
+    /// Most pending events one SM-DP+ may have for one EID; more of its registrations are refused
+    /// (8.1.1/4.8). Per owner, so that no SM-DP+ can crowd out another's events.
     pub max_events_per_eid: usize,
+    /// Most pending events one EID may have from all SM-DP+s together: a backstop far above
+    /// honest use that bounds every ES11 answer. Reaching it gives the same 8.1.1/4.8 (so it
+    /// reveals nothing about other SM-DP+s) and counts `smds_refusals_total{reason="eid_backstop"}`.
+    pub max_events_per_eid_all_owners: usize,
     /// Database page cache, MiB.
     pub db_cache_mib: usize,
 }
@@ -52,6 +56,7 @@ impl Default for Limits {
             session_lifetime_secs: 300,
             max_sessions: 100_000,
             max_events_per_eid: 100,
+            max_events_per_eid_all_owners: 1000,
             db_cache_mib: 32,
         }
     }

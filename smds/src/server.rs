@@ -63,6 +63,7 @@ impl Server {
                 queue: cfg.limits.write_queue,
                 cache_bytes: cfg.limits.db_cache_mib.max(1) * 1024 * 1024,
                 max_events_per_eid: cfg.limits.max_events_per_eid,
+                max_events_per_eid_all_owners: cfg.limits.max_events_per_eid_all_owners,
                 ..WriterConfig::default()
             },
         )?;

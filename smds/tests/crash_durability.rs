@@ -16,7 +16,11 @@ use support::*;
 /// Starts `smds serve` on `data`, with the per-EID bound lifted (all events go to one EID here).
 fn spawn_server(pki: &Path, data: &Path) -> (Child, u16) {
     let config = data.with_extension("toml");
-    std::fs::write(&config, "[limits]\nmax_events_per_eid = 1000000\n").expect("config");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_events_per_eid = 1000000\nmax_events_per_eid_all_owners = 1000000\n",
+    )
+    .expect("config");
     spawn_serve(pki, data, Some(&config))
 }
 

@@ -69,6 +69,7 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
         &data,
         Limits {
             max_events_per_eid: 1_000_000,
+            max_events_per_eid_all_owners: 1_000_000,
             ..Limits::default()
         },
     );

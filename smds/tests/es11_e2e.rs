@@ -14,36 +14,18 @@ use pki_tool::{Curve, Eid, PrivateKey, Role};
 use serde_json::json;
 use smds::config::{Config, Limits};
 use smds::lab::https::Connection;
-use smds::lab::lpa::{Discovery, DiscoveryOptions};
+use smds::lab::lpa::Discovery;
 use smds::lab::soft_euicc::SoftEuicc;
-use smds::server::Server;
 use smds::sgp22::Es11PathFamily;
 use smds::sgp22::FunctionResult;
 use smds::sgp22::responses::InitiateAuthenticationResponse;
 use std::path::Path;
 use std::time::Duration;
+use support::discovery_options as options;
 use support::*;
 
 fn config(tmp: &TempDir, pki: &Path, limits: Limits) -> Config {
     loopback_config(pki, &tmp.0.join("data"), limits)
-}
-
-fn options(
-    server: &Server,
-    trust: &Path,
-    matching_id: Option<&str>,
-    paths: Es11PathFamily,
-) -> DiscoveryOptions {
-    DiscoveryOptions {
-        endpoint: endpoint(server),
-        address: format!("localhost:{}", server.addr.port()),
-        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(trust)]).expect("ci"))
-            .expect("tls"),
-        paths,
-        matching_id: matching_id.map(str::to_string),
-        timeout: Duration::from_secs(10),
-        now: pki_tool::time::now(),
-    }
 }
 
 fn events(d: Discovery) -> Vec<String> {

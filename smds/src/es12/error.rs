@@ -13,6 +13,10 @@ pub enum Es12Error {
     /// The EID has as many events as the server keeps.
     #[error("this EID has the maximum number of pending events; delete some first")]
     EventsFull,
+    /// The EID holds as many events from all SM-DP+s together as the server keeps. The caller is
+    /// told exactly what an SM-DP+ at its own bound is told, so it learns nothing about others.
+    #[error("this EID has the maximum number of pending events; delete some first")]
+    EidBackstop,
     #[error("an event with this eventId already exists for this EID")]
     Duplicate,
     /// No such event, or one registered by another SM-DP+ (deliberately the same).
@@ -31,10 +35,14 @@ fn store_message(e: &StoreError) -> &'static str {
 }
 
 impl FunctionError for Es12Error {
+    fn refusal_reason(&self) -> Option<&'static str> {
+        matches!(self, Es12Error::EidBackstop).then_some("eid_backstop")
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Es12Error::Request(e) => request_status(e),
-            Es12Error::EventsFull => codes::EID_EVENTS_FULL,
+            Es12Error::EventsFull | Es12Error::EidBackstop => codes::EID_EVENTS_FULL,
             Es12Error::Duplicate => codes::EVENT_DUPLICATED,
             Es12Error::UnknownEvent => codes::EVENT_UNKNOWN,
             Es12Error::Store(e) => match e.root() {

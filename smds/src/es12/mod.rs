@@ -26,6 +26,7 @@ pub async fn register_event(
         owner = %peer.owner,
         "registerEvent"
     );
+    let req_eid = req.eid;
     let event = EventRecord {
         eid: req.eid,
         event_id: req.event_id,
@@ -38,6 +39,10 @@ pub async fn register_event(
     match store.register_event(event).await {
         Ok(RegisterOutcome::Registered { .. }) => Ok(()),
         Ok(RegisterOutcome::TooMany) => Err(Es12Error::EventsFull),
+        Ok(RegisterOutcome::EidFull) => {
+            tracing::warn!(eid = %req_eid, owner = %peer.owner, "the EID-wide event backstop is reached");
+            Err(Es12Error::EidBackstop)
+        }
         Ok(RegisterOutcome::Duplicate) => Err(Es12Error::Duplicate),
         Err(e) => {
             tracing::error!(error = %e, "event store failure");

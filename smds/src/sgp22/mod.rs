@@ -17,6 +17,12 @@ pub use paths::{Es11PathFamily, Function};
 /// family's error enum implements it with one `status` function, its single code mapping.
 pub trait FunctionError: std::fmt::Display {
     fn status(&self) -> StatusCode;
+
+    /// For refusals operators must be able to tell apart although the wire answer is the same
+    /// (counted in metrics, never sent): a short label.
+    fn refusal_reason(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A server address as SGP.22 compares it (InitiateAuthentication's address, serverSigned1's and

@@ -4,9 +4,11 @@
 //! [`redb::RedbStore`] is the embedded implementation.
 //!
 //! Guarantees every implementation gives: events of one EID come back in registration (FIFO)
-//! order; an EventID is unique per EID; a registration or deletion is acknowledged only once it
-//! is durable; the per-EID bound is enforced atomically; deleting someone else's event looks
-//! exactly like deleting an unknown one. Callers pass validated values only.
+//! order; an EventID is unique per EID and owning SM-DP+ (two SM-DP+s may use the same one, and
+//! neither can tell); a registration or deletion is acknowledged only once it is durable; the
+//! per-owner bound and the EID-wide backstop are enforced atomically; deleting someone else's
+//! event is the same miss, with the same work, as deleting an unknown one. Callers pass
+//! validated values only.
 
 pub mod redb;
 
@@ -47,10 +49,12 @@ pub enum RegisterOutcome {
     Registered {
         seq: u64,
     },
-    /// An event with this EventID exists for this EID.
+    /// This SM-DP+ already has an event with this EventID for this EID.
     Duplicate,
-    /// The EID already has the maximum number of events.
+    /// This SM-DP+ already has the maximum number of events for this EID.
     TooMany,
+    /// The EID has the maximum number of events from all SM-DP+s together (the backstop).
+    EidFull,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

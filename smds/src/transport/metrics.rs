@@ -56,6 +56,11 @@ struct FunctionLabel {
     function: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 type Latency = Family<FunctionLabel, Histogram, fn() -> Histogram>;
 
 /// Metrics shared by all connections.
@@ -65,6 +70,7 @@ pub struct Metrics {
     latency: Latency,
     tls_failures: Counter,
     refused_connections: Counter,
+    refusals: Family<ReasonLabel, Counter>,
     events_stored: Gauge,
 }
 
@@ -99,6 +105,12 @@ impl Default for Metrics {
             "Connections refused at the connection limit",
             refused_connections.clone(),
         );
+        let refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "smds_refusals",
+            "Refusals operators tell apart though the wire answer is the same (eid_backstop: an EID reached the all-SM-DP+ event backstop)",
+            refusals.clone(),
+        );
         let events_stored = Gauge::default();
         registry.register(
             "smds_events_stored",
@@ -111,6 +123,7 @@ impl Default for Metrics {
             latency,
             tls_failures,
             refused_connections,
+            refusals,
             events_stored,
         }
     }
@@ -133,6 +146,10 @@ impl Metrics {
 
     pub fn tls_failure(&self) {
         self.tls_failures.inc();
+    }
+
+    pub fn refusal(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     pub fn refused_connection(&self) {

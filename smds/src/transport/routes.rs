@@ -49,7 +49,15 @@ fn refusal(
 }
 
 /// A function's result in the envelope (always HTTP 200).
-fn answer<E: FunctionError>(result: Result<Map<String, Value>, E>) -> (Response<Body>, Outcome) {
+fn answer<E: FunctionError>(
+    state: &AppState,
+    result: Result<Map<String, Value>, E>,
+) -> (Response<Body>, Outcome) {
+    if let Err(reason) = result.as_ref().map_err(E::refusal_reason)
+        && let Some(reason) = reason
+    {
+        state.metrics.refusal(reason);
+    }
     match result {
         Ok(fields) => (
             json_response(hyper::StatusCode::OK, &envelope::success(fields)),
@@ -128,6 +136,7 @@ async fn call(
     let store = state.store.as_ref();
     match (function, peer) {
         (Function::Es11InitiateAuthentication, _) => answer(
+            state,
             async {
                 let req = InitiateAuthenticationRequest::parse(body)?;
                 es11::initiate_authentication(state.es11.clone(), req)
@@ -137,6 +146,7 @@ async fn call(
             .await,
         ),
         (Function::Es11AuthenticateClient, _) => answer(
+            state,
             async {
                 let req = AuthenticateClientRequest::parse(body)?;
                 let store: Arc<dyn EventStore> = state.store.clone();
@@ -147,6 +157,7 @@ async fn call(
             .await,
         ),
         (Function::Es12RegisterEvent, Some(p)) => answer(
+            state,
             async {
                 let req = RegisterEventRequest::parse(body)?;
                 es12::register_event(store, p, req, state.now())
@@ -156,6 +167,7 @@ async fn call(
             .await,
         ),
         (Function::Es12DeleteEvent, Some(p)) => answer(
+            state,
             async {
                 let req = DeleteEventRequest::parse(body)?;
                 es12::delete_event(store, p, req).await.map(|()| Map::new())

@@ -135,6 +135,25 @@ pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connect
         .expect("connects")
 }
 
+/// A discovery against `server` by an LPA trusting `trust`'s CI for TLS.
+pub fn discovery_options(
+    server: &Server,
+    trust: &Path,
+    matching_id: Option<&str>,
+    paths: smds::sgp22::Es11PathFamily,
+) -> smds::lab::lpa::DiscoveryOptions {
+    smds::lab::lpa::DiscoveryOptions {
+        endpoint: endpoint(server),
+        address: format!("localhost:{}", server.addr.port()),
+        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(trust)]).expect("ci"))
+            .expect("tls"),
+        paths,
+        matching_id: matching_id.map(str::to_string),
+        timeout: Duration::from_secs(10),
+        now: pki_tool::time::now(),
+    }
+}
+
 pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
     conn.call(
         smds::sgp22::paths::path::ES12_REGISTER_EVENT,

@@ -31,8 +31,17 @@ pub struct WriterConfig {
     pub queue: usize,
     /// redb page cache, bytes (bounds the store's memory).
     pub cache_bytes: usize,
-    /// Most events one EID may have; registering more is refused.
+    /// Most events one SM-DP+ may have pending for one EID; registering more is refused.
     pub max_events_per_eid: usize,
+    /// Most events one EID may have from all SM-DP+s together: a backstop far above honest use.
+    pub max_events_per_eid_all_owners: usize,
+}
+
+/// The per-EID bounds the writer enforces.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    pub(super) per_owner: usize,
+    pub(super) all_owners: usize,
 }
 
 impl Default for WriterConfig {
@@ -42,6 +51,7 @@ impl Default for WriterConfig {
             queue: 8192,
             cache_bytes: 32 * 1024 * 1024,
             max_events_per_eid: 100,
+            max_events_per_eid_all_owners: 1000,
         }
     }
 }
@@ -74,7 +84,10 @@ impl RedbStore {
                     &writer_db,
                     rx,
                     cfg.max_batch.max(1),
-                    cfg.max_events_per_eid.max(1),
+                    Bounds {
+                        per_owner: cfg.max_events_per_eid.max(1),
+                        all_owners: cfg.max_events_per_eid_all_owners.max(1),
+                    },
                 )
             })
             .map_err(|e| wrap(StoreError::Io(e.kind())))?;

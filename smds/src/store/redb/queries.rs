@@ -1,7 +1,7 @@
 //! Reads, each in its own read transaction: they never wait for the writer. Synchronous (redb
 //! does blocking file I/O); [`super::RedbStore`] runs them off the async workers.
 
-use super::schema::{BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, error, unreadable};
+use super::schema::{BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, OWNER_COUNTS, error, unreadable};
 use crate::store::{StoreError, StoredEvent};
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -50,8 +50,9 @@ pub(super) fn count(db: &Database) -> Result<u64, StoreError> {
     table.len().map_err(error)
 }
 
-/// Checks that the event table, the EventID index and the per-EID counters describe the same
-/// events and that the sequence counter is ahead of every event; returns the number of events.
+/// Checks that the event table, the EventID index and the per-EID and per-owner counters
+/// describe the same events and that the sequence counter is ahead of every event; returns the
+/// number of events.
 pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
     let txn = db.begin_read().map_err(error)?;
     let events = txn.open_table(EVENTS).map_err(error)?;
@@ -59,7 +60,9 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
     let meta = txn.open_table(META).map_err(error)?;
     let next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
     let counts = txn.open_table(COUNTS).map_err(error)?;
+    let owner_counts = txn.open_table(OWNER_COUNTS).map_err(error)?;
     let mut per_eid: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut per_owner: std::collections::BTreeMap<(String, String), u64> = Default::default();
     let mut n = 0u64;
     for item in events.iter().map_err(error)? {
         let (k, v) = item.map_err(error)?;
@@ -72,7 +75,7 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
             )));
         }
         if index
-            .get((eid, e.record.event_id.as_str()))
+            .get((eid, e.record.owner.as_str(), e.record.event_id.as_str()))
             .map_err(error)?
             .map(|s| s.value())
             != Some(seq)
@@ -88,6 +91,9 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
             )));
         }
         *per_eid.entry(eid.to_string()).or_default() += 1;
+        *per_owner
+            .entry((eid.to_string(), e.record.owner.to_string()))
+            .or_default() += 1;
         n += 1;
     }
     let mut counted = 0usize;
@@ -107,6 +113,28 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
         return Err(StoreError::Corrupt(format!(
             "{} EIDs hold events but {counted} have counters",
             per_eid.len()
+        )));
+    }
+    let mut owners_counted = 0usize;
+    for item in owner_counts.iter().map_err(error)? {
+        let (k, c) = item.map_err(error)?;
+        let (eid, owner) = k.value();
+        owners_counted += 1;
+        let held = per_owner
+            .get(&(eid.to_string(), owner.to_string()))
+            .copied()
+            .unwrap_or(0);
+        if held != c.value() {
+            return Err(StoreError::Corrupt(format!(
+                "EID {eid} has {held} events of {owner} but their counter says {}",
+                c.value()
+            )));
+        }
+    }
+    if owners_counted != per_owner.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} (EID, owner) pairs hold events but {owners_counted} have counters",
+            per_owner.len()
         )));
     }
     let indexed = index.len().map_err(error)?;

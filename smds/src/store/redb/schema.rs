@@ -1,19 +1,26 @@
 //! The redb tables and how a database file is opened, created and brought up to date, plus the
 //! one mapping from redb's errors to [`StoreError`].
 
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredEvent};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// (EID, sequence) -> JSON of [`crate::store::StoredEvent`].
 pub(super) const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events_v1");
-/// (EID, EventID) -> sequence.
-pub(super) const BY_EVENT_ID: TableDefinition<(&str, &str), u64> =
-    TableDefinition::new("event_ids_v1");
+/// (EID, owner, EventID) -> sequence: an EventID is unique per EID and owning SM-DP+, so that
+/// no SM-DP+ can learn about, or collide with, another's events.
+pub(super) const BY_EVENT_ID: TableDefinition<(&str, &str, &str), u64> =
+    TableDefinition::new("event_ids_v2");
+/// The index before it was scoped to the owner: (EID, EventID) -> sequence. Replaced at open.
+const LEGACY_BY_EVENT_ID: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
 /// Counters: `next_seq`.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
-/// EID -> number of its events (for the per-EID bound without a scan).
+/// EID -> number of its events, all owners (for the EID-wide backstop without a scan).
 pub(super) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
+/// (EID, owner) -> number of that owner's events for the EID (for the per-owner bound).
+pub(super) const OWNER_COUNTS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("owner_event_counts_v1");
 
 pub(super) const NEXT_SEQ: &str = "next_seq";
 
@@ -61,8 +68,9 @@ pub(super) fn open_database(
 }
 
 /// Opens (or creates) the database at `path` and makes sure every table exists, so that
-/// readers never see one missing. A database written before the per-EID counters existed gets
-/// them counted once.
+/// readers never see one missing. Derived tables that are empty while events exist (a database
+/// written before they existed) are rebuilt from the events once, in the same transaction that
+/// drops the index they replace.
 pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let db = if path.exists() {
         let meta = std::fs::metadata(path).map_err(|e| io_error(&e))?;
@@ -78,21 +86,50 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreErr
     };
     let txn = db.begin_write().map_err(error)?;
     {
-        txn.open_table(BY_EVENT_ID).map_err(error)?;
         txn.open_table(META).map_err(error)?;
         let events = txn.open_table(EVENTS).map_err(error)?;
+        let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
-        if counts.is_empty().map_err(error)? && !events.is_empty().map_err(error)? {
-            let mut per_eid: std::collections::BTreeMap<String, u64> = Default::default();
-            for item in events.iter().map_err(error)? {
-                let (k, _) = item.map_err(error)?;
-                *per_eid.entry(k.value().0.to_string()).or_default() += 1;
-            }
-            for (eid, n) in per_eid {
-                counts.insert(eid.as_str(), n).map_err(error)?;
+        let mut owner_counts = txn.open_table(OWNER_COUNTS).map_err(error)?;
+        if !events.is_empty().map_err(error)? {
+            let rebuild_index = index.is_empty().map_err(error)?;
+            let rebuild_counts = counts.is_empty().map_err(error)?;
+            let rebuild_owner_counts = owner_counts.is_empty().map_err(error)?;
+            if rebuild_index || rebuild_counts || rebuild_owner_counts {
+                let mut per_eid: BTreeMap<String, u64> = BTreeMap::new();
+                let mut per_owner: BTreeMap<(String, String), u64> = BTreeMap::new();
+                for item in events.iter().map_err(error)? {
+                    let (k, v) = item.map_err(error)?;
+                    let (eid, seq) = k.value();
+                    let e: StoredEvent = serde_json::from_slice(v.value())
+                        .map_err(|e| unreadable(format!("event {eid}/{seq}: {e}")))?;
+                    let owner = e.record.owner.as_str();
+                    if rebuild_index {
+                        index
+                            .insert((eid, owner, e.record.event_id.as_str()), seq)
+                            .map_err(error)?;
+                    }
+                    *per_eid.entry(eid.to_string()).or_default() += 1;
+                    *per_owner
+                        .entry((eid.to_string(), owner.to_string()))
+                        .or_default() += 1;
+                }
+                if rebuild_counts {
+                    for (eid, n) in per_eid {
+                        counts.insert(eid.as_str(), n).map_err(error)?;
+                    }
+                }
+                if rebuild_owner_counts {
+                    for ((eid, owner), n) in per_owner {
+                        owner_counts
+                            .insert((eid.as_str(), owner.as_str()), n)
+                            .map_err(error)?;
+                    }
+                }
             }
         }
     }
+    txn.delete_table(LEGACY_BY_EVENT_ID).map_err(error)?;
     txn.commit().map_err(error)?;
     Ok(db)
 }

@@ -48,7 +48,7 @@ async fn fifo_duplicates_ownership_and_reopen() {
             ));
         }
         assert_eq!(
-            s.register_event(event(EID1, "a", "dp2")).await.expect("ok"),
+            s.register_event(event(EID1, "a", "dp1")).await.expect("ok"),
             RegisterOutcome::Duplicate
         );
         s.register_event(event(EID2, "a", "dp2"))
@@ -136,4 +136,59 @@ fn truncated_or_garbage_file_is_refused() {
         .expect("refused")
         .to_string();
     assert!(err.contains("junk.redb"), "{err}");
+}
+
+#[tokio::test]
+async fn an_index_from_before_owner_scoping_is_rebuilt_at_open() {
+    use ::redb::{ReadableDatabase, TableDefinition};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.redb");
+    // The layout of earlier versions: events, an (EID, EventID) index, per-EID counters.
+    {
+        let legacy_index: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
+        let db = ::redb::Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut events = txn.open_table(schema::EVENTS).expect("events");
+            let mut index = txn.open_table(legacy_index).expect("index");
+            let mut counts = txn.open_table(schema::COUNTS).expect("counts");
+            let mut meta = txn.open_table(schema::META).expect("meta");
+            for (seq, (id, owner)) in [("a", "dp1"), ("b", "dp2")].into_iter().enumerate() {
+                let seq = seq as u64 + 1;
+                let stored = StoredEvent {
+                    record: event(EID1, id, owner),
+                    seq,
+                };
+                let bytes = serde_json::to_vec(&stored).expect("json");
+                events
+                    .insert((EID1, seq), bytes.as_slice())
+                    .expect("insert");
+                index.insert((EID1, id), seq).expect("insert");
+            }
+            counts.insert(EID1, 2).expect("insert");
+            meta.insert(schema::NEXT_SEQ, 3).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let s = RedbStore::open(&path, WriterConfig::default()).expect("open");
+    assert_eq!(s.check_integrity().await.expect("consistent"), 2);
+    // Ownership carried over: dp2 may now use "a" too, dp1 may not reuse it, and dp2 cannot
+    // delete dp1's event.
+    assert!(matches!(
+        s.register_event(event(EID1, "a", "dp2")).await.expect("ok"),
+        RegisterOutcome::Registered { .. }
+    ));
+    assert_eq!(
+        s.register_event(event(EID1, "a", "dp1")).await.expect("ok"),
+        RegisterOutcome::Duplicate
+    );
+    assert_eq!(delete(&s, "b", "dp1").await, DeleteOutcome::NotFound);
+    assert_eq!(ids(&s, EID1).await, ["a", "b", "a"]);
+    assert_eq!(s.check_integrity().await.expect("consistent"), 3);
+    s.shutdown().await;
+    drop(s);
+    let db = ::redb::Database::open(&path).expect("reopen");
+    let txn = db.begin_read().expect("txn");
+    let legacy: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
+    assert!(txn.open_table(legacy).is_err(), "the old index is gone");
 }

@@ -5,7 +5,10 @@
 //! back, and reopens the database (swapping the handle readers use) before the next write.
 //! Nothing acknowledged is lost: a failed batch was never acknowledged.
 
-use super::schema::{self, BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, error, unreadable};
+use super::Bounds;
+use super::schema::{
+    self, BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, OWNER_COUNTS, error, unreadable,
+};
 use crate::identity::OwnerId;
 use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
 use crate::types::EventId;
@@ -95,7 +98,7 @@ impl DbSlot {
 }
 
 /// Runs until a [`Msg::Stop`] or until every sender is gone.
-pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, max_per_eid: usize) {
+pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, bounds: Bounds) {
     let mut stopping = false;
     // The error of the last failed commit, while writes are being refused.
     let mut failed: Option<StoreError> = None;
@@ -137,7 +140,7 @@ pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, ma
                 continue;
             }
         }
-        match apply_batch(&db.get(), &batch, max_per_eid) {
+        match apply_batch(&db.get(), &batch, bounds) {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
@@ -155,11 +158,34 @@ pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, ma
     // Whatever is still queued is answered with Closed when `rx` drops here.
 }
 
+/// Adds `delta` to a counter, removing it when it reaches zero.
+fn adjust<K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, u64>,
+    key: K::SelfType<'_>,
+    current: u64,
+    up: bool,
+) -> Result<(), StoreError>
+where
+    for<'a> K::SelfType<'a>: Clone,
+{
+    let next = if up {
+        current + 1
+    } else {
+        current.saturating_sub(1)
+    };
+    if next == 0 {
+        table.remove(key).map_err(error)?;
+    } else {
+        table.insert(key, next).map_err(error)?;
+    }
+    Ok(())
+}
+
 /// Applies a batch in one transaction; nothing of it is visible unless the commit succeeds.
 fn apply_batch(
     db: &Database,
     batch: &[(Op, Reply)],
-    max_per_eid: usize,
+    bounds: Bounds,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut txn = db.begin_write().map_err(error)?;
     txn.set_durability(redb::Durability::Immediate)
@@ -170,6 +196,7 @@ fn apply_batch(
         let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
         let mut meta = txn.open_table(META).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
+        let mut owner_counts = txn.open_table(OWNER_COUNTS).map_err(error)?;
         let mut next_seq = meta
             .get(NEXT_SEQ)
             .map_err(error)?
@@ -178,18 +205,27 @@ fn apply_batch(
         for (op, _) in batch {
             match op {
                 Op::Register(e) => {
-                    let key = (e.eid.as_str(), e.event_id.as_str());
+                    let (eid, owner) = (e.eid.as_str(), e.owner.as_str());
+                    let key = (eid, owner, e.event_id.as_str());
                     if index.get(key).map_err(error)?.is_some() {
                         outcomes.push(Outcome::Register(RegisterOutcome::Duplicate));
                         continue;
                     }
-                    let eid = e.eid.as_str();
-                    let existing = counts.get(eid).map_err(error)?.map_or(0, |v| v.value());
-                    if existing >= max_per_eid as u64 {
+                    let owned = owner_counts
+                        .get((eid, owner))
+                        .map_err(error)?
+                        .map_or(0, |v| v.value());
+                    if owned >= bounds.per_owner as u64 {
                         outcomes.push(Outcome::Register(RegisterOutcome::TooMany));
                         continue;
                     }
-                    counts.insert(eid, existing + 1).map_err(error)?;
+                    let all = counts.get(eid).map_err(error)?.map_or(0, |v| v.value());
+                    if all >= bounds.all_owners as u64 {
+                        outcomes.push(Outcome::Register(RegisterOutcome::EidFull));
+                        continue;
+                    }
+                    adjust(&mut owner_counts, (eid, owner), owned, true)?;
+                    adjust(&mut counts, eid, all, true)?;
                     let seq = next_seq;
                     next_seq += 1;
                     let stored = StoredEvent {
@@ -206,37 +242,22 @@ fn apply_batch(
                     event_id,
                     owner,
                 } => {
-                    let key = (eid.as_str(), event_id.as_str());
-                    let Some(seq) = index.get(key).map_err(error)?.map(|v| v.value()) else {
+                    // The key includes the owner: another SM-DP+'s event and an unknown one are
+                    // the same miss, with the same work.
+                    let (eid, owner) = (eid.as_str(), owner.as_str());
+                    let key = (eid, owner, event_id.as_str());
+                    let Some(seq) = index.remove(key).map_err(error)?.map(|v| v.value()) else {
                         outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
                         continue;
                     };
-                    let owned = match events.get((eid.as_str(), seq)).map_err(error)? {
-                        Some(v) => {
-                            serde_json::from_slice::<StoredEvent>(v.value())
-                                .map_err(unreadable)?
-                                .record
-                                .owner
-                                == *owner
-                        }
-                        None => false,
-                    };
-                    if !owned {
-                        outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
-                        continue;
-                    }
-                    events.remove((eid.as_str(), seq)).map_err(error)?;
-                    index.remove(key).map_err(error)?;
-                    let left = counts
-                        .get(eid.as_str())
+                    events.remove((eid, seq)).map_err(error)?;
+                    let owned = owner_counts
+                        .get((eid, owner))
                         .map_err(error)?
-                        .map_or(1, |v| v.value())
-                        .saturating_sub(1);
-                    if left == 0 {
-                        counts.remove(eid.as_str()).map_err(error)?;
-                    } else {
-                        counts.insert(eid.as_str(), left).map_err(error)?;
-                    }
+                        .map_or(1, |v| v.value());
+                    adjust(&mut owner_counts, (eid, owner), owned, false)?;
+                    let all = counts.get(eid).map_err(error)?.map_or(1, |v| v.value());
+                    adjust(&mut counts, eid, all, false)?;
                     outcomes.push(Outcome::Delete(DeleteOutcome::Deleted));
                 }
             }
