@@ -23,8 +23,20 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// Time allowed to receive a request body.
     pub body_read_timeout_secs: u64,
-    /// Most simultaneous client connections; more are closed on accept.
+    /// Most simultaneous client connections. From nine tenths full on, the connection idle the
+    /// longest is closed to make room; only when every connection is busy is a new one closed on
+    /// accept.
     pub max_connections: usize,
+    /// Most simultaneous connections from one source address (real LPAs behind carrier NAT share
+    /// addresses: keep it well above one device's needs).
+    pub max_connections_per_ip: usize,
+    /// Time from accept to the first complete request; a connection that sends none is closed.
+    pub first_request_timeout_secs: u64,
+    /// Time a connection may sit without a request in flight after its last answer (HTTP/2
+    /// included: PINGs do not count as activity).
+    pub idle_timeout_secs: u64,
+    /// Age after which a connection is closed once its requests are answered.
+    pub max_connection_age_secs: u64,
     /// Most ES12 writes waiting for the database writer.
     pub write_queue: usize,
     /// Lifetime of an ES11 authentication session (InitiateAuthentication to AuthenticateClient).
@@ -52,6 +64,10 @@ impl Default for Limits {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 10,
             max_connections: 1024,
+            max_connections_per_ip: 128,
+            first_request_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            max_connection_age_secs: 300,
             write_queue: 8192,
             session_lifetime_secs: 300,
             max_sessions: 100_000,

@@ -107,28 +107,65 @@ async fn slow_clients_are_cut_off_and_others_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_limit_refuses_the_excess_and_recovers() {
+async fn connection_limit_evicts_the_longest_idle_and_refuses_only_when_all_are_busy() {
     let lab = Lab::new("conns");
     let limits = Limits {
         max_connections: 3,
         header_read_timeout_secs: 30,
+        body_read_timeout_secs: 30,
         ..Limits::default()
     };
     let server = start(&lab.pki, &lab.config(limits), None).await;
+    // Three idle connections (each answered once, the first the longest ago).
     let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(connect(&server, smdp(&lab.pki, "", &lab.pki)).await);
+    for i in 0..3 {
+        let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+        assert!(
+            register(&mut c, EID, &format!("held-{i}"))
+                .await
+                .is_success()
+        );
+        held.push(c);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A fourth is admitted: the longest-idle connection is closed to make room.
+    let mut fourth = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut fourth, EID, "fourth").await.is_success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let evicted = held[0]
+        .call(
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+            &smds::lab::smdp::register_event_body(EID, "late", "smdp.example.com", None),
+        )
+        .await;
+    assert!(evicted.is_err(), "the longest-idle connection was closed");
+    assert!(register(&mut held[2], EID, "still-open").await.is_success());
+    drop(held);
+    drop(fourth);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Three connections each in the middle of a request (a body still arriving) are busy: a
+    // fourth connection is refused, and the busy ones are not disturbed.
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        let mut s = tls_stream(&server, &lab).await;
+        s.write_all(b"POST /gsma/rsp2/es11/initiateAuthentication HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
+            .await
+            .expect("write");
+        busy.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = smds::lab::https::Connection::open(
         &endpoint(&server),
         smdp(&lab.pki, "", &lab.pki),
         Duration::from_secs(5),
     )
     .await;
-    assert!(refused.is_err(), "a fourth connection must be refused");
-    // The held connections still work.
-    assert!(register(&mut held[0], EID, "held").await.is_success());
-    drop(held.pop());
+    assert!(
+        refused.is_err(),
+        "a fourth connection must be refused while all are busy"
+    );
+    drop(busy);
     tokio::time::sleep(Duration::from_millis(200)).await;
     still_serves(&server, &lab, "after-limit").await;
     let metrics = server.state.metrics.render(None);
@@ -136,7 +173,105 @@ async fn connection_limit_refuses_the_excess_and_recovers() {
         metrics.contains("smds_refused_connections_total 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("smds_connections_closed_total{reason=\"evicted\"} 1"),
+        "{metrics}"
+    );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_requests_and_idle_ones_are_closed_on_both_protocols() {
+    let lab = Lab::new("deadlines");
+    let limits = Limits {
+        first_request_timeout_secs: 1,
+        idle_timeout_secs: 1,
+        header_read_timeout_secs: 30,
+        ..Limits::default()
+    };
+    let server = start(&lab.pki, &lab.config(limits), None).await;
+    // HTTP/1.1 over TLS that never sends a byte.
+    let mut h1_silent = tls_stream(&server, &lab).await;
+    // HTTP/2: preface and SETTINGS, then nothing (h2's client answers PINGs meanwhile).
+    let (_h2_silent_sender, h2_silent_task) = h2_connection(&server, &lab).await;
+    // HTTP/2 after one request: idle.
+    let (mut h2_idle, conn_task) = h2_connection(&server, &lab).await;
+    let answer = h2_post(&mut h2_idle, "/gsma/rsp2/es11/initiateAuthentication").await;
+    assert_eq!(answer, 200);
+    let t = wait_closed(&mut h1_silent, Duration::from_secs(5))
+        .await
+        .expect("silent HTTP/1.1 connection closed");
+    assert!(t < Duration::from_secs(3), "closed after {t:?}");
+    for (what, task) in [("silent", h2_silent_task), ("idle", conn_task)] {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what} HTTP/2 connection still open"))
+            .expect("join");
+    }
+    let metrics = server.state.metrics.render(None);
+    assert!(
+        metrics.contains("smds_connections_closed_total{reason=\"no_request\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("smds_connections_closed_total{reason=\"idle\"} 1"),
+        "{metrics}"
+    );
+    still_serves(&server, &lab, "after-deadlines").await;
+    server.stop().await;
+}
+
+/// An HTTP/2 client connection (TLS, ALPN h2); the task ends when the server closes it.
+async fn h2_connection(
+    server: &smds::server::Server,
+    lab: &Lab,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut cfg = smds::transport::tls::client_config(
+        smds::lab::https::read_cas(&[ci(&lab.pki)]).expect("ci"),
+        pki_tool::Role::Dstls,
+        None,
+        None,
+    )
+    .expect("tls");
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .expect("tls");
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(200))
+            .keep_alive_while_idle(true)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, task)
+}
+
+async fn h2_post(
+    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    path: &str,
+) -> u16 {
+    let req = hyper::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .expect("request");
+    send.send_request(req)
+        .await
+        .expect("answer")
+        .status()
+        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

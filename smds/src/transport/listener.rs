@@ -1,16 +1,84 @@
-//! The TLS listener: accepts connections under the connection limit, runs the TLS handshake
-//! under its timeout, takes the client identity the handshake established, and serves HTTP/1.1
-//! or HTTP/2 (by ALPN) with the request limits, until shutdown; then drains.
+//! The TLS listener: admits connections through the connection table ([`super::connections`]:
+//! per-address limit, eviction of the longest-idle connection when nearly full), runs the TLS
+//! handshake under its timeout, takes the client identity the handshake established, and serves
+//! HTTP/1.1 or HTTP/2 (by ALPN) while enforcing the first-request deadline, the idle timeout and
+//! the maximum age; at shutdown it drains. Refusals are counted and logged as one summary line
+//! per interval, never one line per connection.
 
 use super::AppState;
+use super::connections::{CloseReason, ConnState, ConnectionLimits, Connections, Refusal, Verdict};
 use super::routes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+/// How long a connection told to close may take to finish what is in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// One summary log line per this interval while connections are being refused.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts refusals and logs them as one summary line per interval.
+struct RefusalLog {
+    since: Instant,
+    full: u64,
+    per_address: u64,
+}
+
+impl RefusalLog {
+    fn new() -> Self {
+        RefusalLog {
+            since: Instant::now(),
+            full: 0,
+            per_address: 0,
+        }
+    }
+
+    fn note(&mut self, r: Refusal) {
+        let first = self.full + self.per_address == 0;
+        match r {
+            Refusal::Full => self.full += 1,
+            Refusal::PerAddress => self.per_address += 1,
+        }
+        if first && self.since.elapsed() >= REFUSAL_LOG_INTERVAL {
+            // The first refusal after a quiet interval is reported at once.
+            tracing::warn!(
+                ?r,
+                "refusing connections (every slot busy, or one address holds its share)"
+            );
+            self.since = Instant::now();
+            self.full = 0;
+            self.per_address = 0;
+        } else if self.since.elapsed() >= REFUSAL_LOG_INTERVAL {
+            tracing::warn!(
+                full = self.full,
+                per_address = self.per_address,
+                seconds = self.since.elapsed().as_secs(),
+                "connections refused"
+            );
+            self.since = Instant::now();
+            self.full = 0;
+            self.per_address = 0;
+        }
+    }
+}
+
+/// Marks a request as in flight on its connection for as long as it lives.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn new(state: Arc<ConnState>) -> Self {
+        state.request_started();
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
 
 /// Accepts TLS connections until `shutdown` resolves, then drains in-flight requests (up to
 /// `drain` long).
@@ -22,8 +90,8 @@ pub async fn serve_tls(
     drain: Duration,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
+    let connections = Connections::new(ConnectionLimits::from(&state.limits));
+    let mut refusals = RefusalLog::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -37,22 +105,33 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            state.metrics.refused_connection();
-            tracing::warn!(%remote, "connection limit reached; connection closed");
-            drop(tcp);
-            continue;
+        let slot = match connections.admit(remote.ip()) {
+            Ok((slot, evicted)) => {
+                if evicted {
+                    state.metrics.connection_closed("evicted");
+                }
+                slot
+            }
+            Err(r) => {
+                state.metrics.refused_connection();
+                if r == Refusal::PerAddress {
+                    state.metrics.refusal("per_address");
+                }
+                refusals.note(r);
+                drop(tcp);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
-        let watcher = graceful.watcher();
+        let limits = *connections.limits();
         tokio::spawn(async move {
-            let limits = state.limits.clone();
-            let stream =
-                match tokio::time::timeout(limits.tls_handshake_timeout(), acceptor.accept(tcp))
-                    .await
-                {
+            let conn_state = slot.state.clone();
+            let handshake =
+                tokio::time::timeout(state.limits.tls_handshake_timeout(), acceptor.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => match r {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         state.metrics.tls_failure();
@@ -64,44 +143,96 @@ pub async fn serve_tls(
                         tracing::info!(%remote, "TLS handshake timed out");
                         return;
                     }
-                };
+                },
+                () = conn_state.close.notified() => return,
+            };
             let peer = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|certs| state.verifier.take_identity(certs, state.now()))
                 .map(Arc::new);
-            let io = TokioIo::new(stream);
-            let svc_state = state.clone();
-            let service = hyper::service::service_fn(move |req| {
-                routes::handle(req, svc_state.clone(), peer.clone())
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout())
-                .max_headers(limits.max_headers)
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .keep_alive(true);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(64)
-                .keep_alive_interval(Some(Duration::from_secs(30)))
-                .keep_alive_timeout(Duration::from_secs(10));
-            let conn = builder.serve_connection(io, service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
-            }
-            drop(permit);
+            serve_http(stream, state, peer, conn_state, limits, remote).await;
+            drop(slot);
         });
     }
     tracing::info!("shutting down: no new connections, draining in-flight requests");
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish within the drain time");
+    let left = connections.drain(drain).await;
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            "some connections did not finish within the drain time"
+        );
+    }
+}
+
+/// Serves HTTP on one TLS connection until it ends or a deadline closes it.
+async fn serve_http(
+    stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    state: Arc<AppState>,
+    peer: Option<Arc<crate::identity::PeerIdentity>>,
+    conn_state: Arc<ConnState>,
+    limits: ConnectionLimits,
+    remote: std::net::SocketAddr,
+) {
+    let io = TokioIo::new(stream);
+    let svc_state = state.clone();
+    let svc_conn = conn_state.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let in_flight = InFlight::new(svc_conn.clone());
+        let answer = routes::handle(req, svc_state.clone(), peer.clone());
+        async move {
+            let r = answer.await;
+            drop(in_flight);
+            r
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_read_timeout())
+        .max_headers(state.limits.max_headers)
+        .max_buf_size(state.limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut closing: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = conn_state.close.notified(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Instant::now());
+            }
+            () = tokio::time::sleep(conn_state.next_check(&limits)) => {
+                if let Some(since) = closing {
+                    if since.elapsed() >= CLOSE_GRACE {
+                        return;
+                    }
+                    continue;
+                }
+                if let Verdict::Close(reason) = conn_state.verdict(&limits, Instant::now()) {
+                    if reason != CloseReason::Evicted {
+                        // (Evictions are counted where they are decided.)
+                        state.metrics.connection_closed(reason.label());
+                    }
+                    tracing::debug!(%remote, reason = reason.label(), "closing connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(Instant::now());
+                }
+            }
+        }
     }
 }

@@ -71,6 +71,7 @@ pub struct Metrics {
     tls_failures: Counter,
     refused_connections: Counter,
     refusals: Family<ReasonLabel, Counter>,
+    connections_closed: Family<ReasonLabel, Counter>,
     events_stored: Gauge,
 }
 
@@ -108,8 +109,14 @@ impl Default for Metrics {
         let refusals = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "smds_refusals",
-            "Refusals operators tell apart though the wire answer is the same (eid_backstop: an EID reached the all-SM-DP+ event backstop)",
+            "Refusals operators tell apart though the wire answer is the same (eid_backstop: an EID reached the all-SM-DP+ event backstop; per_address: a connection refused because its source address holds its share)",
             refusals.clone(),
+        );
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "smds_connections_closed",
+            "Connections the server closed (no_request: no request before the first-request deadline; idle; max_age; evicted: the longest-idle one, to make room)",
+            connections_closed.clone(),
         );
         let events_stored = Gauge::default();
         registry.register(
@@ -124,6 +131,7 @@ impl Default for Metrics {
             tls_failures,
             refused_connections,
             refusals,
+            connections_closed,
             events_stored,
         }
     }
@@ -150,6 +158,12 @@ impl Metrics {
 
     pub fn refusal(&self, reason: &'static str) {
         self.refusals.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn refused_connection(&self) {

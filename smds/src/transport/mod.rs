@@ -5,6 +5,7 @@
 //! traits, types); nothing below imports it.
 
 pub(crate) mod admin;
+pub mod connections;
 pub(crate) mod listener;
 pub mod metrics;
 pub(crate) mod routes;
