@@ -10,8 +10,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest request body, in bytes (413 above).
+    /// Largest request body, in bytes (413 above); each function also has its own, smaller limit
+    /// sized to its SGP.22 body (see `Function::max_body_bytes`), and the smaller one applies.
     pub max_body_bytes: usize,
+    /// Request body bytes all requests together may hold at once (read or being read); a request
+    /// that would exceed it is answered 503 before its body is read.
+    pub max_inflight_body_bytes: usize,
+    /// Most concurrent HTTP/2 streams per connection (an LPA needs one or two).
+    pub h2_max_concurrent_streams: u32,
     /// Most request headers (431 above, enforced by the HTTP/1.1 parser).
     pub max_headers: usize,
     /// Largest request head (request line and headers), bytes; larger heads are refused (431).
@@ -58,6 +64,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 64 * 1024,
+            max_inflight_body_bytes: 16 * 1024 * 1024,
+            h2_max_concurrent_streams: 8,
             max_headers: 64,
             max_header_bytes: 16 * 1024,
             tls_handshake_timeout_secs: 10,

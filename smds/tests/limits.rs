@@ -106,8 +106,26 @@ async fn slow_clients_are_cut_off_and_others_served() {
     server.stop().await;
 }
 
+/// A TLS stream to `server` from the loopback address `source`.
+async fn tls_stream_from(
+    server: &smds::server::Server,
+    lab: &Lab,
+    source: [u8; 4],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind");
+    let tcp = socket.connect(server.addr).await.expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(anonymous(&lab.pki))
+        .connect(name, tcp)
+        .await
+        .expect("tls")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_limit_evicts_the_longest_idle_and_refuses_only_when_all_are_busy() {
+async fn connection_limit_evicts_an_idle_flood_and_refuses_only_when_all_are_busy() {
     let lab = Lab::new("conns");
     let limits = Limits {
         max_connections: 3,
@@ -116,39 +134,50 @@ async fn connection_limit_evicts_the_longest_idle_and_refuses_only_when_all_are_
         ..Limits::default()
     };
     let server = start(&lab.pki, &lab.config(limits), None).await;
-    // Three idle connections (each answered once, the first the longest ago).
+    let flooder = [127, 0, 0, 2];
+    // Three idle connections from one address (each answered once, the first the longest ago).
     let mut held = Vec::new();
-    for i in 0..3 {
-        let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-        assert!(
-            register(&mut c, EID, &format!("held-{i}"))
-                .await
-                .is_success()
-        );
-        held.push(c);
+    for _ in 0..3 {
+        let mut s = tls_stream_from(&server, &lab, flooder).await;
+        s.write_all(b"POST /nothing HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.expect("answer");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 404"));
+        held.push(s);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A fourth is admitted: the longest-idle connection is closed to make room.
-    let mut fourth = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-    assert!(register(&mut fourth, EID, "fourth").await.is_success());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let evicted = held[0]
-        .call(
-            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
-            &smds::lab::smdp::register_event_body(EID, "late", "smdp.example.com", None),
-        )
-        .await;
-    assert!(evicted.is_err(), "the longest-idle connection was closed");
-    assert!(register(&mut held[2], EID, "still-open").await.is_success());
+    // The flood cannot displace itself...
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((flooder, 0)))
+        .expect("bind");
+    let mut own = socket.connect(server.addr).await.expect("tcp");
+    assert!(
+        wait_closed(&mut own, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "a fourth connection from the flooding address is closed on accept"
+    );
+    // ... but a client from another address gets in: the flood's longest-idle connection goes.
+    let mut other = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut other, EID, "other").await.is_success());
+    assert!(
+        wait_closed(&mut held[0], Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the longest-idle connection was closed"
+    );
     drop(held);
-    drop(fourth);
+    drop(other);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Three connections each in the middle of a request (a body still arriving) are busy: a
     // fourth connection is refused, and the busy ones are not disturbed.
     let mut busy = Vec::new();
     for _ in 0..3 {
-        let mut s = tls_stream(&server, &lab).await;
+        let mut s = tls_stream_from(&server, &lab, flooder).await;
         s.write_all(b"POST /gsma/rsp2/es11/initiateAuthentication HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
             .await
             .expect("write");
@@ -170,7 +199,7 @@ async fn connection_limit_evicts_the_longest_idle_and_refuses_only_when_all_are_
     still_serves(&server, &lab, "after-limit").await;
     let metrics = server.state.metrics.render(None);
     assert!(
-        metrics.contains("smds_refused_connections_total 1"),
+        metrics.contains("smds_refused_connections_total 2"),
         "{metrics}"
     );
     assert!(

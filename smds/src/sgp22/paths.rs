@@ -57,6 +57,18 @@ impl Function {
         }
     }
 
+    /// The largest request body this function accepts: a few times the largest real SGP.22 body
+    /// (EUICCInfo1 is under 1 KiB; an AuthenticateServerResponse with two certificates and
+    /// EUICCInfo2 is 3-4 KiB, base64 adds a third; ES12 bodies are a few hundred bytes), leaving
+    /// room for v3 additions such as a SubCA certificate.
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Function::Es11InitiateAuthentication => 8 * 1024,
+            Function::Es11AuthenticateClient => 32 * 1024,
+            Function::Es12RegisterEvent | Function::Es12DeleteEvent => 16 * 1024,
+        }
+    }
+
     /// Functions only an authenticated server (a TLS client certificate) may call.
     pub fn needs_client_certificate(self) -> bool {
         matches!(

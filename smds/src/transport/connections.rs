@@ -213,26 +213,24 @@ impl Connections {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits a connection from `ip`. When nine tenths of the slots are taken, the connection
-    /// idle the longest (a handshake that has not finished counts as idle since the accept) is
-    /// told to close and its slot given to the newcomer; only when every slot is busy is the
-    /// newcomer refused. Returns the slot and whether someone was evicted for it.
+    /// Admits a connection from `ip`. From nine tenths full on, a connection is closed to make
+    /// room when that makes the table fairer: the victim is an idle connection (no request in
+    /// flight; a handshake that has not finished counts as idle since the accept) of the address
+    /// holding the most connections, the one idle the longest, and only if the newcomer's address
+    /// holds fewer connections than the victim's will after the eviction. So a device from an
+    /// address with few connections gets in by displacing a flood from one address, while the
+    /// flood cannot churn its own connections. Only when no such victim exists and every slot is
+    /// taken is the newcomer refused. Returns the slot and whether someone was evicted for it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, bool), Refusal> {
         let mut t = self.lock();
-        if t.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_per_ip.max(1) {
+        let held = t.per_ip.get(&ip).copied().unwrap_or(0);
+        if held >= self.limits.max_per_ip.max(1) {
             return Err(Refusal::PerAddress);
         }
         let max = self.limits.max_connections.max(1);
         let mut evicted = false;
         if t.open.len() >= max - max / 10 {
-            let now = Instant::now();
-            let victim = t
-                .open
-                .iter()
-                .filter_map(|(id, e)| e.state.idle_for(now).map(|idle| (*id, idle)))
-                .max_by_key(|(_, idle)| *idle)
-                .map(|(id, _)| id);
-            match victim {
+            match victim(&t, held, Instant::now()) {
                 Some(id) => {
                     if let Some(e) = t.open.remove(&id) {
                         decrement(&mut t.per_ip, e.ip);
@@ -307,6 +305,29 @@ impl Connections {
     }
 }
 
+/// The connection to close for a newcomer whose address holds `newcomer_holds` connections: the
+/// longest-idle idle connection of the address holding the most idle connections, if evicting it
+/// leaves that address still holding more than the newcomer will.
+fn victim(t: &Table, newcomer_holds: usize, now: Instant) -> Option<u64> {
+    let mut idle_by_ip: HashMap<IpAddr, (usize, u64, Duration)> = HashMap::new();
+    for (id, e) in &t.open {
+        if let Some(idle) = e.state.idle_for(now) {
+            let slot = idle_by_ip.entry(e.ip).or_insert((0, *id, idle));
+            slot.0 += 1;
+            if idle > slot.2 {
+                (slot.1, slot.2) = (*id, idle);
+            }
+        }
+    }
+    let (ip, (_, id, _)) = idle_by_ip
+        .into_iter()
+        .max_by_key(|(ip, (idle_count, _, idle))| {
+            (t.per_ip.get(ip).copied().unwrap_or(0), *idle_count, *idle)
+        })?;
+    let victim_holds = t.per_ip.get(&ip).copied().unwrap_or(0);
+    (newcomer_holds + 1 < victim_holds).then_some(id)
+}
+
 fn decrement(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
     if let Some(n) = per_ip.get_mut(&ip) {
         *n = n.saturating_sub(1);
@@ -342,30 +363,49 @@ mod tests {
         assert!(c.admit(B).is_ok(), "other addresses are not affected");
     }
 
+    const C: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 3));
+
     #[test]
-    fn idle_connections_are_evicted_busy_ones_are_not() {
+    fn a_flood_from_one_address_makes_room_for_others_but_not_for_itself() {
         let c = Connections::new(limits(10, 100));
-        let mut held = Vec::new();
-        for _ in 0..9 {
-            let (slot, _) = c.admit(A).expect("room");
-            slot.state.request_started();
-            held.push(slot);
-        }
-        // The tenth: nine are busy, none idle, but one slot is free.
-        let (idle, evicted) = c.admit(B).expect("last free slot");
-        assert!(!evicted);
-        // Full: the idle one goes, the newcomer gets its slot.
-        let (_new, evicted) = c.admit(B).expect("evicts the idle one");
+        // A holds every slot with idle connections.
+        let flood: Vec<Slot> = (0..10).map(|_| c.admit(A).expect("room").0).collect();
+        // A cannot churn its own connections.
+        assert_eq!(c.admit(A).err(), Some(Refusal::Full));
+        // B gets in: A's longest-idle connection is closed for it.
+        let (b, evicted) = c.admit(B).expect("evicts one of A's");
         assert!(evicted);
+        let now = Instant::now();
+        let closed = flood
+            .iter()
+            .filter(|s| s.state.verdict(c.limits(), now) == Verdict::Close(CloseReason::Evicted))
+            .count();
         assert_eq!(
-            idle.state.verdict(c.limits(), Instant::now()),
-            Verdict::Close(CloseReason::Evicted)
+            closed, 1,
+            "exactly one of the flood's connections is closed"
         );
-        // Every slot busy: refused.
-        _new.state.request_started();
-        assert_eq!(c.admit(B).err(), Some(Refusal::Full));
-        drop(held);
-        assert!(c.admit(B).is_ok());
+        // Busy connections are never evicted.
+        for s in &flood {
+            s.state.request_started();
+        }
+        b.state.request_started();
+        assert_eq!(c.admit(C).err(), Some(Refusal::Full));
+        drop(flood);
+        assert!(c.admit(C).is_ok());
+    }
+
+    #[test]
+    fn one_connection_per_address_cannot_be_displaced() {
+        let c = Connections::new(limits(3, 100));
+        let _held: Vec<_> = [A, B, C]
+            .iter()
+            .map(|ip| c.admit(*ip).expect("room"))
+            .collect();
+        assert_eq!(
+            c.admit(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9)))
+                .err(),
+            Some(Refusal::Full)
+        );
     }
 
     #[test]

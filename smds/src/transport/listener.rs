@@ -16,6 +16,10 @@ use tokio::net::TcpListener;
 
 /// How long a connection told to close may take to finish what is in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// HTTP/2 flow-control windows for request data: 16 KiB per stream (an ES11 body is a few KiB),
+/// 64 KiB per connection (the protocol's initial value).
+const H2_STREAM_WINDOW: u32 = 16 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 65_535;
 /// One summary log line per this interval while connections are being refused.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -195,10 +199,15 @@ async fn serve_http(
         .max_headers(state.limits.max_headers)
         .max_buf_size(state.limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    // Flow-control windows sized to SGP.22 bodies: a connection can make the server buffer at
+    // most one connection window of unread request data, however many streams it opens.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
+        .max_concurrent_streams(state.limits.h2_max_concurrent_streams.max(1))
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_header_list_size(u32::try_from(state.limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let conn = builder.serve_connection(io, service);

@@ -28,6 +28,8 @@ pub struct AppState {
     pub(crate) limits: Limits,
     /// Replaces the system time for certificate validity, when set (tests).
     pub(crate) clock: Option<Clock>,
+    /// The server-wide budget of request-body bytes in flight (`max_inflight_body_bytes`).
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
     next_request_id: AtomicU64,
 }
 
@@ -39,11 +41,15 @@ impl AppState {
         limits: Limits,
         clock: Option<Clock>,
     ) -> Self {
+        let budget = limits
+            .max_inflight_body_bytes
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         AppState {
             store,
             es11: Arc::new(es11),
             metrics: Metrics::default(),
             verifier,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             limits,
             clock,
             next_request_id: AtomicU64::new(1),

@@ -219,13 +219,28 @@ async fn dispatch(
             "Content-Type must be application/json",
         );
     }
-    let body = match read_body(
-        req,
-        state.limits.max_body_bytes,
-        state.limits.body_read_timeout(),
-    )
-    .await
-    {
+    let limit = function.max_body_bytes().min(state.limits.max_body_bytes);
+    // The body's share of the server-wide budget is taken before a byte of it is read, and held
+    // until the answer is built.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let share = declared.unwrap_or(limit).clamp(1, limit.max(1));
+    let Ok(_budget) = state
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
+    else {
+        state.metrics.refusal("body_budget");
+        return refusal(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            codes::EXECUTION_ERROR,
+            "the server is busy reading other requests; try again shortly",
+        );
+    };
+    let body = match read_body(req, limit, state.limits.body_read_timeout()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
