@@ -107,6 +107,8 @@ impl Limits {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub admin_allow_remote: Option<bool>,
+    pub admin_token_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
@@ -146,8 +148,15 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Plain-HTTP listener for /metrics and the admin endpoints; loopback by default.
+    /// Plain-HTTP listener for /metrics and the admin endpoints; loopback by default. A
+    /// non-loopback address is refused unless `admin_allow_remote` is set and a token is
+    /// configured.
     pub admin_listen: Option<SocketAddr>,
+    /// Allow `admin_listen` on a non-loopback address (requires `admin_token_file`).
+    pub admin_allow_remote: bool,
+    /// A file holding the bearer token every admin request must present
+    /// (`Authorization: Bearer <token>`); at least 16 characters.
+    pub admin_token_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     /// This SM-DS's FQDN; by default the DNS name in CERT.DS.TLS.
     pub hostname: Option<String>,
@@ -184,6 +193,8 @@ impl Config {
                         .unwrap_or(DEFAULT_ADMIN_LISTEN),
                 )
             },
+            admin_allow_remote: file.admin_allow_remote.unwrap_or(false),
+            admin_token_file: file.admin_token_file,
             data_dir: data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),

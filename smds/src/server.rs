@@ -24,12 +24,44 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: TlsConfigError,
     },
+    #[error(
+        "admin_listen {0} is not a loopback address: the admin listener shows every EID and owner; set admin_allow_remote = true and admin_token_file to expose it"
+    )]
+    AdminExposed(SocketAddr),
+    #[error("{}: {why}", path.display())]
+    AdminToken {
+        path: std::path::PathBuf,
+        why: String,
+    },
     #[error("cannot listen on {addr}{}: {source}", if *.admin { " (admin)" } else { "" })]
     Listen {
         addr: SocketAddr,
         admin: bool,
         source: std::io::Error,
     },
+}
+
+/// The admin listener's bearer token, when one is configured; refuses a non-loopback admin
+/// address without `admin_allow_remote` and a token.
+fn admin_token(cfg: &Config) -> Result<Option<admin::Token>, StartError> {
+    let token = match &cfg.admin_token_file {
+        None => None,
+        Some(path) => {
+            let bad = |why: String| StartError::AdminToken {
+                path: path.clone(),
+                why,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            Some(admin::Token::new(text.trim()).map_err(|e| bad(e.to_string()))?)
+        }
+    };
+    if let Some(a) = cfg.admin_listen
+        && !a.ip().is_loopback()
+        && !(cfg.admin_allow_remote && token.is_some())
+    {
+        return Err(StartError::AdminExposed(a));
+    }
+    Ok(token)
 }
 
 /// A running SM-DS.
@@ -50,24 +82,14 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 impl Server {
-    /// Opens the store, binds the listeners and starts serving. `clock` replaces the system time
+    /// Checks the settings, builds TLS, binds the listeners, opens the store and starts serving. `clock` replaces the system time
     /// for client-certificate validity (tests use it for expired certificates).
     pub async fn start(
         cfg: &Config,
         pki: &ServerPki,
         clock: Option<Clock>,
     ) -> Result<Server, StartError> {
-        let store = RedbStore::open(
-            &cfg.database_path(),
-            WriterConfig {
-                queue: cfg.limits.write_queue,
-                cache_bytes: cfg.limits.db_cache_mib.max(1) * 1024 * 1024,
-                max_events_per_eid: cfg.limits.max_events_per_eid,
-                max_events_per_eid_all_owners: cfg.limits.max_events_per_eid_all_owners,
-                ..WriterConfig::default()
-            },
-        )?;
-        let store: Arc<dyn Backend> = Arc::new(store);
+        let admin_token = admin_token(cfg)?;
         let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
         let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone()).map_err(
             |source| StartError::Tls {
@@ -97,6 +119,19 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        // The store is opened last: a start that fails on its settings or ports leaves the
+        // database untouched and closed.
+        let store = RedbStore::open(
+            &cfg.database_path(),
+            WriterConfig {
+                queue: cfg.limits.write_queue,
+                cache_bytes: cfg.limits.db_cache_mib.max(1) * 1024 * 1024,
+                max_events_per_eid: cfg.limits.max_events_per_eid,
+                max_events_per_eid_all_owners: cfg.limits.max_events_per_eid_all_owners,
+                ..WriterConfig::default()
+            },
+        )?;
+        let store: Arc<dyn Backend> = Arc::new(store);
         let hostname = cfg
             .hostname
             .clone()
@@ -132,6 +167,7 @@ impl Server {
                 tokio::spawn(admin::serve_admin(
                     l,
                     task_state.clone(),
+                    admin_token,
                     stopped(rx.clone()),
                 ))
             });

@@ -14,6 +14,9 @@ pub struct DbArgs {
     /// Admin listener to ask when the server is running and holds the database.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
     admin: SocketAddr,
+    /// File holding the admin listener's bearer token (the server's admin_token_file), if it has one.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -34,7 +37,17 @@ pub enum EventsCommand {
     },
 }
 
-async fn admin_get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+async fn admin_get(db: &DbArgs, path: &str) -> Result<serde_json::Value, String> {
+    let addr = db.admin;
+    let token = match &db.admin_token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("{}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
         format!("the database is in use and the admin listener {addr} does not answer: {e}")
     })?;
@@ -43,8 +56,11 @@ async fn admin_get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, St
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let req = hyper::Request::get(path)
-        .header("host", addr.to_string())
+    let mut req = hyper::Request::get(path).header("host", addr.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
@@ -100,7 +116,7 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
                     if let Some(e) = &eid {
                         path.push_str(&format!("&eid={e}"));
                     }
-                    admin_get(db.admin, &path).await?["events"]
+                    admin_get(&db, &path).await?["events"]
                         .as_array()
                         .cloned()
                         .unwrap_or_default()
@@ -118,7 +134,7 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
                     store.shutdown().await;
                     n
                 }
-                None => admin_get(db.admin, "/admin/events/count").await?["count"]
+                None => admin_get(&db, "/admin/events/count").await?["count"]
                     .as_u64()
                     .unwrap_or(0),
             };

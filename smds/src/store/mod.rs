@@ -125,8 +125,19 @@ pub trait EventStore: Send + Sync {
 /// What operators need from the store.
 #[async_trait::async_trait]
 pub trait EventAdmin: Send + Sync {
+    /// Events (optionally of one EID) in store order (by EID, then registration), the first
+    /// `limit` after `after` (an EID and sequence number already seen), for paging.
+    async fn list_page(
+        &self,
+        eid: Option<&Eid>,
+        after: Option<(Eid, u64)>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
     /// All events (optionally of one EID), at most `limit`, in store order.
-    async fn list(&self, eid: Option<&Eid>, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn list(&self, eid: Option<&Eid>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.list_page(eid, None, limit).await
+    }
     /// Number of stored events.
     async fn count(&self) -> Result<u64, StoreError>;
     /// Checks the store's internal consistency; returns the number of events.

@@ -4,7 +4,7 @@
 //! This is the top of the server: it may use everything below it (handlers, domain, store
 //! traits, types); nothing below imports it.
 
-pub(crate) mod admin;
+pub mod admin;
 pub mod connections;
 pub(crate) mod listener;
 pub mod metrics;

@@ -87,6 +87,8 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_listen: None,
+        admin_allow_remote: false,
+        admin_token_file: None,
         data_dir: data_dir.to_path_buf(),
         hostname: None,
         pki: Some(pki.to_path_buf()),

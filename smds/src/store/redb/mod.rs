@@ -172,9 +172,14 @@ impl EventStore for RedbStore {
 
 #[async_trait::async_trait]
 impl EventAdmin for RedbStore {
-    async fn list(&self, eid: Option<&Eid>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn list_page(
+        &self,
+        eid: Option<&Eid>,
+        after: Option<(Eid, u64)>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let eid = eid.copied();
-        self.read(move |db| queries::list(db, eid.as_ref(), limit))
+        self.read(move |db| queries::list(db, eid.as_ref(), after, limit))
             .await
     }
 

@@ -23,25 +23,52 @@ pub(super) fn events_for(db: &Database, eid: &Eid) -> Result<Vec<StoredEvent>, S
     Ok(out)
 }
 
-/// All events (optionally of one EID), at most `limit`.
+/// Events (optionally of one EID) after the key `after`, at most `limit`, in key order.
 pub(super) fn list(
     db: &Database,
     eid: Option<&Eid>,
+    after: Option<(Eid, u64)>,
     limit: usize,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    if let Some(eid) = eid {
-        let mut v = events_for(db, eid)?;
-        v.truncate(limit);
-        return Ok(v);
-    }
     let txn = db.begin_read().map_err(error)?;
     let table = txn.open_table(EVENTS).map_err(error)?;
-    let mut out = Vec::new();
-    for item in table.iter().map_err(error)?.take(limit) {
-        let (_, v) = item.map_err(error)?;
-        out.push(decode(v.value())?);
+    let start = after.map(|(e, seq)| (e, seq.saturating_add(1)));
+    match (eid, start.as_ref()) {
+        (Some(eid), after) => {
+            let from = after.filter(|(e, _)| e == eid).map_or(0, |(_, s)| *s);
+            decode_all(
+                table
+                    .range((eid.as_str(), from)..=(eid.as_str(), u64::MAX))
+                    .map_err(error)?,
+                limit,
+            )
+        }
+        (None, Some((e, seq))) => {
+            decode_all(table.range((e.as_str(), *seq)..).map_err(error)?, limit)
+        }
+        (None, None) => decode_all(table.iter().map_err(error)?, limit),
     }
-    Ok(out)
+}
+
+/// One row of the events table as redb yields it.
+type EventRow<'a> = Result<
+    (
+        redb::AccessGuard<'a, (&'static str, u64)>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+fn decode_all<'a>(
+    rows: impl Iterator<Item = EventRow<'a>>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.take(limit)
+        .map(|row| {
+            let (_, v) = row.map_err(error)?;
+            decode(v.value())
+        })
+        .collect()
 }
 
 pub(super) fn count(db: &Database) -> Result<u64, StoreError> {

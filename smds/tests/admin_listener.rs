@@ -1,0 +1,140 @@
+//! The admin listener shows every EID, EventID and owner: it stays on loopback unless exposed
+//! on purpose with a bearer token, its listings are capped and streamed page by page, and bad
+//! query values are refused alike.
+
+mod support;
+
+use smds::config::Limits;
+use smds::server::{Server, StartError};
+use support::*;
+
+async fn http_get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The JSON of a chunked body.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_admin_listener_needs_an_explicit_setting_and_a_token() {
+    let lab = Lab::new("admin-remote");
+    let pki = smds::pki::ServerPki::load(&lab.pki, pki_tool::time::now()).expect("pki");
+    let mut cfg = lab.config(Limits::default());
+    cfg.admin_listen = Some("0.0.0.0:0".parse().expect("addr"));
+    let refused = Server::start(&cfg, &pki, None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(refused, StartError::AdminExposed(_)), "{refused}");
+    cfg.admin_allow_remote = true;
+    let refused = Server::start(&cfg, &pki, None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(refused, StartError::AdminExposed(_)), "{refused}");
+    let token_file = lab.tmp.0.join("admin.token");
+    std::fs::write(&token_file, "short\n").expect("write");
+    cfg.admin_token_file = Some(token_file.clone());
+    let refused = Server::start(&cfg, &pki, None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.to_string().contains("admin.token"), "{refused}");
+
+    let token = "lab-admin-token-0123456789";
+    std::fs::write(&token_file, format!("{token}\n")).expect("write");
+    let server = Server::start(&cfg, &pki, None).await.expect("starts");
+    let port = server.admin_addr.expect("admin").port();
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(http_get(admin, "/admin/events/count", None).await.0, 401);
+    assert_eq!(
+        http_get(admin, "/admin/events/count", Some("wrong-token-0123456789"))
+            .await
+            .0,
+        401
+    );
+    let (status, body) = http_get(admin, "/admin/events/count", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http_get(admin, "/metrics", Some(token)).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_streamed_in_pages_capped_and_checked() {
+    let lab = Lab::new("admin-list");
+    let limits = Limits {
+        max_events_per_eid: 10_000,
+        max_events_per_eid_all_owners: 10_000,
+        ..Limits::default()
+    };
+    let server = start(&lab.pki, &lab.config(limits), None).await;
+    let admin = server.admin_addr.expect("admin");
+    let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    // More than two pages, over two EIDs.
+    for i in 0..1300 {
+        assert!(register(&mut c, EID, &format!("a{i}")).await.is_success());
+    }
+    for i in 0..1000 {
+        assert!(register(&mut c, EID2, &format!("b{i}")).await.is_success());
+    }
+    let all = |body: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&dechunk(body)).expect("JSON");
+        v["events"].as_array().cloned().expect("events")
+    };
+    let (status, body) = http_get(admin, "/admin/events?limit=100000", None).await;
+    assert_eq!(status, 200);
+    let events = all(&body);
+    assert_eq!(events.len(), 2300);
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &events {
+        assert!(
+            seen.insert((e["eid"].to_string(), e["event_id"].to_string())),
+            "no repeats"
+        );
+    }
+    let (_, body) = http_get(admin, "/admin/events?limit=1500", None).await;
+    assert_eq!(all(&body).len(), 1500);
+    let (_, body) = http_get(admin, &format!("/admin/events?eid={EID2}&limit=5000"), None).await;
+    assert_eq!(all(&body).len(), 1000);
+    // Over the cap: the cap; not a number: refused like a bad EID.
+    let (status, body) = http_get(admin, "/admin/events?limit=999999999", None).await;
+    assert_eq!((status, all(&body).len()), (200, 2300));
+    assert_eq!(
+        http_get(admin, "/admin/events?limit=abc", None).await.0,
+        400
+    );
+    assert_eq!(http_get(admin, "/admin/events?eid=123", None).await.0, 400);
+    server.stop().await;
+}
