@@ -307,3 +307,60 @@ async fn stalled_http2_bodies_do_not_grow_memory() {
     assert!(during < 256.0, "RSS {during:.1} MiB during the attack");
     assert!(after < 128.0, "RSS {after:.1} MiB after the attack");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_storm_writes_a_bounded_log() {
+    let tmp = TempDir::new("hostile-log");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    let config = tmp.0.join("smds.toml");
+    std::fs::write(&config, "[limits]\nmax_connections_per_ip = 4\n").expect("config");
+    let log = tmp.0.join("smds.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
+        .arg(&pki)
+        .arg("--data-dir")
+        .arg(tmp.0.join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("smds serve starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("first line");
+    let port: u16 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("https://127.0.0.1:"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let server: SocketAddr = ([127, 0, 0, 1], port).into();
+    let before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    // Hold this address's four slots, then 3000 connections that are refused at accept.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tcp_from(attacker_address(0), server).await.expect("tcp"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3000 {
+        let _ = tcp_from(attacker_address(0), server).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let written = text.lines().count() - before;
+    println!("3000 refused connections wrote {written} log lines");
+    assert!(
+        written <= 10,
+        "{written} log lines for a refusal storm:\n{text}"
+    );
+}

@@ -23,9 +23,9 @@ const H2_CONNECTION_WINDOW: u32 = 65_535;
 /// One summary log line per this interval while connections are being refused.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Counts refusals and logs them as one summary line per interval.
+/// Counts refusals and logs them: the first at once, then one summary line per interval.
 struct RefusalLog {
-    since: Instant,
+    last: Option<Instant>,
     full: u64,
     per_address: u64,
 }
@@ -33,35 +33,27 @@ struct RefusalLog {
 impl RefusalLog {
     fn new() -> Self {
         RefusalLog {
-            since: Instant::now(),
+            last: None,
             full: 0,
             per_address: 0,
         }
     }
 
     fn note(&mut self, r: Refusal) {
-        let first = self.full + self.per_address == 0;
         match r {
             Refusal::Full => self.full += 1,
             Refusal::PerAddress => self.per_address += 1,
         }
-        if first && self.since.elapsed() >= REFUSAL_LOG_INTERVAL {
-            // The first refusal after a quiet interval is reported at once.
-            tracing::warn!(
-                ?r,
-                "refusing connections (every slot busy, or one address holds its share)"
-            );
-            self.since = Instant::now();
-            self.full = 0;
-            self.per_address = 0;
-        } else if self.since.elapsed() >= REFUSAL_LOG_INTERVAL {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= REFUSAL_LOG_INTERVAL)
+        {
             tracing::warn!(
                 full = self.full,
                 per_address = self.per_address,
-                seconds = self.since.elapsed().as_secs(),
-                "connections refused"
+                "connections refused since the last report (every slot busy, or an address holding its share)"
             );
-            self.since = Instant::now();
+            self.last = Some(Instant::now());
             self.full = 0;
             self.per_address = 0;
         }
@@ -139,12 +131,12 @@ pub async fn serve_tls(
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         state.metrics.tls_failure();
-                        tracing::info!(%remote, error = %e, "TLS handshake failed");
+                        tracing::debug!(%remote, error = %e, "TLS handshake failed");
                         return;
                     }
                     Err(_) => {
                         state.metrics.tls_failure();
-                        tracing::info!(%remote, "TLS handshake timed out");
+                        tracing::debug!(%remote, "TLS handshake timed out");
                         return;
                     }
                 },
