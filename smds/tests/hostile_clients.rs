@@ -364,3 +364,151 @@ async fn a_refusal_storm_writes_a_bounded_log() {
         "{written} log lines for a refusal storm:\n{text}"
     );
 }
+
+/// An HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len();
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = Lab::new("hostile-reset");
+    let server = start(&lab.pki, &lab.config(smds::config::Limits::default()), None).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(client_tls(&lab.pki, b"h2"))
+        .connect(name, tcp)
+        .await
+        .expect("tls");
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    wr.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    wr.write_all(&h2_frame(0x4, 0, 0, &[]))
+        .await
+        .expect("settings");
+    // HPACK: :method POST, :scheme https, :path /, :authority localhost (literal).
+    let mut headers = vec![0x83, 0x87, 0x84, 0x41, 9];
+    headers.extend_from_slice(b"localhost");
+    let reader = tokio::spawn(async move {
+        // Reads frames until GOAWAY; returns its error code.
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16384];
+        loop {
+            while buf.len() >= 9 {
+                let len =
+                    (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+                if buf.len() < 9 + len {
+                    break;
+                }
+                if buf[3] == 0x7 && len >= 8 {
+                    return Some(u32::from_be_bytes([buf[13], buf[14], buf[15], buf[16]]));
+                }
+                buf.drain(..9 + len);
+            }
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    let mut sent = 0u32;
+    for i in 0..50_000u32 {
+        let id = 2 * i + 1;
+        let mut pair = h2_frame(0x1, 0x4, id, &headers);
+        pair.extend(h2_frame(0x3, 0, id, &8u32.to_be_bytes()));
+        if wr.write_all(&pair).await.is_err() {
+            break;
+        }
+        sent += 1;
+        if reader.is_finished() {
+            break;
+        }
+    }
+    let goaway = tokio::time::timeout(std::time::Duration::from_secs(10), reader)
+        .await
+        .expect("the server answers")
+        .expect("reader");
+    println!("rapid reset: GOAWAY {goaway:?} after {sent} HEADERS+RST_STREAM pairs");
+    assert_eq!(goaway, Some(0xb), "GOAWAY with ENHANCE_YOUR_CALM");
+    assert!(sent < 50_000, "cut off before the attack ended");
+    let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut c, EID, "after-reset").await.is_success());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_overlong_client_chains_are_refused_in_the_handshake() {
+    use pki_tool::hierarchy::{read_cert, read_key};
+    let lab = Lab::new("hostile-chains");
+    let server = start(&lab.pki, &lab.config(smds::config::Limits::default()), None).await;
+    let leaf = read_cert(&lab.foreign.join("DPtls/CERT_S_SM_DP_TLS_NIST.der")).expect("leaf");
+    let key = read_key(&lab.foreign.join("DPtls/SK_S_SM_DP_TLS_NIST.pem")).expect("key");
+    let filler = [
+        lab.foreign.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
+        lab.pki.join("EUM/CERT_EUM_ECDSA_NIST.der"),
+        lab.pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
+        lab.pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
+    ];
+    for extra in [3usize, 4] {
+        let mut chain = vec![rustls::pki_types::CertificateDer::from(leaf.der().to_vec())];
+        for f in &filler[..extra] {
+            chain.push(rustls::pki_types::CertificateDer::from(
+                read_cert(f).expect("cert").der().to_vec(),
+            ));
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(
+            smds::transport::tls::Sgp22ServerVerifier::new(
+                smds::lab::https::read_cas(&[ci(&lab.pki)]).expect("ci"),
+                pki_tool::Role::Dstls,
+                None,
+            ),
+        ))
+        .with_client_auth_cert(
+            chain,
+            rustls::pki_types::PrivateKeyDer::Sec1(rustls::pki_types::PrivateSec1KeyDer::from(
+                key.to_sec1_der(),
+            )),
+        )
+        .expect("client config");
+        let mut conn = smds::lab::https::Connection::open(
+            &endpoint(&server),
+            std::sync::Arc::new(cfg),
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        // TLS 1.3 clients learn of a refused certificate at their first read.
+        let refused = match &mut conn {
+            Err(_) => true,
+            Ok(c) => c
+                .post_raw(
+                    "/gsma/rsp2/es12/registerEvent",
+                    "application/json",
+                    b"{}".to_vec(),
+                )
+                .await
+                .is_err(),
+        };
+        assert!(
+            refused,
+            "a {}-certificate forged chain was accepted",
+            extra + 1
+        );
+    }
+    let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut c, EID, "after-forgeries").await.is_success());
+    server.stop().await;
+}
