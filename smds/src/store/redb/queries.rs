@@ -1,7 +1,9 @@
 //! Reads, each in its own read transaction: they never wait for the writer. Synchronous (redb
 //! does blocking file I/O); [`super::RedbStore`] runs them off the async workers.
 
-use super::schema::{BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, OWNER_COUNTS, error, unreadable};
+use super::schema::{
+    BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, error, unreadable,
+};
 use crate::store::{StoreError, StoredEvent};
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -77,19 +79,19 @@ pub(super) fn count(db: &Database) -> Result<u64, StoreError> {
     table.len().map_err(error)
 }
 
-/// Checks that the event table, the EventID index and the per-EID and per-owner counters
+/// Checks that the event table, the owner numbers, the EventID index and the per-EID counters
 /// describe the same events and that the sequence counter is ahead of every event; returns the
 /// number of events.
 pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
+    use std::collections::BTreeMap;
     let txn = db.begin_read().map_err(error)?;
     let events = txn.open_table(EVENTS).map_err(error)?;
     let index = txn.open_table(BY_EVENT_ID).map_err(error)?;
     let meta = txn.open_table(META).map_err(error)?;
-    let next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
     let counts = txn.open_table(COUNTS).map_err(error)?;
-    let owner_counts = txn.open_table(OWNER_COUNTS).map_err(error)?;
-    let mut per_eid: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut per_owner: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    let owners = txn.open_table(OWNERS).map_err(error)?;
+    let next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
+    let mut per_eid: BTreeMap<String, EidCounts> = BTreeMap::new();
     let mut n = 0u64;
     for item in events.iter().map_err(error)? {
         let (k, v) = item.map_err(error)?;
@@ -101,8 +103,15 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
                 "event {eid}/{seq} is filed under the wrong key"
             )));
         }
+        let owner = owners
+            .get(e.record.owner.as_str())
+            .map_err(error)?
+            .map(|v| v.value())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("event {eid}/{seq} has an owner with no number"))
+            })?;
         if index
-            .get((eid, e.record.owner.as_str(), e.record.event_id.as_str()))
+            .get((eid, owner, e.record.event_id.as_str()))
             .map_err(error)?
             .map(|s| s.value())
             != Some(seq)
@@ -117,22 +126,33 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
                 "event {eid}/{seq} is ahead of the sequence counter"
             )));
         }
-        *per_eid.entry(eid.to_string()).or_default() += 1;
-        *per_owner
-            .entry((eid.to_string(), e.record.owner.to_string()))
-            .or_default() += 1;
+        per_eid
+            .entry(eid.to_string())
+            .or_default()
+            .bump(owner, true);
         n += 1;
+    }
+    let indexed = index.len().map_err(error)?;
+    if indexed != n {
+        return Err(StoreError::Corrupt(format!(
+            "{indexed} index entries for {n} events"
+        )));
     }
     let mut counted = 0usize;
     for item in counts.iter().map_err(error)? {
         let (eid, c) = item.map_err(error)?;
         counted += 1;
-        let held = per_eid.get(eid.value()).copied().unwrap_or(0);
-        if held != c.value() {
+        let mut stored = EidCounts::decode(c.value())?.entries().to_vec();
+        let mut held = per_eid
+            .get(eid.value())
+            .map(|h| h.entries().to_vec())
+            .unwrap_or_default();
+        stored.sort_unstable();
+        held.sort_unstable();
+        if stored != held {
             return Err(StoreError::Corrupt(format!(
-                "EID {} has {held} events but its counter says {}",
-                eid.value(),
-                c.value()
+                "the counters of EID {} say {stored:?} (owner number, events) but it holds {held:?}",
+                eid.value()
             )));
         }
     }
@@ -140,34 +160,6 @@ pub(super) fn check_integrity(db: &Database) -> Result<u64, StoreError> {
         return Err(StoreError::Corrupt(format!(
             "{} EIDs hold events but {counted} have counters",
             per_eid.len()
-        )));
-    }
-    let mut owners_counted = 0usize;
-    for item in owner_counts.iter().map_err(error)? {
-        let (k, c) = item.map_err(error)?;
-        let (eid, owner) = k.value();
-        owners_counted += 1;
-        let held = per_owner
-            .get(&(eid.to_string(), owner.to_string()))
-            .copied()
-            .unwrap_or(0);
-        if held != c.value() {
-            return Err(StoreError::Corrupt(format!(
-                "EID {eid} has {held} events of {owner} but their counter says {}",
-                c.value()
-            )));
-        }
-    }
-    if owners_counted != per_owner.len() {
-        return Err(StoreError::Corrupt(format!(
-            "{} (EID, owner) pairs hold events but {owners_counted} have counters",
-            per_owner.len()
-        )));
-    }
-    let indexed = index.len().map_err(error)?;
-    if indexed != n {
-        return Err(StoreError::Corrupt(format!(
-            "{indexed} index entries for {n} events"
         )));
     }
     Ok(n)

@@ -146,12 +146,13 @@ async fn an_index_from_before_owner_scoping_is_rebuilt_at_open() {
     // The layout of earlier versions: events, an (EID, EventID) index, per-EID counters.
     {
         let legacy_index: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
+        let legacy_counts: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
         let db = ::redb::Database::create(&path).expect("create");
         let txn = db.begin_write().expect("txn");
         {
             let mut events = txn.open_table(schema::EVENTS).expect("events");
             let mut index = txn.open_table(legacy_index).expect("index");
-            let mut counts = txn.open_table(schema::COUNTS).expect("counts");
+            let mut counts = txn.open_table(legacy_counts).expect("counts");
             let mut meta = txn.open_table(schema::META).expect("meta");
             for (seq, (id, owner)) in [("a", "dp1"), ("b", "dp2")].into_iter().enumerate() {
                 let seq = seq as u64 + 1;
@@ -166,7 +167,7 @@ async fn an_index_from_before_owner_scoping_is_rebuilt_at_open() {
                 index.insert((EID1, id), seq).expect("insert");
             }
             counts.insert(EID1, 2).expect("insert");
-            meta.insert(schema::NEXT_SEQ, 3).expect("insert");
+            meta.insert("next_seq", 3).expect("insert");
         }
         txn.commit().expect("commit");
     }
@@ -191,4 +192,6 @@ async fn an_index_from_before_owner_scoping_is_rebuilt_at_open() {
     let txn = db.begin_read().expect("txn");
     let legacy: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids_v1");
     assert!(txn.open_table(legacy).is_err(), "the old index is gone");
+    let legacy: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
+    assert!(txn.open_table(legacy).is_err(), "the old counters are gone");
 }

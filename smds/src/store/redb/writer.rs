@@ -7,7 +7,8 @@
 
 use super::Bounds;
 use super::schema::{
-    self, BY_EVENT_ID, COUNTS, EVENTS, META, NEXT_SEQ, OWNER_COUNTS, error, unreadable,
+    self, BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_SEQ, OWNERS, error,
+    unreadable,
 };
 use crate::identity::OwnerId;
 use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
@@ -158,25 +159,23 @@ pub(super) fn run(db: &DbSlot, mut rx: mpsc::Receiver<Msg>, max_batch: usize, bo
     // Whatever is still queued is answered with Closed when `rx` drops here.
 }
 
-/// Adds `delta` to a counter, removing it when it reaches zero.
-fn adjust<K: redb::Key + 'static>(
-    table: &mut redb::Table<'_, K, u64>,
-    key: K::SelfType<'_>,
-    current: u64,
-    up: bool,
-) -> Result<(), StoreError>
-where
-    for<'a> K::SelfType<'a>: Clone,
-{
-    let next = if up {
-        current + 1
+/// The EID's counter record.
+fn read_counts(counts: &redb::Table<'_, &str, &[u8]>, eid: &str) -> Result<EidCounts, StoreError> {
+    match counts.get(eid).map_err(error)? {
+        Some(v) => EidCounts::decode(v.value()),
+        None => Ok(EidCounts::default()),
+    }
+}
+
+fn write_counts(
+    counts: &mut redb::Table<'_, &str, &[u8]>,
+    eid: &str,
+    c: &EidCounts,
+) -> Result<(), StoreError> {
+    if c.is_empty() {
+        counts.remove(eid).map_err(error)?;
     } else {
-        current.saturating_sub(1)
-    };
-    if next == 0 {
-        table.remove(key).map_err(error)?;
-    } else {
-        table.insert(key, next).map_err(error)?;
+        counts.insert(eid, c.encode().as_slice()).map_err(error)?;
     }
     Ok(())
 }
@@ -196,36 +195,46 @@ fn apply_batch(
         let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
         let mut meta = txn.open_table(META).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
-        let mut owner_counts = txn.open_table(OWNER_COUNTS).map_err(error)?;
-        let mut next_seq = meta
-            .get(NEXT_SEQ)
+        let mut owners = txn.open_table(OWNERS).map_err(error)?;
+        let mut next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
+        let first_owner = meta
+            .get(NEXT_OWNER)
             .map_err(error)?
-            .map(|v| v.value())
-            .unwrap_or(1);
+            .map_or(1, |v| v.value());
+        let mut next_owner = first_owner;
         for (op, _) in batch {
             match op {
                 Op::Register(e) => {
-                    let (eid, owner) = (e.eid.as_str(), e.owner.as_str());
+                    let eid = e.eid.as_str();
+                    let known = owners
+                        .get(e.owner.as_str())
+                        .map_err(error)?
+                        .map(|n| n.value());
+                    let owner = match known {
+                        Some(n) => n,
+                        None => {
+                            let n = next_owner;
+                            next_owner += 1;
+                            owners.insert(e.owner.as_str(), n).map_err(error)?;
+                            n
+                        }
+                    };
                     let key = (eid, owner, e.event_id.as_str());
                     if index.get(key).map_err(error)?.is_some() {
                         outcomes.push(Outcome::Register(RegisterOutcome::Duplicate));
                         continue;
                     }
-                    let owned = owner_counts
-                        .get((eid, owner))
-                        .map_err(error)?
-                        .map_or(0, |v| v.value());
-                    if owned >= bounds.per_owner as u64 {
+                    let mut c = read_counts(&counts, eid)?;
+                    if c.of(owner) >= bounds.per_owner as u64 {
                         outcomes.push(Outcome::Register(RegisterOutcome::TooMany));
                         continue;
                     }
-                    let all = counts.get(eid).map_err(error)?.map_or(0, |v| v.value());
-                    if all >= bounds.all_owners as u64 {
+                    if c.total() >= bounds.all_owners as u64 {
                         outcomes.push(Outcome::Register(RegisterOutcome::EidFull));
                         continue;
                     }
-                    adjust(&mut owner_counts, (eid, owner), owned, true)?;
-                    adjust(&mut counts, eid, all, true)?;
+                    c.bump(owner, true);
+                    write_counts(&mut counts, eid, &c)?;
                     let seq = next_seq;
                     next_seq += 1;
                     let stored = StoredEvent {
@@ -242,27 +251,33 @@ fn apply_batch(
                     event_id,
                     owner,
                 } => {
-                    // The key includes the owner: another SM-DP+'s event and an unknown one are
-                    // the same miss, with the same work.
-                    let (eid, owner) = (eid.as_str(), owner.as_str());
-                    let key = (eid, owner, event_id.as_str());
-                    let Some(seq) = index.remove(key).map_err(error)?.map(|v| v.value()) else {
+                    // The key includes the caller: another SM-DP+'s event and an unknown one
+                    // are the same miss, with the same work.
+                    let eid = eid.as_str();
+                    let number = owners
+                        .get(owner.as_str())
+                        .map_err(error)?
+                        .map_or(0, |n| n.value());
+                    let removed = index
+                        .remove((eid, number, event_id.as_str()))
+                        .map_err(error)?
+                        .map(|v| v.value());
+                    let Some(seq) = removed else {
                         outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
                         continue;
                     };
                     events.remove((eid, seq)).map_err(error)?;
-                    let owned = owner_counts
-                        .get((eid, owner))
-                        .map_err(error)?
-                        .map_or(1, |v| v.value());
-                    adjust(&mut owner_counts, (eid, owner), owned, false)?;
-                    let all = counts.get(eid).map_err(error)?.map_or(1, |v| v.value());
-                    adjust(&mut counts, eid, all, false)?;
+                    let mut c = read_counts(&counts, eid)?;
+                    c.bump(number, false);
+                    write_counts(&mut counts, eid, &c)?;
                     outcomes.push(Outcome::Delete(DeleteOutcome::Deleted));
                 }
             }
         }
         meta.insert(NEXT_SEQ, next_seq).map_err(error)?;
+        if next_owner != first_owner {
+            meta.insert(NEXT_OWNER, next_owner).map_err(error)?;
+        }
     }
     txn.commit().map_err(error)?;
     Ok(outcomes)
