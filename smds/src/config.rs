@@ -45,10 +45,9 @@ pub struct Limits {
     pub max_connection_age_secs: u64,
     /// Most ES12 writes waiting for the database writer.
     pub write_queue: usize,
-    /// Lifetime of an ES11 authentication session (InitiateAuthentication to AuthenticateClient).
+    /// Lifetime of an ES11 transaction (InitiateAuthentication to AuthenticateClient). Nothing is
+    /// stored per transaction before the eUICC has signed, so there is no bound on their number.
     pub session_lifetime_secs: u64,
-    /// Most ES11 sessions in progress; more InitiateAuthentication calls are refused.
-    pub max_sessions: usize,
     /// Most pending events one SM-DP+ may have for one EID; more of its registrations are refused
     /// (8.1.1/4.8). Per owner, so that no SM-DP+ can crowd out another's events.
     pub max_events_per_eid: usize,
@@ -78,7 +77,6 @@ impl Default for Limits {
             max_connection_age_secs: 300,
             write_queue: 8192,
             session_lifetime_secs: 300,
-            max_sessions: 100_000,
             max_events_per_eid: 100,
             max_events_per_eid_all_owners: 1000,
             db_cache_mib: 32,
@@ -112,6 +110,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
+    pub session_key_file: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -162,6 +161,9 @@ pub struct Config {
     pub hostname: Option<String>,
     /// A `pki-tool init` directory; by default `<data_dir>/pki`, minted on first start.
     pub pki: Option<PathBuf>,
+    /// The ES11 session key file (see `auth`); by default `<data_dir>/session.key`, created on
+    /// first start. Every node of a cluster must use the same file.
+    pub session_key_file: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -200,12 +202,19 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             hostname: hostname.or(file.hostname),
             pki: pki.or(file.pki),
+            session_key_file: file.session_key_file,
             limits: file.limits,
         }
     }
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("events.redb")
+    }
+
+    pub fn session_key_path(&self) -> PathBuf {
+        self.session_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("session.key"))
     }
 }
 

@@ -3,10 +3,10 @@
 //! reachable from the network or from files, as the server or the tools would; any panic is a bug.
 //! Fixtures (a PKI, a store, sessions) are minted once per process with fresh keys.
 
-use crate::auth::{Session, Sessions};
+use crate::auth::SessionKeys;
 use crate::es11::{self, Es11};
 use crate::identity::PeerIdentity;
-use crate::pki::{CiKeyId, Credential};
+use crate::pki::Credential;
 use crate::sgp22::requests::{
     self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
     RegisterEventRequest,
@@ -16,7 +16,7 @@ use pki_tool::mint::{MintInput, Signer};
 use pki_tool::profile::{Profile, Vars};
 use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
@@ -106,7 +106,7 @@ fn fixture() -> &'static Fixture {
                 key: ds_key,
                 path: dir.path().join("ds"),
             }],
-            Sessions::new(Duration::from_secs(300), 1_000_000),
+            SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300)),
         );
         let peer = PeerIdentity::from_certificate(&dp, &ci.key_id());
         Fixture {
@@ -129,26 +129,21 @@ pub fn es11_initiate(data: &[u8]) {
         return;
     };
     if let Ok(req) = InitiateAuthenticationRequest::parse(&body) {
-        let _ = f
-            .runtime
-            .block_on(es11::initiate_authentication(f.es11.clone(), req));
+        let _ = f.runtime.block_on(es11::initiate_authentication(
+            f.es11.clone(),
+            req,
+            pki_tool::time::now(),
+        ));
     }
 }
 
-/// An ES11.AuthenticateClient JSON body; a live session exists for transactionId 00..00.
+/// An ES11.AuthenticateClient JSON body (transactions are stateless: the fuzzer reaches the
+/// checks after the transactionId only with one issued within the lifetime).
 pub fn es11_authenticate(data: &[u8]) {
     let f = fixture();
     let Ok(body) = requests::parse_object(data) else {
         return;
     };
-    let tid = crate::asn1::TransactionId::new(&[0; 16]).unwrap_or_else(|| panic!("tid"));
-    let _ = f.es11.sessions.insert(Session {
-        transaction_id: tid,
-        server_challenge: [0; 16],
-        euicc_challenge: [0; 16],
-        ci: CiKeyId::of(&f.ci),
-        created: Instant::now(),
-    });
     if let Ok(req) = AuthenticateClientRequest::parse(&body) {
         let _ = f.runtime.block_on(es11::authenticate_client(
             f.es11.clone(),

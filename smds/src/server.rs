@@ -1,7 +1,7 @@
 //! Starting and stopping a whole SM-DS: store, TLS, listeners. Used by `smds serve` and by the
 //! end-to-end tests, which run real servers on loopback ports.
 
-use crate::auth::Sessions;
+use crate::auth::{SessionKeyError, SessionKeys};
 use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("ES11 session key: {0}")]
+    SessionKey(#[from] SessionKeyError),
     #[error("{}: {source}", path.display())]
     Tls {
         path: std::path::PathBuf,
@@ -90,6 +92,8 @@ impl Server {
         clock: Option<Clock>,
     ) -> Result<Server, StartError> {
         let admin_token = admin_token(cfg)?;
+        let sessions =
+            SessionKeys::load_or_create(&cfg.session_key_path(), cfg.limits.session_lifetime())?;
         let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
         let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone()).map_err(
             |source| StartError::Tls {
@@ -137,12 +141,7 @@ impl Server {
             .clone()
             .or_else(|| pki.tls_hostname.clone())
             .unwrap_or_else(|| "localhost".into());
-        let es11 = Es11::new(
-            hostname,
-            pki.cis.clone(),
-            &pki.ds_auth,
-            Sessions::new(cfg.limits.session_lifetime(), cfg.limits.max_sessions),
-        );
+        let es11 = Es11::new(hostname, pki.cis.clone(), &pki.ds_auth, sessions);
         let state = Arc::new(AppState::new(
             store.clone(),
             es11,
@@ -157,7 +156,11 @@ impl Server {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(30)) => sweeper_state.es11.sessions.sweep(),
+                    () = tokio::time::sleep(Duration::from_secs(30)) => {
+                        if let Err(e) = sweeper_state.store.sweep_transactions(pki_tool::time::now()).await {
+                            tracing::warn!(error = %e, "used transactions could not be swept");
+                        }
+                    }
                     r = sweep_rx.changed() => if r.is_err() || *sweep_rx.borrow() { break },
                 }
             }

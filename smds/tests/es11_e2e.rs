@@ -244,11 +244,7 @@ async fn every_check_has_a_negative_test() {
     mint_curves(&pki, "default", None, &[Curve::NistP256]);
     let foreign = tmp.0.join("foreign");
     mint_curves(&foreign, "default", None, &[Curve::NistP256]);
-    let limits = Limits {
-        max_sessions: 50,
-        ..Limits::default()
-    };
-    let server = start(&pki, &config(&tmp, &pki, limits), None).await;
+    let server = start(&pki, &config(&tmp, &pki, Limits::default()), None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     assert!(register(&mut dp, EID, "ev").await.is_success());
     let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
@@ -530,16 +526,10 @@ async fn every_check_has_a_negative_test() {
         "a DPauth certificate is not CERT.DSauth"
     );
 
-    // The session table is bounded: fill it, and the next InitiateAuthentication is refused.
-    let mut refused = false;
+    // InitiateAuthentication stores nothing, so there is no table to fill: every one succeeds
+    // (the flood test in es11_stateless.rs goes well past the old 100,000 cap).
     for _ in 0..60 {
-        let r = initiate(&mut c, &e, addr).await.1;
-        if !r.is_success() {
-            assert_eq!(code(&r), "1.2/4.2");
-            refused = true;
-            break;
-        }
+        assert!(initiate(&mut c, &e, addr).await.1.is_success());
     }
-    assert!(refused, "more sessions than max_sessions were created");
     server.stop().await;
 }

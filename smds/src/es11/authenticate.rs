@@ -1,9 +1,10 @@
-//! ES11.AuthenticateClient (SGP.22 5.8.2): ends the session, authenticates the eUICC (its
-//! certificate chain under the session's CI and its signature over the exact euiccSigned1 bytes)
-//! and returns the events of the EID in its certificate.
+//! ES11.AuthenticateClient (SGP.22 5.8.2): authenticates the eUICC (its certificate chain and its
+//! signature over the exact euiccSigned1 bytes, then the stateless transaction it signed), uses the
+//! transaction up, and returns the events of the EID in its certificate.
 
 use super::{Es11, Es11Error, TrustedCi};
 use crate::asn1::{self, AuthenticateServerResponseView, TransactionId};
+use crate::auth::SessionError;
 use crate::sgp22::normalize_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry};
@@ -69,23 +70,27 @@ fn validate_euicc(
 /// An eUICC that has proven itself in AuthenticateClient.
 struct AuthenticatedEuicc {
     pub transaction_id: TransactionId,
+    /// When the transaction expires: until then it is recorded as used.
+    pub expires: i64,
     pub eid: Eid,
     /// `ctxParamsForCommonAuthentication.matchingId`, when present and not empty.
     pub matching_id: Option<String>,
 }
 
-/// The CPU part of AuthenticateClient: ends the session, reads the eUICC's response, validates
-/// its certificates and checks its signature over the exact euiccSigned1 bytes received.
+/// The CPU part of AuthenticateClient: checks the transaction's age, reads the eUICC's response,
+/// validates its certificates under the CI that issued the EUM, checks its signature over the
+/// exact euiccSigned1 bytes received, and then that euiccSigned1 carries this transaction, the
+/// serverChallenge issued for it and that CI (see [`crate::auth`]), and this server's address.
 fn authenticate_euicc(
     es11: &Es11,
     req: &AuthenticateClientRequest,
     now: i64,
 ) -> Result<AuthenticatedEuicc, Es11Error> {
-    // The session is used up by this call whatever its outcome.
-    let session = es11
-        .sessions
-        .take(&req.transaction_id)
-        .ok_or(Es11Error::TransactionUnknown)?;
+    let tid = req.transaction_id;
+    // Cheap first: a transactionId this server did not issue, or an expired one.
+    es11.sessions
+        .expiry(&tid, now)
+        .map_err(|_| Es11Error::TransactionUnknown)?;
     let parsed = asn1::parse_authenticate_server_response(&req.authenticate_server_response)
         .map_err(Es11Error::EuiccResponse)?;
     let (signed, signature, euicc_der, eum_der) = match parsed {
@@ -110,31 +115,34 @@ fn authenticate_euicc(
             });
         }
     };
-    let ci = es11
-        .ci(session.ci.as_bytes())
-        .ok_or(Es11Error::TransactionUnknown)?;
     let eum =
         Certificate::from_der(eum_der).map_err(|e| Es11Error::EumCertificate(e.to_string()))?;
-    if eum.aki().as_deref() != Some(ci.key_id.as_bytes()) {
-        return Err(Es11Error::EumNotUnderSessionCi);
-    }
+    let ci: &TrustedCi = eum
+        .aki()
+        .and_then(|id| es11.ci(&id))
+        .ok_or(Es11Error::EumCiUnknown)?;
     let euicc =
         Certificate::from_der(euicc_der).map_err(|e| Es11Error::EuiccCertificate(e.to_string()))?;
     let eid = validate_euicc(es11, ci, &euicc, &eum, eum_der, now)?;
     if signature.len() != 64 || !euicc.public_key.verify_raw(signed.raw, signature) {
         return Err(Es11Error::EuiccSignature);
     }
-    if signed.transaction_id != session.transaction_id.as_bytes() {
+    if signed.transaction_id != tid.as_bytes() {
         return Err(Es11Error::OtherTransaction);
     }
-    if signed.server_challenge != session.server_challenge {
-        return Err(Es11Error::ServerChallenge);
-    }
+    let expires = es11
+        .sessions
+        .check(&tid, &ci.key_id, signed.server_challenge, now)
+        .map_err(|e| match e {
+            SessionError::Unknown => Es11Error::TransactionUnknown,
+            SessionError::Challenge => Es11Error::ServerChallenge,
+        })?;
     if normalize_address(signed.server_address) != normalize_address(&es11.hostname) {
         return Err(Es11Error::ServerAddress);
     }
     Ok(AuthenticatedEuicc {
-        transaction_id: session.transaction_id,
+        transaction_id: tid,
+        expires,
         eid,
         matching_id: signed
             .matching_id
@@ -143,9 +151,9 @@ fn authenticate_euicc(
     })
 }
 
-/// ES11.AuthenticateClient: authenticates the eUICC and reads its events in one task on the
-/// blocking pool (one hand-off per request), and returns the events, or the one its matchingId
-/// names.
+/// ES11.AuthenticateClient: authenticates the eUICC, records the transaction as used and reads
+/// its events, in one task on the blocking pool (one hand-off per request); returns the events,
+/// or the one its matchingId names.
 pub async fn authenticate_client(
     es11: Arc<Es11>,
     store: Arc<dyn EventStore>,
@@ -155,6 +163,16 @@ pub async fn authenticate_client(
     let handle = tokio::runtime::Handle::current();
     let (euicc, events) = crate::blocking::offload(move || {
         let euicc = authenticate_euicc(&es11, &req, now)?;
+        // Single use: recorded only now, after the eUICC's signature has verified.
+        if !es11.use_transaction(
+            &handle,
+            store.as_ref(),
+            &euicc.transaction_id,
+            euicc.expires,
+            now,
+        )? {
+            return Err(Es11Error::TransactionUnknown);
+        }
         let events = handle
             .block_on(store.events_for(&euicc.eid))
             .map_err(Es11Error::Store)?;

@@ -1,7 +1,6 @@
 //! Why an ES11 call failed, and the one mapping from those reasons to SGP.22 status codes.
 
 use crate::asn1::Asn1Error;
-use crate::auth::SessionError;
 use crate::sgp22::FunctionError;
 use crate::sgp22::codes::{self, StatusCode};
 use crate::sgp22::requests::{Field, RequestError};
@@ -25,8 +24,6 @@ pub enum Es11Error {
     /// Building the answer failed (random numbers, encoding).
     #[error("{0}")]
     Internal(String),
-    #[error("{0}")]
-    Busy(#[from] SessionError),
     #[error("unknown, expired or already used transactionId")]
     TransactionUnknown,
     #[error("authenticateServerResponse: {0}")]
@@ -34,8 +31,8 @@ pub enum Es11Error {
     /// The eUICC's AuthenticateServerResponse is its error alternative.
     #[error("the eUICC refused to authenticate the SM-DS: {name} ({code})")]
     EuiccRefused { code: i64, name: &'static str },
-    #[error("the EUM certificate was not issued by the CI chosen for this session")]
-    EumNotUnderSessionCi,
+    #[error("the EUM certificate was not issued by a CI this SM-DS trusts")]
+    EumCiUnknown,
     #[error("EUM certificate: {0}")]
     EumCertificate(String),
     #[error("eUICC certificate: {0}")]
@@ -67,13 +64,13 @@ impl FunctionError for Es11Error {
             E::SvnNotSupported(_) => codes::SVN_NOT_SUPPORTED,
             E::NoDsAuthForCi => codes::NO_DSAUTH_FOR_CI,
             E::CiNotSupported => codes::CI_NOT_SUPPORTED,
-            E::Internal(_) | E::Busy(_) | E::Store(_) => codes::EXECUTION_ERROR,
+            E::Internal(_) | E::Store(_) => codes::EXECUTION_ERROR,
             E::TransactionUnknown | E::OtherTransaction => codes::TRANSACTION_UNKNOWN,
             E::EuiccResponse(_) => codes::EUICC_DATA_INVALID,
             E::EuiccRefused { .. } | E::EuiccSignature | E::ServerChallenge => {
                 codes::EUICC_VERIFICATION_FAILED
             }
-            E::EumNotUnderSessionCi => codes::CI_PUBLIC_KEY_UNKNOWN,
+            E::EumCiUnknown => codes::CI_PUBLIC_KEY_UNKNOWN,
             E::EumCertificate(_) => codes::EUM_CERT_INVALID,
             E::EuiccCertificate(_) | E::NoEid => codes::EUICC_CERT_INVALID,
             E::Chain(e) => chain_status(e),

@@ -1,15 +1,14 @@
 //! ES11.InitiateAuthentication (SGP.22 5.8.1): checks the address, the SVN and the eUICC's CI
-//! lists, signs serverSigned1 with the CERT.DSauth of the chosen CI and opens a session.
+//! lists, issues a transaction bound to the chosen CI (nothing is stored, see [`crate::auth`]) and
+//! signs serverSigned1 with that CI's CERT.DSauth.
 
 use super::{Es11, Es11Error, TrustedCi};
-use crate::asn1::{self, ServerSigned1, TransactionId};
-use crate::auth::Session;
+use crate::asn1::{self, ServerSigned1};
 use crate::sgp22::normalize_address;
 use crate::sgp22::requests::InitiateAuthenticationRequest;
 use crate::sgp22::responses::InitiateAuthenticationResponse;
 use pki_tool::Curve;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The CI to use with this eUICC: one whose key the eUICC can verify our CERT.DSauth with and
 /// that also signed the eUICC's own chain.
@@ -44,18 +43,20 @@ fn choose_ci<'e>(
         .ok_or(Es11Error::CiNotSupported)
 }
 
-/// Signs serverSigned1 and opens the session.
+/// Issues the transaction (nothing is stored) and signs serverSigned1.
 fn sign_and_open(
     es11: &Es11,
     ci: &TrustedCi,
     req: &InitiateAuthenticationRequest,
+    now: i64,
 ) -> Result<InitiateAuthenticationResponse, Es11Error> {
     let Some(ds_auth) = ci.ds_auth.as_ref() else {
         return Err(Es11Error::NoDsAuthForCi);
     };
-    let transaction_id = TransactionId::random().map_err(|e| Es11Error::Internal(e.to_string()))?;
-    let mut server_challenge = [0u8; 16];
-    getrandom::fill(&mut server_challenge).map_err(|e| Es11Error::Internal(e.to_string()))?;
+    let (transaction_id, server_challenge) = es11
+        .sessions
+        .issue(&ci.key_id, now)
+        .map_err(|e| Es11Error::Internal(e.to_string()))?;
     let signed = ServerSigned1 {
         transaction_id: transaction_id.as_bytes().to_vec().into(),
         euicc_challenge: req.euicc_challenge.to_vec().into(),
@@ -64,13 +65,6 @@ fn sign_and_open(
     };
     let signed_der = asn1::der(&signed).map_err(|e| Es11Error::Internal(e.to_string()))?;
     let signature = asn1::signature_tlv(&ds_auth.key.sign_raw(&signed_der));
-    es11.sessions.insert(Session {
-        transaction_id,
-        server_challenge,
-        euicc_challenge: req.euicc_challenge,
-        ci: ci.key_id.clone(),
-        created: Instant::now(),
-    })?;
     Ok(InitiateAuthenticationResponse {
         transaction_id,
         server_signed1: signed_der,
@@ -84,6 +78,7 @@ fn sign_and_open(
 pub async fn initiate_authentication(
     es11: Arc<Es11>,
     req: InitiateAuthenticationRequest,
+    now: i64,
 ) -> Result<InitiateAuthenticationResponse, Es11Error> {
     let ci = choose_ci(&es11, &req)?;
     let cheap = ci
@@ -91,12 +86,12 @@ pub async fn initiate_authentication(
         .as_ref()
         .is_some_and(|d| d.key.curve() == Curve::NistP256);
     if cheap {
-        return sign_and_open(&es11, ci, &req);
+        return sign_and_open(&es11, ci, &req, now);
     }
     let key_id = ci.key_id.clone();
     crate::blocking::offload(move || {
         let ci = es11.ci(key_id.as_bytes()).ok_or(Es11Error::NoDsAuthForCi)?;
-        sign_and_open(&es11, ci, &req)
+        sign_and_open(&es11, ci, &req, now)
     })
     .await
     .map_err(|e| Es11Error::Internal(format!("signing task failed: {e}")))?

@@ -20,7 +20,7 @@ pub use authenticate::authenticate_client;
 pub use error::Es11Error;
 pub use initiate::initiate_authentication;
 
-use crate::auth::Sessions;
+use crate::auth::SessionKeys;
 use crate::pki::{CiKeyId, Credential};
 use pki_tool::Certificate;
 use std::collections::HashMap;
@@ -38,10 +38,16 @@ pub struct Es11 {
     /// This SM-DS's address (as configured), for serverSigned1 and the address checks.
     pub hostname: String,
     pub cis: Vec<TrustedCi>,
-    pub sessions: Sessions,
+    /// Issues and checks transactions without storing them (see [`crate::auth`]).
+    pub sessions: SessionKeys,
     /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter).
     pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, i64)>>,
+    /// Used transactions the store could not record (see [`Es11::use_transaction`]).
+    used_fallback: Mutex<HashMap<crate::asn1::TransactionId, i64>>,
 }
+
+/// Most used transactions kept in memory while the store refuses writes.
+const USED_FALLBACK_MAX: usize = 100_000;
 
 impl Es11 {
     /// `ds_auth` are matched to their CI by authority key identifier.
@@ -49,7 +55,7 @@ impl Es11 {
         hostname: String,
         cis: Vec<Certificate>,
         ds_auth: &[Credential],
-        sessions: Sessions,
+        sessions: SessionKeys,
     ) -> Self {
         let cis = cis
             .into_iter()
@@ -71,6 +77,39 @@ impl Es11 {
             cis,
             sessions,
             eum_cache: Mutex::new(HashMap::new()),
+            used_fallback: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a transaction as used: in the event store (shared by every node), and while the
+    /// store cannot take writes (a full disk), in this node's memory, so that discovery keeps
+    /// working through the outage. Only authenticated eUICCs get here, and each entry lives only
+    /// for the transaction's lifetime; the memory fallback is bounded all the same.
+    pub(crate) fn use_transaction(
+        &self,
+        handle: &tokio::runtime::Handle,
+        store: &dyn crate::store::EventStore,
+        tid: &crate::asn1::TransactionId,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, Es11Error> {
+        let fallback = || self.used_fallback.lock().unwrap_or_else(|e| e.into_inner());
+        if fallback().contains_key(tid) {
+            return Ok(false);
+        }
+        match handle.block_on(store.use_transaction(tid, expires)) {
+            Ok(first) => Ok(first),
+            Err(e) => {
+                tracing::warn!(error = %e, "used transactionId kept in memory: the store refused it");
+                let mut used = fallback();
+                if used.len() >= USED_FALLBACK_MAX {
+                    used.retain(|_, exp| *exp >= now);
+                    if used.len() >= USED_FALLBACK_MAX {
+                        return Err(Es11Error::Store(e));
+                    }
+                }
+                Ok(used.insert(*tid, expires).is_none())
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod redb;
 
+use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
 use crate::types::{EventId, RspServerAddress};
 use pki_tool::Eid;
@@ -118,6 +119,11 @@ pub trait EventStore: Send + Sync {
     ) -> Result<DeleteOutcome, StoreError>;
     /// ES11: the events of one EID in registration order.
     async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError>;
+    /// ES11: records an AuthenticateClient transaction as used until `expires` (Unix seconds);
+    /// false when it was used already (insert-if-absent, atomic).
+    async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError>;
+    /// Forgets used transactions that expired before `now`; returns how many.
+    async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
     async fn shutdown(&self);
 }

@@ -139,7 +139,7 @@ async fn call(
             state,
             async {
                 let req = InitiateAuthenticationRequest::parse(body)?;
-                es11::initiate_authentication(state.es11.clone(), req)
+                es11::initiate_authentication(state.es11.clone(), req, state.now())
                     .await
                     .map(|r| r.to_fields())
             }

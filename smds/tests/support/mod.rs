@@ -92,6 +92,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         data_dir: data_dir.to_path_buf(),
         hostname: None,
         pki: Some(pki.to_path_buf()),
+        session_key_file: None,
         limits,
     }
 }

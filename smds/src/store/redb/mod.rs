@@ -13,6 +13,7 @@ mod writer;
 use super::{
     DeleteOutcome, EventAdmin, EventRecord, EventStore, RegisterOutcome, StoreError, StoredEvent,
 };
+use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
 use crate::types::EventId;
 use pki_tool::Eid;
@@ -135,7 +136,7 @@ impl EventStore for RedbStore {
     async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
         match self.submit(Op::Register(event)).await? {
             Outcome::Register(r) => Ok(r),
-            Outcome::Delete(_) => Err(StoreError::Backend(MISMATCHED.into())),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
         }
     }
 
@@ -152,13 +153,37 @@ impl EventStore for RedbStore {
         };
         match self.submit(op).await? {
             Outcome::Delete(d) => Ok(d),
-            Outcome::Register(_) => Err(StoreError::Backend(MISMATCHED.into())),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
         }
     }
 
     async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
         let eid = *eid;
         self.read(move |db| queries::events_for(db, &eid)).await
+    }
+
+    async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError> {
+        let mut key = [0u8; 16];
+        let bytes = tid.as_bytes();
+        key[..bytes.len()].copy_from_slice(bytes);
+        match self
+            .submit(Op::UseTransaction {
+                tid: key,
+                len: bytes.len(),
+                expires,
+            })
+            .await?
+        {
+            Outcome::FirstUse(first) => Ok(first),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
+        }
+    }
+
+    async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError> {
+        match self.submit(Op::SweepTransactions { now }).await? {
+            Outcome::Swept(n) => Ok(n),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
+        }
     }
 
     async fn shutdown(&self) {

@@ -20,6 +20,9 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v
 /// EID -> its events per owner ([`EidCounts`]): the per-owner bound and the EID-wide backstop
 /// without a scan, in one record per EID.
 pub(super) const COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("eid_counts_v2");
+/// transactionId -> when it expires (Unix seconds): ES11 transactions already used.
+pub(super) const USED_TRANSACTIONS: TableDefinition<&[u8], i64> =
+    TableDefinition::new("used_transactions_v1");
 /// Tables of earlier versions, replaced at open.
 const LEGACY: [&str; 3] = ["event_ids_v1", "event_counts_v1", "owner_event_counts_v1"];
 
@@ -158,6 +161,7 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreErr
         let mut owners = txn.open_table(OWNERS).map_err(error)?;
         let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
+        txn.open_table(USED_TRANSACTIONS).map_err(error)?;
         if !events.is_empty().map_err(error)?
             && (index.is_empty().map_err(error)? || counts.is_empty().map_err(error)?)
         {

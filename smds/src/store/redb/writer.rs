@@ -7,20 +7,28 @@
 
 use super::Bounds;
 use super::schema::{
-    self, BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_SEQ, OWNERS, error,
-    unreadable,
+    self, BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_SEQ, OWNERS,
+    USED_TRANSACTIONS, error, unreadable,
 };
 use crate::identity::OwnerId;
 use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
 use crate::types::EventId;
 use pki_tool::Eid;
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Op {
     Register(EventRecord),
+    UseTransaction {
+        tid: [u8; 16],
+        len: usize,
+        expires: i64,
+    },
+    SweepTransactions {
+        now: i64,
+    },
     Delete {
         eid: Eid,
         event_id: EventId,
@@ -31,6 +39,9 @@ pub(super) enum Op {
 pub(super) enum Outcome {
     Register(RegisterOutcome),
     Delete(DeleteOutcome),
+    /// Whether the transaction was recorded now (false: it was used already).
+    FirstUse(bool),
+    Swept(u64),
 }
 
 pub(super) type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
@@ -196,6 +207,7 @@ fn apply_batch(
         let mut meta = txn.open_table(META).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
         let mut owners = txn.open_table(OWNERS).map_err(error)?;
+        let mut used = txn.open_table(USED_TRANSACTIONS).map_err(error)?;
         let mut next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
         let first_owner = meta
             .get(NEXT_OWNER)
@@ -204,6 +216,20 @@ fn apply_batch(
         let mut next_owner = first_owner;
         for (op, _) in batch {
             match op {
+                Op::UseTransaction { tid, len, expires } => {
+                    let key = &tid[..*len];
+                    let seen = used.get(key).map_err(error)?.is_some();
+                    if !seen {
+                        used.insert(key, *expires).map_err(error)?;
+                    }
+                    outcomes.push(Outcome::FirstUse(!seen));
+                }
+                Op::SweepTransactions { now } => {
+                    let before = used.len().map_err(error)?;
+                    used.retain(|_, expires| expires >= *now).map_err(error)?;
+                    let after = used.len().map_err(error)?;
+                    outcomes.push(Outcome::Swept(before.saturating_sub(after)));
+                }
                 Op::Register(e) => {
                     let eid = e.eid.as_str();
                     let known = owners
