@@ -198,7 +198,19 @@ fn apply_batch(
     bounds: Bounds,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut txn = db.begin_write().map_err(error)?;
-    txn.set_durability(redb::Durability::Immediate)
+    // Events are acknowledged only once fsynced. A batch that only records used ES11
+    // transactions is committed without fsync: it becomes durable with the next durable commit
+    // (any event write, or the periodic sweep), so a crash forgets at most the transactions used
+    // since then, which only their own eUICC's signed response could replay until they expire.
+    let only_transactions = batch
+        .iter()
+        .all(|(op, _)| matches!(op, Op::UseTransaction { .. }));
+    let durability = if only_transactions {
+        redb::Durability::None
+    } else {
+        redb::Durability::Immediate
+    };
+    txn.set_durability(durability)
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
