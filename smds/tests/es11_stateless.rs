@@ -15,16 +15,6 @@ use smds::sgp22::responses::InitiateAuthenticationResponse;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn initiate_body(euicc: &SoftEuicc, address: &str) -> serde_json::Value {
     json!({
         "smdpAddress": address,

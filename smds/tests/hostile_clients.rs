@@ -21,17 +21,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// The server's resident memory, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// This process's soft limit on open files.
 fn open_files_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")

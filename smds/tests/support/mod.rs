@@ -214,3 +214,14 @@ pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::proc
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
     (child, port)
 }
+
+/// A process's resident memory in MiB, from /proc.
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
