@@ -61,6 +61,9 @@ fn rand_bytes(n: usize) -> Vec<u8> {
     v
 }
 
+/// Longest a soak call may wait for its answer before it counts as an error.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let secs: u64 = std::env::args()
@@ -165,18 +168,14 @@ async fn main() {
                     let eid = pool[(i as usize * 7 + w) % pool.len()].clone();
                     let id = format!("w{w}-{i}");
                     let t = Instant::now();
-                    match c
-                        .call(
-                            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
-                            &smds::lab::smdp::register_event_body(
-                                &eid,
-                                &id,
-                                "smdp.example.com",
-                                None,
-                            ),
-                        )
-                        .await
-                    {
+                    let body =
+                        smds::lab::smdp::register_event_body(&eid, &id, "smdp.example.com", None);
+                    let call = c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body);
+                    let Ok(answer) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
+                        err(&tally, "es12 register: no answer".into());
+                        break;
+                    };
+                    match answer {
                         Ok(r) if r.is_success() => {
                             ok(&tally, "es12 register", t.elapsed());
                             pending.push_back((eid, id));
@@ -197,13 +196,13 @@ async fn main() {
                         && let Some((eid, id)) = pending.pop_front()
                     {
                         let t = Instant::now();
-                        match c
-                            .call(
-                                smds::sgp22::paths::path::ES12_DELETE_EVENT,
-                                &smds::lab::smdp::delete_event_body(&eid, &id),
-                            )
-                            .await
-                        {
+                        let body = smds::lab::smdp::delete_event_body(&eid, &id);
+                        let call = c.call(smds::sgp22::paths::path::ES12_DELETE_EVENT, &body);
+                        let Ok(answer) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
+                            err(&tally, "es12 delete: no answer".into());
+                            break;
+                        };
+                        match answer {
                             Ok(r) if r.is_success() => ok(&tally, "es12 delete", t.elapsed()),
                             Ok(r) => err(
                                 &tally,
@@ -297,7 +296,12 @@ async fn main() {
                                     vec![b'['; 200_000],
                                 )
                             };
-                            match c.post_raw(path, "application/json", body).await {
+                            let post = c.post_raw(path, "application/json", body);
+                            let Ok(answer) = tokio::time::timeout(CALL_TIMEOUT, post).await else {
+                                err(&tally, "garbage: no answer".into());
+                                continue;
+                            };
+                            match answer {
                                 Ok(r) if r.status == 400 || r.status == 413 => {
                                     ok(&tally, "garbage refused", Duration::ZERO)
                                 }
@@ -315,18 +319,23 @@ async fn main() {
                         .await
                         {
                             Err(_) => true,
-                            Ok(mut c) => c
-                                .call(
-                                    smds::sgp22::paths::path::ES12_REGISTER_EVENT,
-                                    &smds::lab::smdp::register_event_body(
-                                        EID,
-                                        &format!("x{w}"),
-                                        "a.b",
-                                        None,
-                                    ),
-                                )
-                                .await
-                                .is_err(),
+                            Ok(mut c) => {
+                                let body = smds::lab::smdp::register_event_body(
+                                    EID,
+                                    &format!("x{w}"),
+                                    "a.b",
+                                    None,
+                                );
+                                let call =
+                                    c.call(smds::sgp22::paths::path::ES12_REGISTER_EVENT, &body);
+                                match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                                    Ok(r) => r.is_err(),
+                                    Err(_) => {
+                                        err(&tally, "foreign: no answer".into());
+                                        true
+                                    }
+                                }
+                            }
                         };
                         if refused {
                             ok(&tally, "foreign cert refused", Duration::ZERO);
@@ -344,6 +353,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
                 let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
@@ -351,6 +361,7 @@ async fn main() {
                     .connect(name, tcp)
                     .await
                 else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
                 let _ = s
@@ -382,7 +393,10 @@ async fn main() {
         samples.push((start.elapsed().as_secs(), rss_kib(pid)));
     }
     for t in tasks {
-        let _ = t.await;
+        // Every call is bounded by CALL_TIMEOUT, so this ends; a task that does not is reported.
+        if tokio::time::timeout(CALL_TIMEOUT * 2, t).await.is_err() {
+            err(&tally, "client task did not finish".into());
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
     let rss_end = rss_kib(pid);
