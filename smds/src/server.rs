@@ -200,6 +200,13 @@ impl Server {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        // Connection tasks and the sweeper let go of the state (and with it the database) just
+        // after they finish: wait for that, so that the database is closed when this returns and
+        // another server can open it at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.state) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Waits until the server ends (after [`Server::stop`] or a signal handled elsewhere).
