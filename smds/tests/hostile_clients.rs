@@ -47,18 +47,6 @@ async fn tcp_from(source: IpAddr, server: SocketAddr) -> Option<tokio::net::TcpS
     socket.connect(server).await.ok()
 }
 
-fn client_tls(pki: &std::path::Path, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut cfg = smds::transport::tls::client_config(
-        smds::lab::https::read_cas(&[ci(pki)]).expect("ci"),
-        pki_tool::Role::Dstls,
-        None,
-        None,
-    )
-    .expect("tls");
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(cfg)
-}
-
 /// Keeps one idle connection open from `source` (HTTP/2: preface, SETTINGS, PING answers and
 /// nothing else; HTTP/1.1: a TLS session that sends no request), reconnecting whenever the
 /// server closes it, until `stop`. Returns how many connections it had to open.
@@ -137,7 +125,7 @@ async fn idle_connection_floods_do_not_lock_out_real_devices() {
     for i in 0..slots {
         for h2 in [true, false] {
             let source = attacker_address((i + if h2 { 0 } else { slots }) % 8);
-            let tls = client_tls(&pki, if h2 { b"h2" } else { b"http/1.1" });
+            let tls = anonymous_with_alpn(&pki, if h2 { b"h2" } else { b"http/1.1" });
             attackers.push(tokio::spawn(hold_idle(
                 source,
                 server,
@@ -243,7 +231,7 @@ async fn stalled_http2_bodies_do_not_grow_memory() {
     let server: SocketAddr = ([127, 0, 0, 1], port).into();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_mib(child.id());
-    let tls = client_tls(&pki, b"h2");
+    let tls = anonymous_with_alpn(&pki, b"h2");
     let mut tasks = Vec::new();
     for c in 0..100 {
         let tls = tls.clone();
@@ -372,7 +360,7 @@ async fn http2_rapid_reset_is_cut_off() {
         .await
         .expect("tcp");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let stream = tokio_rustls::TlsConnector::from(client_tls(&lab.pki, b"h2"))
+    let stream = tokio_rustls::TlsConnector::from(anonymous_with_alpn(&lab.pki, b"h2"))
         .connect(name, tcp)
         .await
         .expect("tls");

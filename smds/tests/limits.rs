@@ -258,19 +258,11 @@ async fn h2_connection(
     hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
     tokio::task::JoinHandle<()>,
 ) {
-    let mut cfg = smds::transport::tls::client_config(
-        smds::lab::https::read_cas(&[ci(&lab.pki)]).expect("ci"),
-        pki_tool::Role::Dstls,
-        None,
-        None,
-    )
-    .expect("tls");
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("tcp");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+    let tls = tokio_rustls::TlsConnector::from(anonymous_with_alpn(&lab.pki, b"h2"))
         .connect(name, tcp)
         .await
         .expect("tls");

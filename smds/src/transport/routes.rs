@@ -84,17 +84,22 @@ fn is_json(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Reads a body of at most `limit` bytes within `timeout`.
+/// The request's Content-Length, when it has a valid one.
+fn declared_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a body (of `declared` length, if the client said) of at most `limit` bytes within
+/// `timeout`.
 async fn read_body(
     req: Request<Incoming>,
+    declared: Option<u64>,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, (Response<Body>, Outcome)> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
         refusal(
             hyper::StatusCode::PAYLOAD_TOO_LARGE,
@@ -222,12 +227,11 @@ async fn dispatch(
     let limit = function.max_body_bytes().min(state.limits.max_body_bytes);
     // The body's share of the server-wide budget is taken before a byte of it is read, and held
     // until the answer is built.
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let share = declared.unwrap_or(limit).clamp(1, limit.max(1));
+    let declared = declared_length(&req);
+    let share = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(limit)
+        .clamp(1, limit.max(1));
     let Ok(_budget) = state
         .body_budget
         .clone()
@@ -240,7 +244,7 @@ async fn dispatch(
             "the server is busy reading other requests; try again shortly",
         );
     };
-    let body = match read_body(req, limit, state.limits.body_read_timeout()).await {
+    let body = match read_body(req, declared, limit, state.limits.body_read_timeout()).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -121,8 +121,16 @@ pub fn smdp(pki: &Path, instance: &str, trust: &Path) -> Arc<rustls::ClientConfi
 
 /// TLS without a client certificate, trusting `trust`'s CI.
 pub fn anonymous(trust: &Path) -> Arc<rustls::ClientConfig> {
+    anonymous_with_alpn(trust, b"http/1.1")
+}
+
+/// TLS without a client certificate, trusting `trust`'s CI, offering only `alpn`.
+pub fn anonymous_with_alpn(trust: &Path, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
     let cas = smds::lab::https::read_cas(&[ci(trust)]).expect("CI");
-    Arc::new(smds::transport::tls::client_config(cas, Role::Dstls, None, None).expect("config"))
+    let mut cfg =
+        smds::transport::tls::client_config(cas, Role::Dstls, None, None).expect("config");
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(cfg)
 }
 
 pub fn endpoint(server: &Server) -> Endpoint {
