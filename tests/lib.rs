@@ -2,3 +2,4 @@
 //! the published SGP.26 files, openssl, and the `x509-cert` parser.
 
 pub mod common;
+pub mod postgres;

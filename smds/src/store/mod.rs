@@ -1,7 +1,8 @@
 //! The event store: what ES12 registers and ES11 reads, behind two small traits so handlers do
 //! not know the backend. [`EventStore`] is what the SGP.22 functions need (register, delete,
 //! events for one EID); [`EventAdmin`] is what operators need (list, count, integrity).
-//! [`redb::RedbStore`] is the embedded implementation.
+//! [`redb::RedbStore`] is the embedded implementation (one node); [`postgres::PgStore`] is the
+//! shared one (several nodes on one PostgreSQL).
 //!
 //! Guarantees every implementation gives: events of one EID come back in registration (FIFO)
 //! order; an EventID is unique per EID and owning SM-DP+ (two SM-DP+s may use the same one, and
@@ -10,6 +11,9 @@
 //! event is the same miss, with the same work, as deleting an unknown one. Callers pass
 //! validated values only.
 
+#[cfg(test)]
+mod contract;
+pub mod postgres;
 pub mod redb;
 
 use crate::asn1::TransactionId;
@@ -19,6 +23,7 @@ use pki_tool::Eid;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use self::postgres::{PgOptions, PgStore, StoreUrl};
 pub use self::redb::{RedbStore, WriterConfig};
 
 /// An SGP.22 Event Record as registered: what ES12 (and later ES15) brings, plus who brought it
@@ -93,6 +98,9 @@ pub enum StoreError {
     },
     #[error("the event store is shutting down")]
     Closed,
+    /// The database server cannot be reached, or did not answer in time (PostgreSQL).
+    #[error("the event database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {

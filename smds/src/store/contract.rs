@@ -1,0 +1,168 @@
+//! The guarantees of the module doc, as checks every backend's tests run (redb and PostgreSQL
+//! alike): same calls, same answers.
+
+use super::*;
+use crate::types::{EventId, RspServerAddress};
+
+pub(crate) const EID1: &str = "89049032123451234512345678901235";
+pub(crate) const EID2: &str = "89049032000000000000000000100073";
+
+pub(crate) fn event(eid: &str, id: &str, owner: &str) -> EventRecord {
+    EventRecord {
+        eid: Eid::parse(eid).expect("valid"),
+        event_id: EventId::parse(id).expect("valid"),
+        rsp_server_address: RspServerAddress::parse("smdp.example.com").expect("valid"),
+        owner: OwnerId::new(owner),
+        owner_names: vec!["rid:1.2.3".into(), "dns:smdp.example.com".into()],
+        forwarding_indicator: false,
+        registered_at: 1_700_000_000,
+    }
+}
+
+pub(crate) async fn ids(s: &dyn Backend, eid: &str) -> Vec<String> {
+    s.events_for(&Eid::parse(eid).expect("valid"))
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.record.event_id.to_string())
+        .collect()
+}
+
+pub(crate) async fn delete(s: &dyn Backend, id: &str, owner: &str) -> DeleteOutcome {
+    s.delete_event(
+        &Eid::parse(EID1).expect("valid"),
+        &EventId::parse(id).expect("valid"),
+        &OwnerId::new(owner),
+    )
+    .await
+    .expect("ok")
+}
+
+fn registered(r: &RegisterOutcome) -> bool {
+    matches!(r, RegisterOutcome::Registered { .. })
+}
+
+/// FIFO per EID, uniqueness per owner, foreign delete = unknown, counting and listing.
+pub(crate) async fn fifo_duplicates_and_ownership(s: &dyn Backend) {
+    for id in ["c", "a", "b"] {
+        let r = s.register_event(event(EID1, id, "dp1")).await.expect("ok");
+        assert!(registered(&r), "{r:?}");
+    }
+    assert_eq!(
+        s.register_event(event(EID1, "a", "dp1")).await.expect("ok"),
+        RegisterOutcome::Duplicate
+    );
+    let r = s.register_event(event(EID1, "a", "dp2")).await.expect("ok");
+    assert!(registered(&r), "another SM-DP+ may use the same EventID: {r:?}");
+    s.register_event(event(EID2, "a", "dp2"))
+        .await
+        .expect("other EID may reuse the id");
+    assert_eq!(ids(s, EID1).await, ["c", "a", "b", "a"]);
+    let first = &s.events_for(&Eid::parse(EID1).expect("valid")).await.expect("read")[0];
+    assert_eq!(first.record, event(EID1, "c", "dp1"), "stored as registered");
+    assert_eq!(delete(s, "c", "dp2").await, DeleteOutcome::NotFound);
+    assert_eq!(delete(s, "zz", "dp1").await, DeleteOutcome::NotFound);
+    assert_eq!(delete(s, "a", "dp1").await, DeleteOutcome::Deleted);
+    assert_eq!(delete(s, "a", "dp1").await, DeleteOutcome::NotFound);
+    assert_eq!(ids(s, EID1).await, ["c", "b", "a"]);
+    assert_eq!(s.count().await.expect("count"), 4);
+    assert_eq!(s.check_integrity().await.expect("consistent"), 4);
+    let r = s.register_event(event(EID1, "a", "dp1")).await.expect("ok");
+    assert!(registered(&r), "re-register after delete: {r:?}");
+    assert_eq!(ids(s, EID1).await.last().map(String::as_str), Some("a"));
+
+    // Paging walks the store in (EID, registration) order without gaps or repeats.
+    let all = s.list(None, 100).await.expect("list");
+    assert_eq!(all.len(), 5);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list_page(None, after, 2).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((last.record.eid, last.seq));
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let eid1 = Eid::parse(EID1).expect("valid");
+    assert_eq!(s.list(Some(&eid1), 100).await.expect("list").len(), 4);
+}
+
+/// The per-owner bound (3 here) and the EID-wide backstop (5 here), as the store was built.
+pub(crate) async fn bounds_per_owner_and_backstop(s: &dyn Backend) {
+    for i in 0..3 {
+        let r = s
+            .register_event(event(EID1, &format!("x{i}"), "dp1"))
+            .await
+            .expect("ok");
+        assert!(registered(&r), "{r:?}");
+    }
+    assert_eq!(
+        s.register_event(event(EID1, "x3", "dp1")).await.expect("ok"),
+        RegisterOutcome::TooMany
+    );
+    for i in 0..2 {
+        let r = s
+            .register_event(event(EID1, &format!("y{i}"), "dp2"))
+            .await
+            .expect("ok");
+        assert!(registered(&r), "{r:?}");
+    }
+    assert_eq!(
+        s.register_event(event(EID1, "z", "dp3")).await.expect("ok"),
+        RegisterOutcome::EidFull
+    );
+    assert_eq!(delete(s, "x0", "dp1").await, DeleteOutcome::Deleted);
+    let r = s.register_event(event(EID1, "z", "dp3")).await.expect("ok");
+    assert!(registered(&r), "room again after a delete: {r:?}");
+}
+
+/// Used transactionIds: insert-if-absent, kept until swept after expiry.
+pub(crate) async fn used_transactions(s: &dyn Backend) {
+    let t1 = crate::asn1::TransactionId::new(&[1, 2, 3]).expect("valid");
+    let t2 = crate::asn1::TransactionId::new(&[9; 16]).expect("valid");
+    assert!(s.use_transaction(&t1, 100).await.expect("ok"));
+    assert!(!s.use_transaction(&t1, 100).await.expect("ok"), "replay");
+    assert!(s.use_transaction(&t2, 200).await.expect("ok"));
+    assert_eq!(s.sweep_transactions(150).await.expect("swept"), 1);
+    assert!(!s.use_transaction(&t2, 200).await.expect("ok"), "kept");
+    assert!(s.use_transaction(&t1, 300).await.expect("ok"), "forgotten");
+}
+
+/// Many writers at once on each of `stores` (one per node): for one (EID, owner, EventID)
+/// exactly one registration succeeds, and the per-owner bound holds.
+pub(crate) async fn racing_writers(stores: &[std::sync::Arc<dyn Backend>], per_owner: usize) {
+    let mut tasks = Vec::new();
+    for (n, s) in stores.iter().enumerate() {
+        for i in 0..8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let same = s.register_event(event(EID2, "race", "dp1")).await;
+                let other = s
+                    .register_event(event(EID2, &format!("n{n}-{i}"), "dp1"))
+                    .await;
+                (same, other)
+            }));
+        }
+    }
+    let (mut won, mut dup, mut more, mut full) = (0, 0, 0, 0);
+    for t in tasks {
+        let (same, other) = t.await.expect("task");
+        match same.expect("store answers") {
+            RegisterOutcome::Registered { .. } => won += 1,
+            RegisterOutcome::Duplicate => dup += 1,
+            r => panic!("{r:?}"),
+        }
+        match other.expect("store answers") {
+            RegisterOutcome::Registered { .. } => more += 1,
+            RegisterOutcome::TooMany => full += 1,
+            r => panic!("{r:?}"),
+        }
+    }
+    let writers = stores.len() * 8;
+    assert_eq!((won, dup), (1, writers - 1), "exactly one wins the race");
+    assert_eq!(more + 1, per_owner.min(writers + 1), "the bound holds exactly");
+    assert_eq!(more + full, writers);
+    let stored = ids(&*stores[0], EID2).await;
+    assert_eq!(stored.len(), per_owner.min(writers + 1));
+    assert_eq!(stored.iter().filter(|i| *i == "race").count(), 1);
+}

@@ -1,0 +1,427 @@
+//! The shared event store on PostgreSQL: what several SM-DS nodes use together.
+//!
+//! Every operation is one short transaction at READ COMMITTED on a pooled connection, bounded by
+//! the store timeout: a database that is down, restarting or unreachable costs a request an
+//! execution error after at most that long, never a hang, and the pool reconnects by itself.
+//! A registration is answered only after its COMMIT returned (PostgreSQL's own group commit
+//! batches the WAL flushes of concurrent commits).
+//!
+//! Atomic bounds across nodes: a writer of an EID first upserts that EID's row in `smds_eids`,
+//! which holds the row lock until commit; the duplicate check, the per-owner bound, the
+//! EID-wide backstop and the insert then run as statements that each see everything committed
+//! before the lock was granted. The unique constraint on (EID, owner, EventID) stands behind the
+//! check. The sequence number is drawn under the lock, so it orders each EID's events in commit
+//! order. This module touches only the database named by the URL ([`connect`], [`schema`]).
+
+mod connect;
+mod schema;
+
+pub use connect::{PgOptions, StoreUrl};
+
+use super::{
+    DeleteOutcome, EventAdmin, EventRecord, EventStore, RegisterOutcome, StoreError, StoredEvent,
+};
+use crate::asn1::TransactionId;
+use crate::identity::OwnerId;
+use crate::types::{EventId, RspServerAddress};
+use connect::{error, is_retryable, pool_error};
+use deadpool_postgres::{Client, Pool};
+use pki_tool::Eid;
+use std::future::Future;
+use std::time::Duration;
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::error::SqlState;
+
+/// Handle to the PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    url: StoreUrl,
+    timeout: Duration,
+    per_owner: i64,
+    all_owners: i64,
+}
+
+/// `SELECT` of every column of `smds_events`, in the order [`decode`] reads them, then `$rest`.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT eid, seq, owner, owner_names, event_id, rsp_server_address, ",
+            "forwarding_indicator, registered_at FROM smds_events ",
+            $rest
+        )
+    };
+}
+
+/// How often a transaction the database gave up on (serialization failure, deadlock) is tried.
+const ATTEMPTS: usize = 3;
+
+impl PgStore {
+    /// Connects, then creates or migrates the schema. Fails (naming the URL, without its
+    /// password) when the database cannot be reached within the timeout.
+    pub async fn connect(
+        opts: &PgOptions,
+        max_events_per_eid: usize,
+        max_events_per_eid_all_owners: usize,
+    ) -> Result<Self, StoreError> {
+        let wrap = |e: StoreError| StoreError::Backend(format!("{}: {e}", opts.url));
+        let pool = connect::pool(opts).map_err(wrap)?;
+        let store = PgStore {
+            pool,
+            url: opts.url.clone(),
+            timeout: opts.timeout,
+            per_owner: i64::try_from(max_events_per_eid.max(1)).unwrap_or(i64::MAX),
+            all_owners: i64::try_from(max_events_per_eid_all_owners.max(1)).unwrap_or(i64::MAX),
+        };
+        let mut client = store.client().await.map_err(wrap)?;
+        // Migrations may wait on another node's; give them longer than one request.
+        tokio::time::timeout(opts.timeout * 6, schema::migrate(&mut client))
+            .await
+            .map_err(|_| wrap(StoreError::Unavailable("schema migration timed out".into())))?
+            .map_err(wrap)?;
+        let sync: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .map_err(|e| wrap(error(e)))?
+            .get(0);
+        if sync == "off" {
+            tracing::warn!(
+                database = %store.url,
+                "synchronous_commit is off on this database: an acknowledged event can be lost if the database crashes"
+            );
+        }
+        Ok(store)
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    async fn client(&self) -> Result<Client, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs `op` within the store timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, op)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the database did not answer within the store timeout".into(),
+                ))
+            })
+    }
+
+    async fn register_once(
+        &self,
+        client: &mut Client,
+        e: &EventRecord,
+    ) -> Result<RegisterOutcome, tokio_postgres::Error> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
+        let eid = e.eid.as_str();
+        let owner = e.owner.as_str();
+        let event_id = e.event_id.as_str();
+        let lock = tx
+            .prepare_cached(
+                "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
+                 ON CONFLICT (eid) DO UPDATE SET touched_at = EXCLUDED.touched_at",
+            )
+            .await?;
+        tx.execute(&lock, &[&eid, &e.registered_at]).await?;
+        let census = tx
+            .prepare_cached(
+                "SELECT count(*),
+                        coalesce(sum(CASE WHEN owner = $2 THEN 1 ELSE 0 END), 0)::BIGINT,
+                        coalesce(sum(CASE WHEN owner = $2 AND event_id = $3 THEN 1 ELSE 0 END), 0)::BIGINT
+                 FROM smds_events WHERE eid = $1",
+            )
+            .await?;
+        let row = tx.query_one(&census, &[&eid, &owner, &event_id]).await?;
+        let (all, mine, same): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let refused = if same > 0 {
+            Some(RegisterOutcome::Duplicate)
+        } else if mine >= self.per_owner {
+            Some(RegisterOutcome::TooMany)
+        } else if all >= self.all_owners {
+            Some(RegisterOutcome::EidFull)
+        } else {
+            None
+        };
+        if let Some(r) = refused {
+            tx.rollback().await?;
+            return Ok(r);
+        }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
+                     rsp_server_address, forwarding_indicator, registered_at)
+                 VALUES ($1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7)
+                 RETURNING seq",
+            )
+            .await?;
+        let inserted = tx
+            .query_one(
+                &insert,
+                &[
+                    &eid,
+                    &owner,
+                    &e.owner_names,
+                    &event_id,
+                    &e.rsp_server_address.as_str(),
+                    &e.forwarding_indicator,
+                    &e.registered_at,
+                ],
+            )
+            .await;
+        let seq: i64 = match inserted {
+            Ok(row) => row.get(0),
+            // The constraint behind the check (the lock makes this unreachable on PostgreSQL).
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Ok(RegisterOutcome::Duplicate);
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(RegisterOutcome::Registered {
+            seq: u64::try_from(seq).unwrap_or(0),
+        })
+    }
+
+    async fn delete_once(
+        &self,
+        client: &mut Client,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<DeleteOutcome, tokio_postgres::Error> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
+        // Keyed by the owner too: someone else's event is the same miss, with the same work.
+        let delete = tx
+            .prepare_cached(
+                "DELETE FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $3",
+            )
+            .await?;
+        let n = tx
+            .execute(&delete, &[&eid.as_str(), &owner.as_str(), &event_id.as_str()])
+            .await?;
+        if n > 0 {
+            // The lock row goes with the EID's last event. Should a registration slip in between,
+            // its next writer simply creates the row again.
+            let unlock = tx
+                .prepare_cached(
+                    "DELETE FROM smds_eids WHERE eid = $1
+                     AND NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1)",
+                )
+                .await?;
+            tx.execute(&unlock, &[&eid.as_str()]).await?;
+        }
+        tx.commit().await?;
+        Ok(if n > 0 {
+            DeleteOutcome::Deleted
+        } else {
+            DeleteOutcome::NotFound
+        })
+    }
+
+    /// Runs a read-only query on a pooled connection within the store timeout.
+    async fn read_rows(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(sql).await.map_err(error)?;
+            client.query(&stmt, params).await.map_err(error)
+        })
+        .await
+    }
+}
+
+fn decode(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("smds_events holds an invalid {what}"));
+    let text = |i: usize| row.try_get::<_, String>(i).map_err(|_| bad("column"));
+    let seq: i64 = row.try_get(1).map_err(|_| bad("seq"))?;
+    Ok(StoredEvent {
+        record: EventRecord {
+            eid: Eid::parse(&text(0)?).map_err(|_| bad("EID"))?,
+            owner: OwnerId::new(text(2)?),
+            owner_names: row.try_get(3).map_err(|_| bad("owner_names"))?,
+            event_id: EventId::parse(&text(4)?).map_err(|_| bad("eventId"))?,
+            rsp_server_address: RspServerAddress::parse(&text(5)?)
+                .map_err(|_| bad("rspServerAddress"))?,
+            forwarding_indicator: row.try_get(6).map_err(|_| bad("forwarding_indicator"))?,
+            registered_at: row.try_get(7).map_err(|_| bad("registered_at"))?,
+        },
+        seq: u64::try_from(seq).map_err(|_| bad("seq"))?,
+    })
+}
+
+fn decode_all(rows: &[tokio_postgres::Row]) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+#[async_trait::async_trait]
+impl EventStore for PgStore {
+    async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let mut tries = 1;
+            loop {
+                match self.register_once(&mut client, &event).await {
+                    Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
+                    r => return r.map_err(error),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn delete_event(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let mut tries = 1;
+            loop {
+                match self.delete_once(&mut client, eid, event_id, owner).await {
+                    Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
+                    r => return r.map_err(error),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
+        const SQL: &str = select_events!("WHERE eid = $1 ORDER BY seq");
+        decode_all(&self.read_rows(SQL, &[&eid.as_str()]).await?)
+    }
+
+    async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO smds_used_transactions (tid, expires) VALUES ($1, $2)
+                     ON CONFLICT (tid) DO NOTHING",
+                )
+                .await
+                .map_err(error)?;
+            let n = client
+                .execute(&stmt, &[&tid.as_bytes(), &expires])
+                .await
+                .map_err(error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM smds_used_transactions WHERE expires < $1",
+                    &[&now],
+                )
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn shutdown(&self) {
+        self.pool.close();
+    }
+}
+
+#[async_trait::async_trait]
+impl EventAdmin for PgStore {
+    async fn list_page(
+        &self,
+        eid: Option<&Eid>,
+        after: Option<(Eid, u64)>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match (eid, after) {
+            (Some(eid), after) => {
+                let from = after
+                    .filter(|(e, _)| e == eid)
+                    .map_or(-1, |(_, s)| i64::try_from(s).unwrap_or(i64::MAX));
+                self.read_rows(
+                    select_events!("WHERE eid = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+                    &[&eid.as_str(), &from, &limit],
+                )
+                .await?
+            }
+            (None, Some((e, seq))) => {
+                let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+                self.read_rows(
+                    select_events!("WHERE (eid, seq) > ($1, $2) ORDER BY eid, seq LIMIT $3"),
+                    &[&e.as_str(), &seq, &limit],
+                )
+                .await?
+            }
+            (None, None) => {
+                self.read_rows(
+                    select_events!("ORDER BY eid, seq LIMIT $1"),
+                    &[&limit],
+                )
+                .await?
+            }
+        };
+        decode_all(&rows)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .read_rows("SELECT count(*) FROM smds_events", &[])
+            .await?;
+        let n: i64 = rows.first().map_or(0, |r| r.get(0));
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The constraints keep uniqueness and order; this checks the schema version and that every
+    /// stored row decodes.
+    async fn check_integrity(&self) -> Result<u64, StoreError> {
+        let v = self
+            .read_rows("SELECT max(version) FROM smds_schema_migrations", &[])
+            .await?;
+        let version: Option<i32> = v.first().and_then(|r| r.get(0));
+        if version != Some(schema::current_version()) {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version:?}, expected {}",
+                schema::current_version()
+            )));
+        }
+        let mut n = 0u64;
+        let mut after = None;
+        loop {
+            let page = self.list_page(None, after, 10_000).await?;
+            n += page.len() as u64;
+            match page.last() {
+                Some(e) => after = Some((e.record.eid, e.seq)),
+                None => return Ok(n),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

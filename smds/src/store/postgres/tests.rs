@@ -1,0 +1,108 @@
+//! Against a real PostgreSQL server started by the test (see `workspace_tests::postgres`).
+
+use super::*;
+use crate::store::Backend;
+use crate::store::contract;
+use std::sync::Arc;
+use workspace_tests::postgres::Postgres;
+
+async fn store(url: &str, per_owner: usize, all: usize) -> PgStore {
+    let opts = PgOptions::new(url.parse().expect("url"));
+    PgStore::connect(&opts, per_owner, all).await.expect("connect")
+}
+
+#[tokio::test]
+async fn keeps_the_store_contract() {
+    let pg = Postgres::start();
+    let s = store(&pg.create_database("a"), 100, 1000).await;
+    contract::fifo_duplicates_and_ownership(&s).await;
+    let s = store(&pg.create_database("b"), 3, 5).await;
+    contract::bounds_per_owner_and_backstop(&s).await;
+    contract::used_transactions(&s).await;
+}
+
+#[tokio::test]
+async fn nodes_racing_on_one_database_keep_uniqueness_and_bounds() {
+    let pg = Postgres::start();
+    let url = pg.create_database("race");
+    // Four nodes start at once on an empty database: the schema is created exactly once.
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        starts.push(tokio::spawn(async move { store(&url, 10, 1000).await }));
+    }
+    let mut nodes: Vec<Arc<dyn Backend>> = Vec::new();
+    for s in starts {
+        nodes.push(Arc::new(s.await.expect("task")));
+    }
+    assert_eq!(
+        pg.psql("race", "SELECT count(*) FROM smds_schema_migrations"),
+        "1"
+    );
+    contract::racing_writers(&nodes, 10).await;
+    // A second start on a migrated database changes nothing.
+    store(&url, 10, 1000).await;
+    assert_eq!(
+        pg.psql("race", "SELECT count(*) FROM smds_schema_migrations"),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_from_a_newer_smds_is_refused() {
+    let pg = Postgres::start();
+    let url = pg.create_database("newer");
+    store(&url, 10, 100).await;
+    pg.psql(
+        "newer",
+        "INSERT INTO smds_schema_migrations VALUES (99, 'future', 0)",
+    );
+    let err = PgStore::connect(&PgOptions::new(url.parse().expect("url")), 10, 100)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("version 99") && err.contains("upgrade smds"), "{err}");
+}
+
+#[tokio::test]
+async fn outages_give_prompt_errors_and_the_store_recovers() {
+    let mut pg = Postgres::start();
+    let url = pg.create_database("outage");
+    let mut opts = PgOptions::new(url.parse().expect("url"));
+    opts.timeout = Duration::from_secs(2);
+    let s = PgStore::connect(&opts, 100, 1000).await.expect("connect");
+    let r = s.register_event(contract::event(contract::EID1, "before", "dp")).await;
+    assert!(matches!(r, Ok(RegisterOutcome::Registered { .. })), "{r:?}");
+    pg.stop(true);
+    for id in ["during-1", "during-2"] {
+        let t = std::time::Instant::now();
+        let r = s.register_event(contract::event(contract::EID1, id, "dp")).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let r = s.events_for(&Eid::parse(contract::EID1).expect("valid")).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    }
+    pg.resume();
+    let r = s.register_event(contract::event(contract::EID1, "after", "dp")).await;
+    assert!(matches!(r, Ok(RegisterOutcome::Registered { .. })), "{r:?}");
+    assert_eq!(contract::ids(&s, contract::EID1).await, ["before", "after"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_the_start_naming_it_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("postgres://smds:hunter2@127.0.0.1:{port}/events");
+    let mut opts = PgOptions::new(url.parse().expect("url"));
+    opts.timeout = Duration::from_secs(1);
+    let err = PgStore::connect(&opts, 1, 1)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains(&format!("postgres://smds@127.0.0.1:{port}/events")), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
