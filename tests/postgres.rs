@@ -90,7 +90,9 @@ impl Postgres {
     pub fn start() -> Postgres {
         let bindir = bindir();
         let dir = TempDir::new("pg");
-        let root = std::fs::metadata(&dir.0).map(|m| m.uid() == 0).unwrap_or(false);
+        let root = std::fs::metadata(&dir.0)
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
         let user = root.then(unprivileged_user);
         if let Some((u, g)) = user {
             std::os::unix::fs::chown(&dir.0, Some(u), Some(g)).expect("chown the cluster dir");
@@ -209,8 +211,26 @@ impl Postgres {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let psql = self.bindir.join("psql");
         let out = Command::new(&psql)
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap_or_else(|e| panic!("{}: {e}", psql.display()));
         assert!(

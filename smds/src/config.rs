@@ -1,6 +1,7 @@
 //! Configuration: a TOML file, overridden by command-line flags, over built-in defaults that work
 //! out of the box (127.0.0.1:8443, `./smds-data`, a development PKI minted on first start).
 
+use crate::store::{PgOptions, StoreUrl};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -111,6 +112,16 @@ pub struct FileConfig {
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
     pub session_key_file: Option<PathBuf>,
+    /// `postgres://user@host:port/db`: the shared PostgreSQL event store instead of the
+    /// embedded redb database in `data_dir`.
+    pub store: Option<StoreUrl>,
+    /// PostgreSQL connections this node keeps open at most (default 16).
+    pub store_pool_size: Option<usize>,
+    /// CA certificates (PEM) for TLS to PostgreSQL; TLS is used when the URL says
+    /// `sslmode=require` or when this is set.
+    pub store_ca_file: Option<PathBuf>,
+    /// Longest wait for PostgreSQL per operation, seconds (default 5).
+    pub store_timeout_secs: Option<u64>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -143,6 +154,18 @@ impl FileConfig {
     }
 }
 
+/// What the command line may set, over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub no_admin: bool,
+    pub data_dir: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub pki: Option<PathBuf>,
+    pub store: Option<StoreUrl>,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -164,6 +187,8 @@ pub struct Config {
     /// The ES11 session key file (see `auth`); by default `<data_dir>/session.key`, created on
     /// first start. Every node of a cluster must use the same file.
     pub session_key_file: Option<PathBuf>,
+    /// The PostgreSQL event store; `None` for the embedded redb database in `data_dir`.
+    pub store: Option<PgOptions>,
     pub limits: Limits,
 }
 
@@ -174,16 +199,28 @@ pub const DEFAULT_DATA_DIR: &str = "./smds-data";
 
 impl Config {
     /// Defaults, then the file, then the flags.
-    pub fn resolve(
-        file: Option<FileConfig>,
-        listen: Option<SocketAddr>,
-        admin_listen: Option<SocketAddr>,
-        no_admin: bool,
-        data_dir: Option<PathBuf>,
-        hostname: Option<String>,
-        pki: Option<PathBuf>,
-    ) -> Self {
+    pub fn resolve(file: Option<FileConfig>, flags: Flags) -> Self {
+        let Flags {
+            listen,
+            admin_listen,
+            no_admin,
+            data_dir,
+            hostname,
+            pki,
+            store,
+        } = flags;
         let file = file.unwrap_or_default();
+        let store = store.or(file.store).map(|url| {
+            let mut o = PgOptions::new(url);
+            if let Some(n) = file.store_pool_size {
+                o.pool_size = n.max(1);
+            }
+            o.ca_file = file.store_ca_file;
+            if let Some(t) = file.store_timeout_secs {
+                o.timeout = Duration::from_secs(t.max(1));
+            }
+            o
+        });
         Config {
             listen: listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             admin_listen: if no_admin {
@@ -203,6 +240,7 @@ impl Config {
             hostname: hostname.or(file.hostname),
             pki: pki.or(file.pki),
             session_key_file: file.session_key_file,
+            store,
             limits: file.limits,
         }
     }
@@ -235,12 +273,10 @@ mod tests {
         .expect("parses");
         let c = Config::resolve(
             Some(file),
-            None,
-            None,
-            false,
-            Some("/tmp/x".into()),
-            None,
-            None,
+            Flags {
+                data_dir: Some("/tmp/x".into()),
+                ..Flags::default()
+            },
         );
         assert_eq!(c.listen.to_string(), "0.0.0.0:9443");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
@@ -254,5 +290,21 @@ mod tests {
             toml::from_str::<FileConfig>("lisen = \"x\"").is_err(),
             "typos are errors"
         );
+        assert!(c.store.is_none(), "redb by default");
+        let file: FileConfig = toml::from_str(
+            r#"
+            store = "postgres://smds:pw@db.internal:5432/smds"
+            store_pool_size = 32
+            "#,
+        )
+        .expect("parses");
+        let c = Config::resolve(Some(file), Flags::default());
+        let pg = c.store.expect("postgres");
+        assert_eq!(pg.url.to_string(), "postgres://smds@db.internal:5432/smds");
+        assert_eq!(pg.pool_size, 32);
+        let err = toml::from_str::<FileConfig>("store = \"/var/lib/smds/events.redb\"")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("not a PostgreSQL URL"), "{err}");
     }
 }

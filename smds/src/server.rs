@@ -5,7 +5,7 @@ use crate::auth::{SessionKeyError, SessionKeys};
 use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
-use crate::store::{Backend, RedbStore, StoreError, WriterConfig};
+use crate::store::{Backend, PgStore, RedbStore, StoreError, WriterConfig};
 use crate::transport::tls::{self, Clock, Sgp22ClientVerifier, TlsConfigError};
 use crate::transport::{AppState, admin, listener};
 use std::net::SocketAddr;
@@ -64,6 +64,31 @@ fn admin_token(cfg: &Config) -> Result<Option<admin::Token>, StartError> {
         return Err(StartError::AdminExposed(a));
     }
     Ok(token)
+}
+
+/// The configured event store: PostgreSQL when `store` is set, else redb in the data directory.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Backend>, StoreError> {
+    let limits = &cfg.limits;
+    Ok(match &cfg.store {
+        Some(pg) => Arc::new(
+            PgStore::connect(
+                pg,
+                limits.max_events_per_eid,
+                limits.max_events_per_eid_all_owners,
+            )
+            .await?,
+        ),
+        None => Arc::new(RedbStore::open(
+            &cfg.database_path(),
+            WriterConfig {
+                queue: limits.write_queue,
+                cache_bytes: limits.db_cache_mib.max(1) * 1024 * 1024,
+                max_events_per_eid: limits.max_events_per_eid,
+                max_events_per_eid_all_owners: limits.max_events_per_eid_all_owners,
+                ..WriterConfig::default()
+            },
+        )?),
+    })
 }
 
 /// A running SM-DS.
@@ -125,17 +150,7 @@ impl Server {
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         // The store is opened last: a start that fails on its settings or ports leaves the
         // database untouched and closed.
-        let store = RedbStore::open(
-            &cfg.database_path(),
-            WriterConfig {
-                queue: cfg.limits.write_queue,
-                cache_bytes: cfg.limits.db_cache_mib.max(1) * 1024 * 1024,
-                max_events_per_eid: cfg.limits.max_events_per_eid,
-                max_events_per_eid_all_owners: cfg.limits.max_events_per_eid_all_owners,
-                ..WriterConfig::default()
-            },
-        )?;
-        let store: Arc<dyn Backend> = Arc::new(store);
+        let store = open_store(cfg).await?;
         let hostname = cfg
             .hostname
             .clone()

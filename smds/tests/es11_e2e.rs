@@ -24,6 +24,12 @@ use std::time::Duration;
 use support::discovery_options as options;
 use support::*;
 
+on_both_stores!(
+    discovery_on_a_pki_tool_hierarchy_both_curves,
+    discovery_with_the_real_sgp26_euicc_keys,
+    every_check_has_a_negative_test,
+);
+
 fn config(tmp: &TempDir, pki: &Path, limits: Limits) -> Config {
     loopback_config(pki, &tmp.0.join("data"), limits)
 }
@@ -69,15 +75,15 @@ fn issue_euicc(pki: &Path, curve: Curve, eid: &str) {
         .expect("issue eUICC");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
+async fn discovery_on_a_pki_tool_hierarchy_both_curves(kind: StoreKind) {
     let tmp = TempDir::new("es11");
     let pki = tmp.0.join("pki");
     mint_curves(&pki, "default", None, &Curve::ALL);
     issue_euicc(&pki, Curve::NistP256, EID2);
     let empty_eid = "89049032000000000000000000200080";
     issue_euicc(&pki, Curve::BrainpoolP256r1, empty_eid);
-    let server = start(&pki, &config(&tmp, &pki, Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(config(&tmp, &pki, Limits::default()));
+    let server = start(&pki, &cfg, None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     for (eid, id) in [(EID, "b-first"), (EID2, "other"), (EID, "a-second")] {
         assert!(register(&mut dp, eid, id).await.is_success());
@@ -147,14 +153,14 @@ async fn discovery_on_a_pki_tool_hierarchy_both_curves() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_with_the_real_sgp26_euicc_keys() {
+async fn discovery_with_the_real_sgp26_euicc_keys(kind: StoreKind) {
     let tmp = TempDir::new("es11-gsma");
     let gsma = shared().join("osmo-ttcn3-hacks_v1.5");
     let pki = tmp.0.join("pki");
     // DSauth (both curves) and DStls minted by pki-tool under the published GSMA Test CIs.
     mint_curves(&pki, "sgp26-v1.5", Some(gsma.clone()), &Curve::ALL);
-    let server = start(&pki, &config(&tmp, &pki, Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(config(&tmp, &pki, Limits::default()));
+    let server = start(&pki, &cfg, None).await;
     let varo = smds::lab::smdp::smdp_tls_config(
         &gsma.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der"),
         &gsma.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
@@ -237,14 +243,14 @@ fn server_signed1(s: &InitiateAuthenticationResponse) -> smds::asn1::ServerSigne
     rasn::der::decode(&s.server_signed1).expect("serverSigned1")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_check_has_a_negative_test() {
+async fn every_check_has_a_negative_test(kind: StoreKind) {
     let tmp = TempDir::new("es11-neg");
     let pki = tmp.0.join("pki");
     mint_curves(&pki, "default", None, &[Curve::NistP256]);
     let foreign = tmp.0.join("foreign");
     mint_curves(&foreign, "default", None, &[Curve::NistP256]);
-    let server = start(&pki, &config(&tmp, &pki, Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(config(&tmp, &pki, Limits::default()));
+    let server = start(&pki, &cfg, None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     assert!(register(&mut dp, EID, "ev").await.is_success());
     let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))

@@ -8,16 +8,24 @@ use smds::config::Limits;
 use smds::sgp22::FunctionResult;
 use support::*;
 
+on_both_stores!(
+    register_duplicate_delete_and_privacy,
+    real_sgp26_dp_tls_certificate_and_injected_clock,
+    bad_eids_and_malformed_requests,
+    metrics_and_admin_endpoints,
+    client_certificates_are_required_and_checked,
+);
+
 fn assert_failed(r: &FunctionResult, code: &str) {
     assert_eq!(r.status, "Failed", "{:?}", r.body);
     assert_eq!(r.code().as_deref(), Some(code), "{:?}", r.body);
     assert_eq!(r.http_status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_duplicate_delete_and_privacy() {
+async fn register_duplicate_delete_and_privacy(kind: StoreKind) {
     let lab = Lab::new("es12");
-    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(lab.config(Limits::default()));
+    let server = start(&lab.pki, &cfg, None).await;
     let mut dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     let mut dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
 
@@ -93,10 +101,10 @@ async fn register_duplicate_delete_and_privacy() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_certificates_are_required_and_checked() {
+async fn client_certificates_are_required_and_checked(kind: StoreKind) {
     let lab = Lab::new("mtls");
-    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(lab.config(Limits::default()));
+    let server = start(&lab.pki, &cfg, None).await;
 
     // No client certificate: TLS works (ES11 needs that), ES12 is refused with 403.
     let mut anon = connect(&server, anonymous(&lab.pki)).await;
@@ -163,14 +171,17 @@ async fn client_certificates_are_required_and_checked() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
+async fn real_sgp26_dp_tls_certificate_and_injected_clock(kind: StoreKind) {
     // An SM-DS under the GSMA Test CI (its keys are public), as real test eUICCs need.
     let tmp = TempDir::new("sgp26");
     let pki = tmp.0.join("gsma");
     let keys = shared().join("osmo-ttcn3-hacks_v1.5");
     mint(&pki, "sgp26-v1.5", Some(keys.clone()));
-    let lab_cfg = loopback_config(&pki, &tmp.0.join("data"), Limits::default());
+    let (lab_cfg, _pg) = kind.apply(loopback_config(
+        &pki,
+        &tmp.0.join("data"),
+        Limits::default(),
+    ));
     let server = start(&pki, &lab_cfg, None).await;
     let varo = smds::lab::smdp::smdp_tls_config(
         &keys.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der"),
@@ -228,14 +239,14 @@ async fn real_sgp26_dp_tls_certificate_and_injected_clock() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_eids_and_malformed_requests() {
+async fn bad_eids_and_malformed_requests(kind: StoreKind) {
     let lab = Lab::new("bad");
     let limits = Limits {
         max_body_bytes: 2048,
         ..Limits::default()
     };
-    let server = start(&lab.pki, &lab.config(limits), None).await;
+    let (cfg, _pg) = kind.apply(lab.config(limits));
+    let server = start(&lab.pki, &cfg, None).await;
     let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     let call = |body: serde_json::Value| body;
 
@@ -393,10 +404,10 @@ async fn bad_eids_and_malformed_requests() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_admin_endpoints() {
+async fn metrics_and_admin_endpoints(kind: StoreKind) {
     let lab = Lab::new("metrics");
-    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let (cfg, _pg) = kind.apply(lab.config(Limits::default()));
+    let server = start(&lab.pki, &cfg, None).await;
     let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     assert!(register(&mut c, EID, "m1").await.is_success());
     let admin = server.admin_addr.expect("admin listener");

@@ -2,12 +2,16 @@
 //! running server's admin listener when the server holds the database.
 
 use clap::{Args, Subcommand};
-use smds::store::{EventAdmin, EventStore, RedbStore, StoreError, WriterConfig};
+use smds::store::{Backend, PgOptions, PgStore, RedbStore, StoreError, StoreUrl, WriterConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct DbArgs {
+    /// The server's PostgreSQL store (postgres://user@host:port/db), read directly; without it,
+    /// the redb database in --data-dir.
+    #[arg(long, value_name = "URL")]
+    store: Option<StoreUrl>,
     /// Data directory of the server [default: ./smds-data].
     #[arg(long, value_name = "DIR", default_value = "./smds-data")]
     data_dir: PathBuf,
@@ -78,8 +82,20 @@ async fn admin_get(db: &DbArgs, path: &str) -> Result<serde_json::Value, String>
     serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 
-/// Opens the database directly, or tells the caller to use the admin listener instead.
-fn open_db(db: &DbArgs) -> Result<Option<RedbStore>, String> {
+/// Opens the database directly, or tells the caller to use the admin listener instead (a
+/// running server holds the redb file; PostgreSQL is always read directly).
+async fn open_db(db: &DbArgs) -> Result<Option<Box<dyn Backend>>, String> {
+    if let Some(url) = &db.store {
+        let limits = smds::config::Limits::default();
+        let store = PgStore::connect(
+            &PgOptions::new(url.clone()),
+            limits.max_events_per_eid,
+            limits.max_events_per_eid_all_owners,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        return Ok(Some(Box::new(store)));
+    }
     let path = db.data_dir.join("events.redb");
     if !path.exists() {
         return Err(format!(
@@ -88,7 +104,7 @@ fn open_db(db: &DbArgs) -> Result<Option<RedbStore>, String> {
         ));
     }
     match RedbStore::open(&path, WriterConfig::default()) {
-        Ok(s) => Ok(Some(s)),
+        Ok(s) => Ok(Some(Box::new(s))),
         Err(e) if *e.root() == StoreError::Locked => Ok(None),
         Err(e) => Err(e.to_string()),
     }
@@ -100,7 +116,7 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
             let eid = eid
                 .map(|e| pki_tool::Eid::parse(&e).map_err(|err| format!("--eid {e}: {err}")))
                 .transpose()?;
-            let list: Vec<serde_json::Value> = match open_db(&db)? {
+            let list: Vec<serde_json::Value> = match open_db(&db).await? {
                 Some(store) => {
                     let v = store
                         .list(eid.as_ref(), limit)
@@ -128,7 +144,7 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
             Ok(())
         }
         EventsCommand::Count { db } => {
-            let n = match open_db(&db)? {
+            let n = match open_db(&db).await? {
                 Some(store) => {
                     let n = store.count().await.map_err(|e| e.to_string())?;
                     store.shutdown().await;

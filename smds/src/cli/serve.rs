@@ -1,15 +1,17 @@
 //! `smds serve`: the SM-DS on its defaults, a config file and flags.
 
 use clap::Args;
-use smds::config::{Config, FileConfig};
+use smds::config::{Config, FileConfig, Flags};
 use smds::pki::{self, ServerPki};
 use smds::server::Server;
+use smds::store::StoreUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (keys: listen, admin_listen, data_dir, hostname, pki, [limits]).
+    /// TOML configuration file (keys: listen, admin_listen, data_dir, hostname, pki, store,
+    /// session_key_file, [limits]; see the README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address of the HTTPS listener [default: 127.0.0.1:8443].
@@ -30,6 +32,11 @@ pub struct ServeArgs {
     /// A `pki-tool init` directory with the CI(s), DSauth and DStls to use.
     #[arg(long, value_name = "DIR")]
     pki: Option<PathBuf>,
+    /// Keep events in PostgreSQL (postgres://user[:password]@host:port/db), shared by every node
+    /// pointed at it, instead of the embedded database in the data directory. The schema is
+    /// created on first start. Prefer the config key `store` when the URL has a password.
+    #[arg(long, value_name = "URL")]
+    store: Option<StoreUrl>,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -115,12 +122,15 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let cfg = Config::resolve(
         file,
-        a.listen,
-        a.admin_listen,
-        a.no_admin,
-        a.data_dir,
-        a.hostname,
-        a.pki,
+        Flags {
+            listen: a.listen,
+            admin_listen: a.admin_listen,
+            no_admin: a.no_admin,
+            data_dir: a.data_dir,
+            hostname: a.hostname,
+            pki: a.pki,
+            store: a.store,
+        },
     );
     let now = pki_tool::time::now();
     let (pki_dir, minted) = match &cfg.pki {
@@ -148,7 +158,10 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         admin = ?server.admin_addr,
         hostname = %hostname,
         pki = %pki_dir.display(),
-        database = %cfg.database_path().display(),
+        store = %match &cfg.store {
+            Some(pg) => pg.url.to_string(),
+            None => cfg.database_path().display().to_string(),
+        },
         cis = server_pki.cis.len(),
         "SM-DS started"
     );

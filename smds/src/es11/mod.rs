@@ -82,8 +82,9 @@ impl Es11 {
     }
 
     /// Records a transaction as used: in the event store (shared by every node), and while the
-    /// store cannot take writes (a full disk), in this node's memory, so that discovery keeps
-    /// working through the outage. Only authenticated eUICCs get here, and each entry lives only
+    /// embedded store cannot take writes (a full disk), in this node's memory, so that discovery
+    /// keeps working through the outage; a shared store (PostgreSQL) has no such fallback, since
+    /// other nodes could not see it. Only authenticated eUICCs get here, and each entry lives only
     /// for the transaction's lifetime; the memory fallback is bounded all the same.
     pub(crate) fn use_transaction(
         &self,
@@ -99,6 +100,8 @@ impl Es11 {
         }
         match handle.block_on(store.use_transaction(tid, expires)) {
             Ok(first) => Ok(first),
+            // A shared store fails closed: another node would not see this node's memory.
+            Err(e) if store.is_shared() => Err(Es11Error::Store(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "used transactionId kept in memory: the store refused it");
                 let mut used = fallback();

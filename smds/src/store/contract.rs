@@ -53,13 +53,23 @@ pub(crate) async fn fifo_duplicates_and_ownership(s: &dyn Backend) {
         RegisterOutcome::Duplicate
     );
     let r = s.register_event(event(EID1, "a", "dp2")).await.expect("ok");
-    assert!(registered(&r), "another SM-DP+ may use the same EventID: {r:?}");
+    assert!(
+        registered(&r),
+        "another SM-DP+ may use the same EventID: {r:?}"
+    );
     s.register_event(event(EID2, "a", "dp2"))
         .await
         .expect("other EID may reuse the id");
     assert_eq!(ids(s, EID1).await, ["c", "a", "b", "a"]);
-    let first = &s.events_for(&Eid::parse(EID1).expect("valid")).await.expect("read")[0];
-    assert_eq!(first.record, event(EID1, "c", "dp1"), "stored as registered");
+    let first = &s
+        .events_for(&Eid::parse(EID1).expect("valid"))
+        .await
+        .expect("read")[0];
+    assert_eq!(
+        first.record,
+        event(EID1, "c", "dp1"),
+        "stored as registered"
+    );
     assert_eq!(delete(s, "c", "dp2").await, DeleteOutcome::NotFound);
     assert_eq!(delete(s, "zz", "dp1").await, DeleteOutcome::NotFound);
     assert_eq!(delete(s, "a", "dp1").await, DeleteOutcome::Deleted);
@@ -97,7 +107,9 @@ pub(crate) async fn bounds_per_owner_and_backstop(s: &dyn Backend) {
         assert!(registered(&r), "{r:?}");
     }
     assert_eq!(
-        s.register_event(event(EID1, "x3", "dp1")).await.expect("ok"),
+        s.register_event(event(EID1, "x3", "dp1"))
+            .await
+            .expect("ok"),
         RegisterOutcome::TooMany
     );
     for i in 0..2 {
@@ -160,7 +172,11 @@ pub(crate) async fn racing_writers(stores: &[std::sync::Arc<dyn Backend>], per_o
     }
     let writers = stores.len() * 8;
     assert_eq!((won, dup), (1, writers - 1), "exactly one wins the race");
-    assert_eq!(more + 1, per_owner.min(writers + 1), "the bound holds exactly");
+    assert_eq!(
+        more + 1,
+        per_owner.min(writers + 1),
+        "the bound holds exactly"
+    );
     assert_eq!(more + full, writers);
     let stored = ids(&*stores[0], EID2).await;
     assert_eq!(stored.len(), per_owner.min(writers + 1));

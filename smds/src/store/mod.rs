@@ -134,6 +134,11 @@ pub trait EventStore: Send + Sync {
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
     async fn shutdown(&self);
+    /// Whether other nodes share this store (then nothing may stand in for it in one node's
+    /// memory: a transactionId recorded only here could be replayed at another node).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// What operators need from the store.

@@ -18,6 +18,50 @@ pub const EID: &str = "89049032123451234512345678901235";
 pub const EID2: &str = "89049032000000000000000000100073";
 
 pub use workspace_tests::common::TempDir;
+pub use workspace_tests::postgres::Postgres;
+
+/// The event store an end-to-end test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Redb,
+    Postgres,
+}
+
+impl StoreKind {
+    /// `cfg` on this store: for PostgreSQL, a server of the test's own, running while the
+    /// returned handle lives (keep it until the SM-DS has stopped).
+    pub fn apply(self, mut cfg: Config) -> (Config, Option<Postgres>) {
+        match self {
+            StoreKind::Redb => (cfg, None),
+            StoreKind::Postgres => {
+                let pg = Postgres::start();
+                let url = pg.create_database("smds");
+                cfg.store = Some(smds::store::PgOptions::new(url.parse().expect("url")));
+                (cfg, Some(pg))
+            }
+        }
+    }
+}
+
+/// Declares `name::redb` and `name::postgres`, each running `async fn name(StoreKind)`: one
+/// end-to-end suite, run on both event stores.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redb() {
+                super::$name(crate::support::StoreKind::Redb).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::support::StoreKind::Postgres).await
+            }
+        }
+    )+};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_stores;
 
 /// The SGP.26 reference files.
 pub fn shared() -> PathBuf {
@@ -93,6 +137,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         hostname: None,
         pki: Some(pki.to_path_buf()),
         session_key_file: None,
+        store: None,
         limits,
     }
 }

@@ -213,7 +213,10 @@ impl PgStore {
             )
             .await?;
         let n = tx
-            .execute(&delete, &[&eid.as_str(), &owner.as_str(), &event_id.as_str()])
+            .execute(
+                &delete,
+                &[&eid.as_str(), &owner.as_str(), &event_id.as_str()],
+            )
             .await?;
         if n > 0 {
             // The lock row goes with the EID's last event. Should a registration slip in between,
@@ -348,6 +351,10 @@ impl EventStore for PgStore {
     async fn shutdown(&self) {
         self.pool.close();
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait::async_trait]
@@ -379,11 +386,8 @@ impl EventAdmin for PgStore {
                 .await?
             }
             (None, None) => {
-                self.read_rows(
-                    select_events!("ORDER BY eid, seq LIMIT $1"),
-                    &[&limit],
-                )
-                .await?
+                self.read_rows(select_events!("ORDER BY eid, seq LIMIT $1"), &[&limit])
+                    .await?
             }
         };
         decode_all(&rows)

@@ -105,7 +105,11 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<()
         }
         tx.batch_execute(m.sql).await.map_err(error)?;
         tx.commit().await.map_err(error)?;
-        tracing::info!(version = m.version, what = m.description, "database schema migrated");
+        tracing::info!(
+            version = m.version,
+            what = m.description,
+            "database schema migrated"
+        );
     }
     Ok(())
 }

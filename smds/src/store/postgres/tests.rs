@@ -8,7 +8,9 @@ use workspace_tests::postgres::Postgres;
 
 async fn store(url: &str, per_owner: usize, all: usize) -> PgStore {
     let opts = PgOptions::new(url.parse().expect("url"));
-    PgStore::connect(&opts, per_owner, all).await.expect("connect")
+    PgStore::connect(&opts, per_owner, all)
+        .await
+        .expect("connect")
 }
 
 #[tokio::test]
@@ -62,7 +64,10 @@ async fn a_schema_from_a_newer_smds_is_refused() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(err.contains("version 99") && err.contains("upgrade smds"), "{err}");
+    assert!(
+        err.contains("version 99") && err.contains("upgrade smds"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -72,19 +77,27 @@ async fn outages_give_prompt_errors_and_the_store_recovers() {
     let mut opts = PgOptions::new(url.parse().expect("url"));
     opts.timeout = Duration::from_secs(2);
     let s = PgStore::connect(&opts, 100, 1000).await.expect("connect");
-    let r = s.register_event(contract::event(contract::EID1, "before", "dp")).await;
+    let r = s
+        .register_event(contract::event(contract::EID1, "before", "dp"))
+        .await;
     assert!(matches!(r, Ok(RegisterOutcome::Registered { .. })), "{r:?}");
     pg.stop(true);
     for id in ["during-1", "during-2"] {
         let t = std::time::Instant::now();
-        let r = s.register_event(contract::event(contract::EID1, id, "dp")).await;
+        let r = s
+            .register_event(contract::event(contract::EID1, id, "dp"))
+            .await;
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-        let r = s.events_for(&Eid::parse(contract::EID1).expect("valid")).await;
+        let r = s
+            .events_for(&Eid::parse(contract::EID1).expect("valid"))
+            .await;
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     }
     pg.resume();
-    let r = s.register_event(contract::event(contract::EID1, "after", "dp")).await;
+    let r = s
+        .register_event(contract::event(contract::EID1, "after", "dp"))
+        .await;
     assert!(matches!(r, Ok(RegisterOutcome::Registered { .. })), "{r:?}");
     assert_eq!(contract::ids(&s, contract::EID1).await, ["before", "after"]);
 }
@@ -103,6 +116,9 @@ async fn an_unreachable_database_fails_the_start_naming_it_without_the_password(
         .err()
         .expect("refused")
         .to_string();
-    assert!(err.contains(&format!("postgres://smds@127.0.0.1:{port}/events")), "{err}");
+    assert!(
+        err.contains(&format!("postgres://smds@127.0.0.1:{port}/events")),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }

@@ -195,3 +195,26 @@ async fn an_index_from_before_owner_scoping_is_rebuilt_at_open() {
     let legacy: TableDefinition<&str, u64> = TableDefinition::new("event_counts_v1");
     assert!(txn.open_table(legacy).is_err(), "the old counters are gone");
 }
+
+#[tokio::test]
+async fn keeps_the_store_contract() {
+    use crate::store::contract;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(&dir.path().join("a.redb"), WriterConfig::default()).expect("open");
+    contract::fifo_duplicates_and_ownership(&s).await;
+    let bounded = WriterConfig {
+        max_events_per_eid: 3,
+        max_events_per_eid_all_owners: 5,
+        ..WriterConfig::default()
+    };
+    let s = RedbStore::open(&dir.path().join("b.redb"), bounded).expect("open");
+    contract::bounds_per_owner_and_backstop(&s).await;
+    contract::used_transactions(&s).await;
+    let racing = WriterConfig {
+        max_events_per_eid: 10,
+        ..WriterConfig::default()
+    };
+    let s: std::sync::Arc<dyn crate::store::Backend> =
+        std::sync::Arc::new(RedbStore::open(&dir.path().join("c.redb"), racing).expect("open"));
+    contract::racing_writers(&[s.clone(), s], 10).await;
+}
