@@ -1,9 +1,11 @@
-//! `cargo bench -p smds --bench es12_load [-- SECONDS]`
+//! `cargo bench -p smds --bench es12_load [-- SECONDS] [redb|postgres]`
 //!
 //! ES12 load: C concurrent keep-alive mutually authenticated TLS connections, each registering
 //! events back to back against an in-process SM-DS on loopback. Reports durable registrations per
-//! second and p50/p99 latency, next to the single-commit redb rate (one `Durability::Immediate`
-//! transaction per event, no batching) measured in the same run on the same disk.
+//! second and p50/p99 latency, next to the store's own single-commit rate measured in the same
+//! run on the same disk: for redb one `Durability::Immediate` transaction per event, for
+//! PostgreSQL (a server the bench starts, fsync on) one client inserting one row per committed
+//! transaction. Both stores by default.
 //!
 //! Each row runs against a fresh server and database, and each client moves to a new EID every
 //! [`EVENTS_PER_EID`] registrations, so no EID reaches the per-EID bound however fast the
@@ -68,6 +70,31 @@ async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
     rate
 }
 
+/// PostgreSQL's own rate of single-row committed transactions from one client.
+async fn pg_single_commit_rate(url: &str, secs: f64) -> f64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE TABLE single_commit (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+        .await
+        .expect("table");
+    let insert = client
+        .prepare("INSERT INTO single_commit VALUES ($1, $2)")
+        .await
+        .expect("prepare");
+    let body = "x".repeat(120);
+    let start = Instant::now();
+    let mut n = 0i64;
+    while start.elapsed().as_secs_f64() < secs {
+        // Autocommit: each INSERT is one transaction, committed (and its WAL flushed) on its own.
+        client.execute(&insert, &[&n, &body]).await.expect("insert");
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 async fn load(
     server: &Server,
     tls: Arc<rustls::ClientConfig>,
@@ -118,20 +145,67 @@ async fn load(
     (rate, all)
 }
 
+struct Bench {
+    dir: std::path::PathBuf,
+    pki: std::path::PathBuf,
+    server_pki: ServerPki,
+    tls: Arc<rustls::ClientConfig>,
+    secs: f64,
+}
+
+impl Bench {
+    /// Rows of 1, 8 and 32 clients, each on a fresh server and store (a new database of `pg`).
+    async fn rows(
+        &self,
+        store: &str,
+        single: f64,
+        pg: Option<&workspace_tests::postgres::Postgres>,
+    ) {
+        for clients in [1usize, 8, 32] {
+            let data = self.dir.join(format!("data-{store}-{clients}"));
+            let mut cfg = support::loopback_config(&self.pki, &data, Limits::default());
+            if let Some(pg) = pg {
+                let url = pg.create_database(&format!("load{clients}"));
+                let mut opts = smds::store::PgOptions::new(url.parse().expect("url"));
+                opts.pool_size = 32;
+                cfg.store = Some(opts);
+            }
+            let server = Server::start(&cfg, &self.server_pki, None)
+                .await
+                .expect("server");
+            let (rate, lat) = load(
+                &server,
+                self.tls.clone(),
+                clients,
+                self.secs,
+                &format!("c{clients}"),
+            )
+            .await;
+            server.stop().await;
+            let _ = std::fs::remove_dir_all(&data);
+            println!(
+                "{store:>8} ES12 registerEvent, {clients:>2} keep-alive mTLS clients: {rate:>7.0} durable registrations/s = {:>5.1}x single-commit; p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+                rate / single,
+                percentile(&lat, 0.5).as_secs_f64() * 1e3,
+                percentile(&lat, 0.99).as_secs_f64() * 1e3,
+                lat.len()
+            );
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let secs: f64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5.0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let secs: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5.0);
+    let only = |name: &str| {
+        !args.iter().any(|a| a == "redb" || a == "postgres") || args.iter().any(|a| a == name)
+    };
     let scratch = workspace_tests::common::TempDir::new("bench");
     let dir = scratch.0.clone();
     let pki = dir.join("pki");
     hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
         .expect("pki");
-    let single = single_commit_rate(&dir, secs.min(3.0)).await;
-    println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
-
     let server_pki = ServerPki::load(&pki, pki_tool::time::now()).expect("pki loads");
     let tls = smds::lab::smdp::smdp_tls_config(
         &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
@@ -139,21 +213,25 @@ async fn main() {
         &[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")],
     )
     .expect("tls");
-    for clients in [1usize, 8, 32] {
-        let data = dir.join(format!("data-{clients}"));
-        let cfg = support::loopback_config(&pki, &data, Limits::default());
-        let server = Server::start(&cfg, &server_pki, None)
-            .await
-            .expect("server");
-        let (rate, lat) = load(&server, tls.clone(), clients, secs, &format!("c{clients}")).await;
-        server.stop().await;
-        let _ = std::fs::remove_dir_all(&data);
+    let bench = Bench {
+        dir,
+        pki,
+        server_pki,
+        tls,
+        secs,
+    };
+    if only("redb") {
+        let single = single_commit_rate(&bench.dir, secs.min(3.0)).await;
+        println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
+        bench.rows("redb", single, None).await;
+    }
+    if only("postgres") {
+        let pg = workspace_tests::postgres::Postgres::start();
+        let url = pg.create_database("single");
+        let single = pg_single_commit_rate(&url, secs.min(3.0)).await;
         println!(
-            "ES12 registerEvent, {clients:>2} keep-alive mTLS clients: {rate:>7.0} durable registrations/s = {:>5.1}x single-commit; p50 {:.2} ms, p99 {:.2} ms ({} requests)",
-            rate / single,
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            lat.len()
+            "single-commit PostgreSQL rate (1 row per committed transaction, 1 client): {single:.0} rows/s"
         );
+        bench.rows("postgres", single, Some(&pg)).await;
     }
 }

@@ -1,6 +1,7 @@
 //! The shared event store on PostgreSQL: what several SM-DS nodes use together.
 //!
-//! Every operation is one short transaction at READ COMMITTED on a pooled connection, bounded by
+//! Every operation is one short transaction at READ COMMITTED on a pooled connection, its
+//! statements pipelined (BEGIN to COMMIT in one round trip), bounded by
 //! the store timeout: a database that is down, restarting or unreachable costs a request an
 //! execution error after at most that long, never a hang, and the pool reconnects by itself.
 //! A registration is answered only after its COMMIT returned (PostgreSQL's own group commit
@@ -8,8 +9,8 @@
 //!
 //! Atomic bounds across nodes: a writer of an EID first upserts that EID's row in `smds_eids`,
 //! which holds the row lock until commit; the duplicate check, the per-owner bound, the
-//! EID-wide backstop and the insert then run as statements that each see everything committed
-//! before the lock was granted. The unique constraint on (EID, owner, EventID) stands behind the
+//! EID-wide backstop and the insert then run as one statement that sees everything committed
+//! before the lock was granted (at READ COMMITTED each statement takes a new snapshot). The unique constraint on (EID, owner, EventID) stands behind the
 //! check. The sequence number is drawn under the lock, so it orders each EID's events in commit
 //! order. This module touches only the database named by the URL ([`connect`], [`schema`]).
 
@@ -29,8 +30,8 @@ use deadpool_postgres::{Client, Pool};
 use pki_tool::Eid;
 use std::future::Future;
 use std::time::Duration;
-use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 /// Handle to the PostgreSQL store; cheap to clone.
 #[derive(Clone)]
@@ -52,6 +53,22 @@ macro_rules! select_events {
         )
     };
 }
+
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// Takes (creating if need be) the EID's lock row, held until COMMIT.
+const LOCK_EID: &str = "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
+     ON CONFLICT (eid) DO UPDATE SET touched_at = EXCLUDED.touched_at";
+
+/// Inserts the event unless this owner has it already, this owner is at its bound ($8) or the
+/// EID is at the backstop ($9); returns its sequence number, or no row when refused.
+const INSERT_IF_ROOM: &str = "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
+         rsp_server_address, forwarding_indicator, registered_at)
+     SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7
+     WHERE NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $4)
+       AND (SELECT count(*) FROM smds_events WHERE eid = $1 AND owner = $2) < $8
+       AND (SELECT count(*) FROM smds_events WHERE eid = $1) < $9
+     RETURNING seq";
 
 /// How often a transaction the database gave up on (serialization failure, deadlock) is tried.
 const ATTEMPTS: usize = 3;
@@ -115,121 +132,121 @@ impl PgStore {
             })
     }
 
+    /// One registration: BEGIN, the EID's lock, the insert-if-room and COMMIT, sent together
+    /// (one round trip). The insert is a new statement, so it sees every event committed
+    /// before the lock was granted; COMMIT is checked before anything is acknowledged.
     async fn register_once(
         &self,
-        client: &mut Client,
+        client: &Client,
         e: &EventRecord,
     ) -> Result<RegisterOutcome, tokio_postgres::Error> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await?;
-        let eid = e.eid.as_str();
-        let owner = e.owner.as_str();
-        let event_id = e.event_id.as_str();
-        let lock = tx
-            .prepare_cached(
-                "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
-                 ON CONFLICT (eid) DO UPDATE SET touched_at = EXCLUDED.touched_at",
-            )
-            .await?;
-        tx.execute(&lock, &[&eid, &e.registered_at]).await?;
-        let census = tx
-            .prepare_cached(
-                "SELECT count(*),
-                        coalesce(sum(CASE WHEN owner = $2 THEN 1 ELSE 0 END), 0)::BIGINT,
-                        coalesce(sum(CASE WHEN owner = $2 AND event_id = $3 THEN 1 ELSE 0 END), 0)::BIGINT
-                 FROM smds_events WHERE eid = $1",
-            )
-            .await?;
-        let row = tx.query_one(&census, &[&eid, &owner, &event_id]).await?;
-        let (all, mine, same): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        let refused = if same > 0 {
-            Some(RegisterOutcome::Duplicate)
-        } else if mine >= self.per_owner {
-            Some(RegisterOutcome::TooMany)
-        } else if all >= self.all_owners {
-            Some(RegisterOutcome::EidFull)
-        } else {
-            None
-        };
-        if let Some(r) = refused {
-            tx.rollback().await?;
-            return Ok(r);
-        }
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
-                     rsp_server_address, forwarding_indicator, registered_at)
-                 VALUES ($1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7)
-                 RETURNING seq",
-            )
-            .await?;
-        let inserted = tx
-            .query_one(
-                &insert,
-                &[
-                    &eid,
-                    &owner,
-                    &e.owner_names,
-                    &event_id,
-                    &e.rsp_server_address.as_str(),
-                    &e.forwarding_indicator,
-                    &e.registered_at,
-                ],
-            )
-            .await;
-        let seq: i64 = match inserted {
-            Ok(row) => row.get(0),
+        let lock = client.prepare_cached(LOCK_EID).await?;
+        let insert = client.prepare_cached(INSERT_IF_ROOM).await?;
+        let (eid, owner, event_id) = (e.eid.as_str(), e.owner.as_str(), e.event_id.as_str());
+        let address = e.rsp_server_address.as_str();
+        let lock_params: [&(dyn ToSql + Sync); 2] = [&eid, &e.registered_at];
+        let insert_params: [&(dyn ToSql + Sync); 9] = [
+            &eid,
+            &owner,
+            &e.owner_names,
+            &event_id,
+            &address,
+            &e.forwarding_indicator,
+            &e.registered_at,
+            &self.per_owner,
+            &self.all_owners,
+        ];
+        let (begin, locked, inserted, commit) = tokio::join!(
+            biased;
+            client.batch_execute(BEGIN),
+            client.execute(&lock, &lock_params),
+            client.query_opt(&insert, &insert_params),
+            client.batch_execute("COMMIT"),
+        );
+        begin?;
+        locked?;
+        let row = match inserted {
+            Ok(row) => row,
             // The constraint behind the check (the lock makes this unreachable on PostgreSQL).
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 return Ok(RegisterOutcome::Duplicate);
             }
             Err(e) => return Err(e),
         };
-        tx.commit().await?;
-        Ok(RegisterOutcome::Registered {
-            seq: u64::try_from(seq).unwrap_or(0),
+        commit?;
+        match row {
+            Some(row) => Ok(RegisterOutcome::Registered {
+                seq: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            }),
+            None => self.why_refused(client, e).await,
+        }
+    }
+
+    /// Which check refused a registration (the rare path, after the fact: only the answer's
+    /// wording depends on it).
+    async fn why_refused(
+        &self,
+        client: &Client,
+        e: &EventRecord,
+    ) -> Result<RegisterOutcome, tokio_postgres::Error> {
+        let census = client
+            .prepare_cached(
+                "SELECT coalesce(sum(CASE WHEN owner = $2 AND event_id = $3 THEN 1 ELSE 0 END), 0)::BIGINT,
+                        coalesce(sum(CASE WHEN owner = $2 THEN 1 ELSE 0 END), 0)::BIGINT
+                 FROM smds_events WHERE eid = $1",
+            )
+            .await?;
+        let row = client
+            .query_one(
+                &census,
+                &[&e.eid.as_str(), &e.owner.as_str(), &e.event_id.as_str()],
+            )
+            .await?;
+        let (same, mine): (i64, i64) = (row.get(0), row.get(1));
+        Ok(if same > 0 {
+            RegisterOutcome::Duplicate
+        } else if mine >= self.per_owner {
+            RegisterOutcome::TooMany
+        } else {
+            RegisterOutcome::EidFull
         })
     }
 
+    /// One deletion, keyed by the owner too (someone else's event is the same miss, with the
+    /// same work); the EID's lock row goes with its last event. One round trip.
     async fn delete_once(
         &self,
-        client: &mut Client,
+        client: &Client,
         eid: &Eid,
         event_id: &EventId,
         owner: &OwnerId,
     ) -> Result<DeleteOutcome, tokio_postgres::Error> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await?;
-        // Keyed by the owner too: someone else's event is the same miss, with the same work.
-        let delete = tx
+        let delete = client
             .prepare_cached(
                 "DELETE FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $3",
             )
             .await?;
-        let n = tx
-            .execute(
-                &delete,
-                &[&eid.as_str(), &owner.as_str(), &event_id.as_str()],
+        // Should a registration slip in around this, its next writer simply creates the row again.
+        let unlock = client
+            .prepare_cached(
+                "DELETE FROM smds_eids WHERE eid = $1
+                 AND NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1)",
             )
             .await?;
-        if n > 0 {
-            // The lock row goes with the EID's last event. Should a registration slip in between,
-            // its next writer simply creates the row again.
-            let unlock = tx
-                .prepare_cached(
-                    "DELETE FROM smds_eids WHERE eid = $1
-                     AND NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1)",
-                )
-                .await?;
-            tx.execute(&unlock, &[&eid.as_str()]).await?;
-        }
-        tx.commit().await?;
+        let (eid, owner, event_id) = (eid.as_str(), owner.as_str(), event_id.as_str());
+        let delete_params: [&(dyn ToSql + Sync); 3] = [&eid, &owner, &event_id];
+        let unlock_params: [&(dyn ToSql + Sync); 1] = [&eid];
+        let (begin, deleted, unlocked, commit) = tokio::join!(
+            biased;
+            client.batch_execute(BEGIN),
+            client.execute(&delete, &delete_params),
+            client.execute(&unlock, &unlock_params),
+            client.batch_execute("COMMIT"),
+        );
+        begin?;
+        let n = deleted?;
+        unlocked?;
+        commit?;
         Ok(if n > 0 {
             DeleteOutcome::Deleted
         } else {
@@ -241,7 +258,7 @@ impl PgStore {
     async fn read_rows(
         &self,
         sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.bounded(async {
             let client = self.client().await?;
@@ -279,10 +296,10 @@ fn decode_all(rows: &[tokio_postgres::Row]) -> Result<Vec<StoredEvent>, StoreErr
 impl EventStore for PgStore {
     async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
         self.bounded(async {
-            let mut client = self.client().await?;
+            let client = self.client().await?;
             let mut tries = 1;
             loop {
-                match self.register_once(&mut client, &event).await {
+                match self.register_once(&client, &event).await {
                     Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
                     r => return r.map_err(error),
                 }
@@ -298,10 +315,10 @@ impl EventStore for PgStore {
         owner: &OwnerId,
     ) -> Result<DeleteOutcome, StoreError> {
         self.bounded(async {
-            let mut client = self.client().await?;
+            let client = self.client().await?;
             let mut tries = 1;
             loop {
-                match self.delete_once(&mut client, eid, event_id, owner).await {
+                match self.delete_once(&client, eid, event_id, owner).await {
                     Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
                     r => return r.map_err(error),
                 }
