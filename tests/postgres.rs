@@ -192,6 +192,11 @@ impl Postgres {
         s
     }
 
+    /// The server's process id (its connections are its child processes), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -1,40 +1,86 @@
-//! `cargo bench -p smds --bench es11_discovery [-- SECONDS]`
+//! `cargo bench -p smds --bench es11_discovery [-- SECONDS] [redb|postgres] [scale]`
 //!
-//! Full ES11 discoveries per second against a real `smds serve` process (InitiateAuthentication,
+//! Full ES11 discoveries per second against real `smds serve` processes (InitiateAuthentication,
 //! software-eUICC AuthenticateServer, AuthenticateClient; a new TLS connection per discovery, as
 //! lpac does), and the server's CPU time per discovery (from /proc), next to the cost of the
 //! discovery's raw ECDSA operations on the server measured in the same run: one P-256 signature
 //! (serverSignature1) and two verifications (the eUICC certificate and euiccSignature1; the EUM
-//! certificate is verified once and cached).
+//! certificate is verified once and cached). Rows for the embedded redb store, for PostgreSQL
+//! (a server the bench starts; its own CPU per discovery is shown apart) and for two nodes
+//! sharing that PostgreSQL, half of the clients on each.
+//!
+//! `scale` adds the store-size rows: one client's discovery latency (p50/p99) with 1,000 and
+//! with 1,000,000 events of other EIDs stored, on each store.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::{Curve, PrivateKey};
+use pki_tool::{Curve, Eid, PrivateKey};
+use smds::identity::OwnerId;
 use smds::lab::https::{Connection, Endpoint};
 use smds::lab::lpa::DiscoveryOptions;
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
-use std::process::Command;
+use smds::store::{EventRecord, EventStore, RedbStore, WriterConfig};
+use smds::types::{EventId, RspServerAddress};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use workspace_tests::postgres::Postgres;
 
 const EID: &str = "89049032123451234512345678901235";
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which ends with ')'): utime is field 14, stime 15.
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz: f64 = Command::new("getconf")
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
         .arg("CLK_TCK")
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-    ticks / hz
+        .unwrap_or(100.0)
+}
+
+/// utime, stime, cutime, cstime of a process, in seconds.
+fn cpu_fields(pid: u32) -> [f64; 4] {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is field 14 .. cstime 17.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let hz = clock_ticks();
+    let at = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+    [at(11), at(12), at(13), at(14)]
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let f = cpu_fields(pid);
+    f[0] + f[1]
+}
+
+/// CPU of a PostgreSQL server: the postmaster, its live children (one per connection) and the
+/// children it has reaped.
+fn pg_cpu_seconds(postmaster: u32) -> f64 {
+    let f = cpu_fields(postmaster);
+    let mut total = f.iter().sum::<f64>();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            total += cpu_seconds(pid);
+        }
+    }
+    total
 }
 
 fn per_op(secs: f64, op: impl Fn()) -> f64 {
@@ -49,19 +95,13 @@ fn per_op(secs: f64, op: impl Fn()) -> f64 {
     start.elapsed().as_secs_f64() / n as f64
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let secs: f64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5.0);
-    let scratch = workspace_tests::common::TempDir::new("bench");
-    let dir = scratch.0.clone();
-    let pki = dir.join("pki");
-    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
-        .expect("pki");
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len().max(1) as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
 
-    // Raw crypto of one discovery on the server, measured now.
+/// The raw ECDSA cost of one discovery on the server, measured now.
+fn raw_ecdsa() -> f64 {
     let key = PrivateKey::generate(Curve::NistP256).expect("key");
     let msg = vec![0x42u8; 300];
     let sig = key.sign_raw(&msg);
@@ -80,89 +120,102 @@ async fn main() {
         1.0 / verify,
         raw * 1e6
     );
+    raw
+}
 
-    let data = dir.join("data");
-    let (mut child, port) = support::spawn_serve(&pki, &data, None);
-    let endpoint = Endpoint {
-        host: "localhost".into(),
-        port,
-    };
-    let tls = smds::lab::smdp::smdp_tls_config(
-        &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
-        &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
-        &[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")],
-    )
-    .expect("tls");
-    let mut dp = Connection::open(&endpoint, tls, Duration::from_secs(10))
+struct Bench {
+    dir: PathBuf,
+    pki: PathBuf,
+    euicc: Arc<SoftEuicc>,
+    lpa_tls: Arc<rustls::ClientConfig>,
+    smdp_tls: Arc<rustls::ClientConfig>,
+    secs: f64,
+    raw: f64,
+}
+
+/// A running `smds serve`.
+struct Node {
+    child: Child,
+    endpoint: Endpoint,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bench {
+    /// `smds serve` on its own data directory, on PostgreSQL when `url` is given (the session
+    /// key file is shared by every node of the run).
+    fn node(&self, name: &str, url: Option<&str>) -> Node {
+        let config = self.dir.join(format!("{name}.toml"));
+        let mut text = format!(
+            "session_key_file = \"{}\"\n",
+            self.dir.join("session.key").display()
+        );
+        if let Some(url) = url {
+            text.push_str(&format!("store = \"{url}\"\n"));
+        }
+        std::fs::write(&config, text).expect("config");
+        let (child, port) = support::spawn_serve(&self.pki, &self.dir.join(name), Some(&config));
+        Node {
+            child,
+            endpoint: Endpoint {
+                host: "localhost".into(),
+                port,
+            },
+        }
+    }
+
+    /// The three events every discovery finds.
+    async fn register(&self, node: &Node) {
+        let mut dp = Connection::open(
+            &node.endpoint,
+            self.smdp_tls.clone(),
+            Duration::from_secs(10),
+        )
         .await
         .expect("connect");
-    for i in 0..3 {
-        let r = dp
-            .call(
-                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
-                &smds::lab::smdp::register_event_body(
-                    EID,
-                    &format!("ev{i}"),
-                    "smdp.example.com",
-                    None,
-                ),
-            )
-            .await
-            .expect("register");
-        assert!(r.is_success());
-    }
-    let euicc = std::sync::Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC"));
-    let lpa_tls = smds::lab::lpa::lpa_tls_config(
-        smds::lab::https::read_cas(&[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")])
-            .expect("ci"),
-    )
-    .expect("tls");
-
-    // Transport alone: a new TLS connection and two small requests (404s), no ES11 work.
-    let transport = {
-        let cpu0 = cpu_seconds(child.id());
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed().as_secs_f64() < secs.min(3.0) {
-            let mut c = Connection::open(&endpoint, lpa_tls.clone(), Duration::from_secs(10))
+        for i in 0..3 {
+            let r = dp
+                .call(
+                    smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+                    &smds::lab::smdp::register_event_body(
+                        EID,
+                        &format!("ev{i}"),
+                        "smdp.example.com",
+                        None,
+                    ),
+                )
                 .await
-                .expect("connect");
-            for _ in 0..2 {
-                let r = c
-                    .post_raw("/nothing", "application/json", b"{}".to_vec())
-                    .await
-                    .expect("answer");
-                assert_eq!(r.status, 404);
-            }
-            n += 1;
+                .expect("register");
+            assert!(r.is_success(), "{:?}", r.body);
         }
-        let per = (cpu_seconds(child.id()) - cpu0) / n as f64;
-        println!(
-            "transport only (new TLS connection + 2 requests): server CPU {:.0} us per connection",
-            per * 1e6
-        );
-        per
-    };
+    }
 
-    for clients in [1usize, 4, 16] {
-        let cpu0 = cpu_seconds(child.id());
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs_f64(secs);
+    /// Discoveries back to back by `clients` clients spread over `nodes` until the deadline;
+    /// each discovery's latency.
+    async fn discoveries(&self, nodes: &[&Node], clients: usize, secs: f64) -> Vec<Duration> {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
         let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let (euicc, endpoint, lpa_tls) = (euicc.clone(), endpoint.clone(), lpa_tls.clone());
+        for c in 0..clients {
+            let endpoint = nodes[c % nodes.len()].endpoint.clone();
+            let (euicc, tls) = (self.euicc.clone(), self.lpa_tls.clone());
             tasks.push(tokio::spawn(async move {
-                let mut n = 0u64;
+                let mut lat = Vec::new();
                 while Instant::now() < deadline {
                     let opts = DiscoveryOptions {
                         endpoint: endpoint.clone(),
-                        address: format!("localhost:{}", endpoint.port),
-                        tls: lpa_tls.clone(),
+                        address: "localhost".into(),
+                        tls: tls.clone(),
                         paths: Es11PathFamily::Es9Plus,
                         matching_id: None,
                         timeout: Duration::from_secs(10),
                         now: pki_tool::time::now(),
                     };
+                    let t = Instant::now();
                     match smds::lab::lpa::discover(&euicc, &opts)
                         .await
                         .expect("discovery")
@@ -174,28 +227,220 @@ async fn main() {
                             panic!("{step}: {:?}", result.body)
                         }
                     }
-                    n += 1;
+                    lat.push(t.elapsed());
                 }
-                n
+                lat
             }));
         }
-        let mut total = 0u64;
+        let mut all = Vec::new();
         for t in tasks {
-            total += t.await.expect("task");
+            all.extend(t.await.expect("task"));
         }
-        let elapsed = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(child.id()) - cpu0;
-        let per = cpu / total as f64;
+        all.sort();
+        all
+    }
+
+    /// Rows of 1, 4 and 16 clients: discoveries/s and CPU per discovery, of the SM-DS nodes and
+    /// (given its postmaster) of PostgreSQL.
+    async fn throughput(&self, label: &str, nodes: &[&Node], pg: Option<u32>, transport: f64) {
+        for clients in [1usize, 4, 16] {
+            let smds_cpu = || nodes.iter().map(|n| cpu_seconds(n.child.id())).sum::<f64>();
+            let (cpu0, db0) = (smds_cpu(), pg.map(pg_cpu_seconds));
+            let start = Instant::now();
+            let n = self.discoveries(nodes, clients, self.secs).await.len();
+            let elapsed = start.elapsed().as_secs_f64();
+            let per = (smds_cpu() - cpu0) / n as f64;
+            let db = match (pg, db0) {
+                (Some(pid), Some(db0)) => format!(
+                    "; PostgreSQL CPU {:.0} us per discovery",
+                    (pg_cpu_seconds(pid) - db0) / n as f64 * 1e6
+                ),
+                _ => String::new(),
+            };
+            println!(
+                "{label:<22} {clients:>2} client(s): {:>4.0} discoveries/s; SM-DS CPU {:.0} us per discovery = {:.1}x its raw ECDSA cost, without the transport share {:.0} us = {:.1}x{db}",
+                n as f64 / elapsed,
+                per * 1e6,
+                per / self.raw,
+                (per - transport) * 1e6,
+                (per - transport) / self.raw,
+            );
+        }
+    }
+
+    /// Server CPU per connection for TLS and two small requests (404s), no ES11 work.
+    async fn transport(&self, node: &Node) -> f64 {
+        let cpu0 = cpu_seconds(node.child.id());
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < self.secs.min(3.0) {
+            let mut c = Connection::open(
+                &node.endpoint,
+                self.lpa_tls.clone(),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("connect");
+            for _ in 0..2 {
+                let r = c
+                    .post_raw("/nothing", "application/json", b"{}".to_vec())
+                    .await
+                    .expect("answer");
+                assert_eq!(r.status, 404);
+            }
+            n += 1;
+        }
+        let per = (cpu_seconds(node.child.id()) - cpu0) / n as f64;
         println!(
-            "{clients} client(s): {:.0} discoveries/s; server CPU {:.0} us per discovery = {:.1}x its raw ECDSA cost; without the transport share {:.0} us = {:.1}x ({} discoveries in {elapsed:.1} s)",
-            total as f64 / elapsed,
-            per * 1e6,
-            per / raw,
-            (per - transport) * 1e6,
-            (per - transport) / raw,
-            total
+            "transport only (new TLS connection + 2 requests): server CPU {:.0} us per connection",
+            per * 1e6
+        );
+        per
+    }
+
+    /// One client's discovery latency with the store as it is.
+    async fn latency_row(&self, label: &str, node: &Node, stored: u64) {
+        let lat = self.discoveries(&[node], 1, self.secs).await;
+        println!(
+            "{label:<10} {stored:>9} events stored: discovery p50 {:.2} ms, p99 {:.2} ms ({} discoveries)",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            lat.len()
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// EID number `i` of the filler (30-digit body, check digits computed).
+fn filler_eid(i: u64) -> Eid {
+    Eid::from_body(&format!("89049099{i:022}")).expect("eid")
+}
+
+/// Adds filler events `from..to` (one per EID, other EIDs than the discovered one) to a redb
+/// database, many writers at once so that the writer batches them.
+async fn fill_redb(path: &Path, from: u64, to: u64) {
+    let store = RedbStore::open(path, WriterConfig::default()).expect("open");
+    let writers = 256u64;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = from + w;
+            while i < to {
+                store
+                    .register_event(EventRecord {
+                        eid: filler_eid(i),
+                        event_id: EventId::parse(&format!("f{i}")).expect("id"),
+                        rsp_server_address: RspServerAddress::parse("smdp.example.com")
+                            .expect("address"),
+                        owner: OwnerId::new("filler"),
+                        owner_names: vec![],
+                        forwarding_indicator: false,
+                        registered_at: 0,
+                    })
+                    .await
+                    .expect("register");
+                i += writers;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    store.shutdown().await;
+}
+
+/// The same filler in PostgreSQL, in one statement (valid EIDs: check digits computed in SQL).
+fn fill_postgres(pg: &Postgres, db: &str, from: u64, to: u64) {
+    pg.psql(
+        db,
+        &format!(
+            "WITH b AS (SELECT i, '89049099' || lpad(i::text, 22, '0') AS body FROM generate_series({from}, {} ) i)
+             INSERT INTO smds_events (eid, seq, owner, owner_names, event_id, rsp_server_address, forwarding_indicator, registered_at)
+             SELECT body || lpad((98 - ((body || '00')::numeric % 97))::text, 2, '0'), nextval('smds_event_seq'),
+                    'filler', '{{}}', 'f' || i, 'smdp.example.com', false, 0 FROM b",
+            to - 1
+        ),
+    );
+    pg.psql(db, "ANALYZE smds_events");
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let secs: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5.0);
+    let only = |name: &str| {
+        !args.iter().any(|a| a == "redb" || a == "postgres") || args.iter().any(|a| a == name)
+    };
+    let scratch = workspace_tests::common::TempDir::new("bench");
+    let dir = scratch.0.clone();
+    let pki = dir.join("pki");
+    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
+        .expect("pki");
+    let raw = raw_ecdsa();
+    let ci = pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der");
+    let bench = Bench {
+        euicc: Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC")),
+        lpa_tls: smds::lab::lpa::lpa_tls_config(
+            smds::lab::https::read_cas(&[ci.clone()]).expect("ci"),
+        )
+        .expect("tls"),
+        smdp_tls: smds::lab::smdp::smdp_tls_config(
+            &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
+            &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
+            &[ci],
+        )
+        .expect("tls"),
+        dir,
+        pki,
+        secs,
+        raw,
+    };
+
+    let redb = bench.node("redb", None);
+    bench.register(&redb).await;
+    let transport = bench.transport(&redb).await;
+    if only("redb") {
+        bench.throughput("redb", &[&redb], None, transport).await;
+    }
+    drop(redb);
+    let pg = only("postgres").then(Postgres::start);
+    if let Some(pg) = &pg {
+        let url = pg.create_database("smds");
+        let a = bench.node("pg-a", Some(&url));
+        bench.register(&a).await;
+        bench
+            .throughput("postgres", &[&a], pg.pid(), transport)
+            .await;
+        let b = bench.node("pg-b", Some(&url));
+        bench
+            .throughput("postgres, two nodes", &[&a, &b], pg.pid(), transport)
+            .await;
+    }
+
+    if args.iter().any(|a| a == "scale") {
+        for (from, to) in [(0u64, 1_000u64), (1_000, 1_000_000)] {
+            if only("redb") {
+                let data = bench.dir.join("scale-redb");
+                std::fs::create_dir_all(&data).expect("dir");
+                fill_redb(&data.join("events.redb"), from, to).await;
+                let node = bench.node("scale-redb", None);
+                if from == 0 {
+                    bench.register(&node).await;
+                }
+                bench.latency_row("redb", &node, to + 3).await;
+            }
+            if let Some(pg) = &pg {
+                let url = pg.url("scale");
+                if from == 0 {
+                    pg.create_database("scale");
+                }
+                let node = bench.node("scale-pg", Some(&url));
+                if from == 0 {
+                    bench.register(&node).await;
+                }
+                fill_postgres(pg, "scale", from, to);
+                bench.latency_row("postgres", &node, to + 3).await;
+            }
+        }
+    }
 }
