@@ -381,7 +381,7 @@ async fn main() {
     let bench = Bench {
         euicc: Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC")),
         lpa_tls: smds::lab::lpa::lpa_tls_config(
-            smds::lab::https::read_cas(&[ci.clone()]).expect("ci"),
+            smds::lab::https::read_cas(std::slice::from_ref(&ci)).expect("ci"),
         )
         .expect("tls"),
         smdp_tls: smds::lab::smdp::smdp_tls_config(
