@@ -164,18 +164,14 @@ pub async fn authenticate_client(
     let (euicc, events) = crate::blocking::offload(move || {
         let euicc = authenticate_euicc(&es11, &req, now)?;
         // Single use: recorded only now, after the eUICC's signature has verified.
-        if !es11.use_transaction(
+        let events = es11.use_transaction_and_read(
             &handle,
             store.as_ref(),
             &euicc.transaction_id,
             euicc.expires,
+            &euicc.eid,
             now,
-        )? {
-            return Err(Es11Error::TransactionUnknown);
-        }
-        let events = handle
-            .block_on(store.events_for(&euicc.eid))
-            .map_err(Es11Error::Store)?;
+        )?;
         Ok::<_, Es11Error>((euicc, events))
     })
     .await

@@ -81,39 +81,49 @@ impl Es11 {
         }
     }
 
-    /// Records a transaction as used: in the event store (shared by every node), and while the
-    /// embedded store cannot take writes (a full disk), in this node's memory, so that discovery
-    /// keeps working through the outage; a shared store (PostgreSQL) has no such fallback, since
-    /// other nodes could not see it. Only authenticated eUICCs get here, and each entry lives only
-    /// for the transaction's lifetime; the memory fallback is bounded all the same.
-    pub(crate) fn use_transaction(
+    /// Records a transaction as used and reads the EID's events: both in the event store
+    /// (shared by every node, in one round trip where the store can), and while the embedded
+    /// store cannot take writes (a full disk), the used transaction in this node's memory, so
+    /// that discovery keeps working through the outage; a shared store (PostgreSQL) has no such
+    /// fallback, since other nodes could not see it. Only authenticated eUICCs get here, and
+    /// each entry lives only for the transaction's lifetime; the memory fallback is bounded all
+    /// the same. A transaction used already is [`Es11Error::TransactionUnknown`].
+    pub(crate) fn use_transaction_and_read(
         &self,
         handle: &tokio::runtime::Handle,
         store: &dyn crate::store::EventStore,
         tid: &crate::asn1::TransactionId,
         expires: i64,
+        eid: &pki_tool::Eid,
         now: i64,
-    ) -> Result<bool, Es11Error> {
+    ) -> Result<Vec<crate::store::StoredEvent>, Es11Error> {
         let fallback = || self.used_fallback.lock().unwrap_or_else(|e| e.into_inner());
         if fallback().contains_key(tid) {
-            return Ok(false);
+            return Err(Es11Error::TransactionUnknown);
         }
-        match handle.block_on(store.use_transaction(tid, expires)) {
-            Ok(first) => Ok(first),
+        let e = match handle.block_on(store.use_transaction_and_read(tid, expires, eid)) {
+            Ok(Some(events)) => return Ok(events),
+            Ok(None) => return Err(Es11Error::TransactionUnknown),
             // A shared store fails closed: another node would not see this node's memory.
-            Err(e) if store.is_shared() => Err(Es11Error::Store(e)),
-            Err(e) => {
-                tracing::warn!(error = %e, "used transactionId kept in memory: the store refused it");
-                let mut used = fallback();
+            Err(e) if store.is_shared() => return Err(Es11Error::Store(e)),
+            Err(e) => e,
+        };
+        tracing::warn!(error = %e, "used transactionId kept in memory: the store refused it");
+        {
+            let mut used = fallback();
+            if used.len() >= USED_FALLBACK_MAX {
+                used.retain(|_, exp| *exp >= now);
                 if used.len() >= USED_FALLBACK_MAX {
-                    used.retain(|_, exp| *exp >= now);
-                    if used.len() >= USED_FALLBACK_MAX {
-                        return Err(Es11Error::Store(e));
-                    }
+                    return Err(Es11Error::Store(e));
                 }
-                Ok(used.insert(*tid, expires).is_none())
+            }
+            if used.insert(*tid, expires).is_some() {
+                return Err(Es11Error::TransactionUnknown);
             }
         }
+        handle
+            .block_on(store.events_for(eid))
+            .map_err(Es11Error::Store)
     }
 
     pub(crate) fn ci(&self, key_id: &[u8]) -> Option<&TrustedCi> {

@@ -130,6 +130,20 @@ pub trait EventStore: Send + Sync {
     /// ES11: records an AuthenticateClient transaction as used until `expires` (Unix seconds);
     /// false when it was used already (insert-if-absent, atomic).
     async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError>;
+    /// ES11 AuthenticateClient's two calls: [`EventStore::use_transaction`], then, when it was
+    /// the first use, [`EventStore::events_for`]; `None` when the transaction was used already.
+    /// Stores that can do both in one round trip override it.
+    async fn use_transaction_and_read(
+        &self,
+        tid: &TransactionId,
+        expires: i64,
+        eid: &Eid,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        if !self.use_transaction(tid, expires).await? {
+            return Ok(None);
+        }
+        self.events_for(eid).await.map(Some)
+    }
     /// Forgets used transactions that expired before `now`; returns how many.
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].

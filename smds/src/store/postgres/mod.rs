@@ -70,6 +70,11 @@ const INSERT_IF_ROOM: &str = "INSERT INTO smds_events (eid, seq, owner, owner_na
        AND (SELECT count(*) FROM smds_events WHERE eid = $1) < $9
      RETURNING seq";
 
+const EVENTS_FOR: &str = select_events!("WHERE eid = $1 ORDER BY seq");
+
+const USE_TRANSACTION: &str = "INSERT INTO smds_used_transactions (tid, expires) VALUES ($1, $2)
+     ON CONFLICT (tid) DO NOTHING";
+
 /// How often a transaction the database gave up on (serialization failure, deadlock) is tried.
 const ATTEMPTS: usize = 3;
 
@@ -328,18 +333,14 @@ impl EventStore for PgStore {
     }
 
     async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
-        const SQL: &str = select_events!("WHERE eid = $1 ORDER BY seq");
-        decode_all(&self.read_rows(SQL, &[&eid.as_str()]).await?)
+        decode_all(&self.read_rows(EVENTS_FOR, &[&eid.as_str()]).await?)
     }
 
     async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError> {
         self.bounded(async {
             let client = self.client().await?;
             let stmt = client
-                .prepare_cached(
-                    "INSERT INTO smds_used_transactions (tid, expires) VALUES ($1, $2)
-                     ON CONFLICT (tid) DO NOTHING",
-                )
+                .prepare_cached(USE_TRANSACTION)
                 .await
                 .map_err(error)?;
             let n = client
@@ -347,6 +348,37 @@ impl EventStore for PgStore {
                 .await
                 .map_err(error)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    /// The insert-if-absent and the read sent together: one checkout, one round trip. The
+    /// read's result is dropped when the transaction was used already.
+    async fn use_transaction_and_read(
+        &self,
+        tid: &TransactionId,
+        expires: i64,
+        eid: &Eid,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let used = client
+                .prepare_cached(USE_TRANSACTION)
+                .await
+                .map_err(error)?;
+            let read = client.prepare_cached(EVENTS_FOR).await.map_err(error)?;
+            let (tid, eid) = (tid.as_bytes(), eid.as_str());
+            let use_params: [&(dyn ToSql + Sync); 2] = [&tid, &expires];
+            let read_params: [&(dyn ToSql + Sync); 1] = [&eid];
+            let (first, rows) = tokio::join!(
+                biased;
+                client.execute(&used, &use_params),
+                client.query(&read, &read_params),
+            );
+            if first.map_err(error)? == 0 {
+                return Ok(None);
+            }
+            decode_all(&rows.map_err(error)?).map(Some)
         })
         .await
     }

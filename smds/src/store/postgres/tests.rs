@@ -18,6 +18,22 @@ async fn keeps_the_store_contract() {
     let pg = Postgres::start();
     let s = store(&pg.create_database("a"), 100, 1000).await;
     contract::fifo_duplicates_and_ownership(&s).await;
+    // The pipelined statements ran in order, in one transaction: the EID's lock row and its
+    // first event were written by the same one.
+    let fresh = "89049032123451234512345678901332";
+    let r = s
+        .register_event(contract::event(fresh, "first", "dp1"))
+        .await;
+    assert!(matches!(r, Ok(RegisterOutcome::Registered { .. })), "{r:?}");
+    assert_eq!(
+        pg.psql(
+            "a",
+            &format!(
+                "SELECT e.xmin::text = l.xmin::text FROM smds_events e JOIN smds_eids l USING (eid) WHERE eid = '{fresh}'"
+            )
+        ),
+        "t"
+    );
     let s = store(&pg.create_database("b"), 3, 5).await;
     contract::bounds_per_owner_and_backstop(&s).await;
     contract::used_transactions(&s).await;
