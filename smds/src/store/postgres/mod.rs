@@ -1,18 +1,19 @@
 //! The shared event store on PostgreSQL: what several SM-DS nodes use together.
 //!
 //! Every operation is one short transaction at READ COMMITTED on a pooled connection, its
-//! statements pipelined (BEGIN to COMMIT in one round trip), bounded by
-//! the store timeout: a database that is down, restarting or unreachable costs a request an
-//! execution error after at most that long, never a hang, and the pool reconnects by itself.
-//! A registration is answered only after its COMMIT returned (PostgreSQL's own group commit
-//! batches the WAL flushes of concurrent commits).
+//! statements pipelined (BEGIN to COMMIT in one round trip), bounded by the store timeout: a
+//! database that is down, restarting or unreachable costs a request an execution error after at
+//! most that long, never a hang, and the pool reconnects by itself. A registration is answered
+//! only after its COMMIT returned (PostgreSQL's own group commit batches the WAL flushes of
+//! concurrent commits).
 //!
 //! Atomic bounds across nodes: a writer of an EID first upserts that EID's row in `smds_eids`,
-//! which holds the row lock until commit; the duplicate check, the per-owner bound, the
-//! EID-wide backstop and the insert then run as one statement that sees everything committed
-//! before the lock was granted (at READ COMMITTED each statement takes a new snapshot). The unique constraint on (EID, owner, EventID) stands behind the
-//! check. The sequence number is drawn under the lock, so it orders each EID's events in commit
-//! order. This module touches only the database named by the URL ([`connect`], [`schema`]).
+//! which holds the row lock until commit; the duplicate check, the per-owner bound, the EID-wide
+//! backstop and the insert then run as one statement that sees everything committed before the
+//! lock was granted (at READ COMMITTED each statement takes a new snapshot). The unique
+//! constraint on (EID, owner, EventID) stands behind the check. The sequence number is drawn
+//! under the lock, so it orders each EID's events in commit order. This module touches only the
+//! database named by the URL ([`connect`], [`schema`]).
 
 mod connect;
 mod schema;
