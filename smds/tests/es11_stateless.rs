@@ -11,7 +11,6 @@ use smds::lab::lpa::{self, Discovery};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use smds::sgp22::requests::b64_encode;
-use smds::sgp22::responses::InitiateAuthenticationResponse;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -120,30 +119,11 @@ async fn a_transaction_started_at_one_node_completes_at_another() {
         lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
     // Both nodes answer for "localhost", whatever port the device reached.
     let address = "localhost";
-    let challenge = SoftEuicc::challenge().expect("challenge");
     let mut at_a =
         smds::lab::https::Connection::open(&endpoint(&a), tls.clone(), Duration::from_secs(10))
             .await
             .expect("connect");
-    let r = at_a
-        .call(
-            Es11PathFamily::Es9Plus.initiate_authentication(),
-            &json!({
-                "smdpAddress": address,
-                "euiccChallenge": b64_encode(&challenge),
-                "euiccInfo1": b64_encode(&euicc.euicc_info1().expect("info1")),
-            }),
-        )
-        .await
-        .expect("answer");
-    let server = InitiateAuthenticationResponse::from_result(&r).expect("initiated at A");
-    let response = euicc
-        .authenticate_server(&challenge, &server, address, None, pki_tool::time::now())
-        .expect("A authenticates");
-    let body = json!({
-        "transactionId": server.transaction_id.to_hex(),
-        "authenticateServerResponse": b64_encode(&response),
-    });
+    let body = initiate_and_answer(&mut at_a, &euicc, address).await;
     let mut at_b =
         smds::lab::https::Connection::open(&endpoint(&b), tls.clone(), Duration::from_secs(10))
             .await

@@ -7,14 +7,11 @@
 mod support;
 
 use pki_tool::Curve;
-use serde_json::json;
 use smds::lab::https::{Connection, Endpoint};
 use smds::lab::lpa::{self, Discovery, DiscoveryOptions};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use smds::sgp22::paths::path::ES12_REGISTER_EVENT;
-use smds::sgp22::requests::b64_encode;
-use smds::sgp22::responses::InitiateAuthenticationResponse;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -121,33 +118,8 @@ async fn nodes_share_events_transactions_and_uniqueness() {
     }
 
     // InitiateAuthentication at A, AuthenticateClient at B, the same again at A: refused.
-    let challenge = SoftEuicc::challenge().expect("challenge");
     let mut es11_a = a.connect(lpa_tls(pki)).await;
-    let r = es11_a
-        .call(
-            Es11PathFamily::Es9Plus.initiate_authentication(),
-            &json!({
-                "smdpAddress": "localhost",
-                "euiccChallenge": b64_encode(&challenge),
-                "euiccInfo1": b64_encode(&euicc.euicc_info1().expect("info1")),
-            }),
-        )
-        .await
-        .expect("answer");
-    let server = InitiateAuthenticationResponse::from_result(&r).expect("initiated at A");
-    let response = euicc
-        .authenticate_server(
-            &challenge,
-            &server,
-            "localhost",
-            None,
-            pki_tool::time::now(),
-        )
-        .expect("the eUICC accepts A");
-    let body = json!({
-        "transactionId": server.transaction_id.to_hex(),
-        "authenticateServerResponse": b64_encode(&response),
-    });
+    let body = initiate_and_answer(&mut es11_a, &euicc, "localhost").await;
     let mut es11_b = b.connect(lpa_tls(pki)).await;
     let done = es11_b
         .call(Es11PathFamily::Es9Plus.authenticate_client(), &body)

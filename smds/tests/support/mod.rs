@@ -210,6 +210,37 @@ pub fn discovery_options(
     }
 }
 
+/// InitiateAuthentication on `conn` for `address`, answered by the software eUICC: the body of
+/// the AuthenticateClient that completes the transaction (at this node or any other).
+pub async fn initiate_and_answer(
+    conn: &mut Connection,
+    euicc: &smds::lab::soft_euicc::SoftEuicc,
+    address: &str,
+) -> serde_json::Value {
+    use smds::sgp22::requests::b64_encode;
+    let challenge = smds::lab::soft_euicc::SoftEuicc::challenge().expect("challenge");
+    let r = conn
+        .call(
+            smds::sgp22::Es11PathFamily::Es9Plus.initiate_authentication(),
+            &serde_json::json!({
+                "smdpAddress": address,
+                "euiccChallenge": b64_encode(&challenge),
+                "euiccInfo1": b64_encode(&euicc.euicc_info1().expect("info1")),
+            }),
+        )
+        .await
+        .expect("answer");
+    let server =
+        smds::sgp22::responses::InitiateAuthenticationResponse::from_result(&r).expect("initiated");
+    let response = euicc
+        .authenticate_server(&challenge, &server, address, None, pki_tool::time::now())
+        .expect("the eUICC accepts the server");
+    serde_json::json!({
+        "transactionId": server.transaction_id.to_hex(),
+        "authenticateServerResponse": b64_encode(&response),
+    })
+}
+
 pub async fn register(conn: &mut Connection, eid: &str, event_id: &str) -> FunctionResult {
     conn.call(
         smds::sgp22::paths::path::ES12_REGISTER_EVENT,

@@ -1,39 +1,5 @@
 use super::*;
-use crate::types::RspServerAddress;
-
-fn event(eid: &str, id: &str, owner: &str) -> EventRecord {
-    EventRecord {
-        eid: Eid::parse(eid).expect("valid"),
-        event_id: EventId::parse(id).expect("valid"),
-        rsp_server_address: RspServerAddress::parse("smdp.example.com").expect("valid"),
-        owner: OwnerId::new(owner),
-        owner_names: vec![],
-        forwarding_indicator: false,
-        registered_at: 0,
-    }
-}
-
-const EID1: &str = "89049032123451234512345678901235";
-const EID2: &str = "89049032000000000000000000100073";
-
-async fn ids(s: &RedbStore, eid: &str) -> Vec<String> {
-    s.events_for(&Eid::parse(eid).expect("valid"))
-        .await
-        .expect("read")
-        .into_iter()
-        .map(|e| e.record.event_id.to_string())
-        .collect()
-}
-
-async fn delete(s: &RedbStore, id: &str, owner: &str) -> DeleteOutcome {
-    s.delete_event(
-        &Eid::parse(EID1).expect("valid"),
-        &EventId::parse(id).expect("valid"),
-        &OwnerId::new(owner),
-    )
-    .await
-    .expect("ok")
-}
+use crate::store::contract::{EID1, EID2, delete, event, ids};
 
 #[tokio::test]
 async fn fifo_duplicates_ownership_and_reopen() {
