@@ -19,6 +19,8 @@ pub struct Postgres {
     log: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
+    /// `-c name=value` settings beyond the defaults.
+    settings: Vec<String>,
     child: Option<Child>,
     _dir: TempDir,
 }
@@ -88,13 +90,112 @@ fn free_port() -> u16 {
 impl Postgres {
     /// initdb and start a new cluster.
     pub fn start() -> Postgres {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// A cluster that also accepts TLS (`ssl = on`), with a server certificate for 127.0.0.1
+    /// and localhost issued by a test CA (made with the openssl command); returns the CA's PEM.
+    pub fn start_tls() -> (Postgres, PathBuf) {
+        let mut ca = PathBuf::new();
+        let pg = Self::start_with(|dir| {
+            let run = |args: &[&str]| {
+                let out = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir)
+                    .output()
+                    .expect("openssl");
+                assert!(
+                    out.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ];
+            run(&[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=smds test database CA",
+                ],
+            ]
+            .concat());
+            run(&[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat());
+            std::fs::write(
+                dir.join("ext.cnf"),
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+            )
+            .expect("ext");
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ]);
+            ca = dir.join("ca.pem");
+            vec![
+                "ssl=on".into(),
+                format!("ssl_cert_file={}", dir.join("server.pem").display()),
+                format!("ssl_key_file={}", dir.join("server.key").display()),
+            ]
+        });
+        (pg, ca)
+    }
+
+    /// A new cluster; `settings` gets the scratch directory (before the server user owns it)
+    /// and returns extra `name=value` settings.
+    fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> Postgres {
         let bindir = bindir();
         let dir = TempDir::new("pg");
         let root = std::fs::metadata(&dir.0)
             .map(|m| m.uid() == 0)
             .unwrap_or(false);
         let user = root.then(unprivileged_user);
+        let settings = settings(&dir.0);
+        for key in ["server.key", "ca.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            let _ =
+                std::fs::set_permissions(dir.0.join(key), std::fs::Permissions::from_mode(0o600));
+        }
         if let Some((u, g)) = user {
+            for entry in std::fs::read_dir(&dir.0).into_iter().flatten().flatten() {
+                let _ = std::os::unix::fs::chown(entry.path(), Some(u), Some(g));
+            }
             std::os::unix::fs::chown(&dir.0, Some(u), Some(g)).expect("chown the cluster dir");
         }
         let data = dir.0.join("data");
@@ -122,6 +223,7 @@ impl Postgres {
             data,
             port: 0,
             user,
+            settings,
             child: None,
             _dir: dir,
         };
@@ -156,6 +258,7 @@ impl Postgres {
             .arg(self.data.parent().unwrap_or(Path::new("/tmp")))
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "max_connections=200"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);

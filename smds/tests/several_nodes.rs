@@ -173,6 +173,25 @@ async fn nodes_share_events_transactions_and_uniqueness() {
         ),
         "1"
     );
+
+    // The operator's view reads the shared store directly.
+    let url = cluster.pg.url("smds");
+    let smds = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
+            .args(args)
+            .args(["--store", url.as_str()])
+            .output()
+            .expect("smds runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(smds(&["events", "count"]), "2");
+    let listed = smds(&["events", "list", "--eid", EID2]);
+    assert!(listed.contains("\"event_id\":\"raced\""), "{listed}");
 }
 
 /// 16 clients register events through `node` until told to stop; returns what was acknowledged

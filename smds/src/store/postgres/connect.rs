@@ -204,14 +204,25 @@ pub(super) fn is_retryable(e: &tokio_postgres::Error) -> bool {
 }
 
 pub(super) fn error(e: tokio_postgres::Error) -> StoreError {
+    // The driver's message, then its causes ("error performing TLS handshake: invalid peer
+    // certificate: UnknownIssuer").
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
     match e.code() {
         Some(c) if *c == SqlState::DISK_FULL => StoreError::DiskFull,
         Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(text)
         }
-        Some(_) => StoreError::Backend(e.to_string()),
+        Some(_) => StoreError::Backend(text),
         // No SQLSTATE: the connection itself failed (refused, reset, closed).
-        None => StoreError::Unavailable(e.to_string()),
+        None => StoreError::Unavailable(text),
     }
 }
 

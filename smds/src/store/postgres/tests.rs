@@ -138,3 +138,33 @@ async fn an_unreachable_database_fails_the_start_naming_it_without_the_password(
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn tls_to_the_database_is_verified() {
+    let (pg, ca) = Postgres::start_tls();
+    let url = pg.create_database("tls");
+    let mut opts = PgOptions::new(format!("{url}?sslmode=require").parse().expect("url"));
+    opts.ca_file = Some(ca);
+    let s = PgStore::connect(&opts, 10, 100)
+        .await
+        .expect("connects over TLS");
+    contract::used_transactions(&s).await;
+    assert_eq!(
+        pg.psql(
+            "tls",
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND application_name = 'smds'"
+        ),
+        "1",
+        "the store's connection is encrypted"
+    );
+    // A database certificate from a CA that is not configured is refused.
+    let (_other, other_ca) = Postgres::start_tls();
+    opts.ca_file = Some(other_ca);
+    opts.timeout = Duration::from_secs(2);
+    let err = PgStore::connect(&opts, 10, 100)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
