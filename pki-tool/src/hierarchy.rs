@@ -413,7 +413,7 @@ impl Hierarchy {
     }
 
     pub fn key(&self, slot: &Slot) -> Result<PrivateKey, Error> {
-        read_key(&slot.private_key(&self.root))
+        read_key(&slot.existing_private_key(&self.root))
     }
 
     fn vars(&self, eid: Option<&Eid>, sets: &BTreeMap<String, String>) -> Result<Vars, Error> {
@@ -435,7 +435,7 @@ impl Hierarchy {
         let key = self.key(&slot)?;
         if key.public_key() != &cert.public_key {
             return Err(Error::file(
-                slot.private_key(&self.root),
+                slot.existing_private_key(&self.root),
                 "this key does not belong to the certificate next to it",
             ));
         }

@@ -1,13 +1,19 @@
 //! The SGP.26 / osmo-smdpp directory layout and file names, and safe file writing.
 //!
 //! `DIR/CertificateIssuer/CERT_CI_ECDSA_NIST.der`, `DIR/DPauth/SK_S_SM_DPauth_ECDSA_BRP.pem`, ...:
-//! an `init` output drops into osmo-smdpp's certificate directory unchanged. Files are written to a
+//! an `init` output drops into osmo-smdpp's certificate directory unchanged. osmo-smdpp loads
+//! every `.der` and `.pem` below `CertificateIssuer/` as a CI certificate, so that folder holds
+//! certificates only; the CI's key pair lives in `CI/`, as in the GSMA sets. Files are written to a
 //! temporary name, synced and renamed, so an interrupted run never leaves a half-written file.
 
 use crate::keys::Curve;
 use crate::role::Role;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The folder of the CI's key pair (never `CertificateIssuer/`, which osmo-smdpp reads as
+/// certificates only).
+pub const CI_KEY_DIR: &str = "CI";
 
 /// Where one certificate and its key live in a hierarchy directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,14 +94,32 @@ impl Slot {
             .join(format!("CERT_{}.pem", self.stem()))
     }
 
+    /// The directory of this slot's key files: the certificate's, except for the CI, whose keys
+    /// stay out of `CertificateIssuer/` (see the module doc).
+    pub fn key_dir(&self) -> PathBuf {
+        match self.role {
+            Role::Ci => PathBuf::from(CI_KEY_DIR),
+            _ => self.dir(),
+        }
+    }
+
     pub fn private_key(&self, root: &Path) -> PathBuf {
-        root.join(self.dir())
+        root.join(self.key_dir())
             .join(format!("SK_{}.pem", self.stem()))
     }
 
     pub fn public_key(&self, root: &Path) -> PathBuf {
-        root.join(self.dir())
+        root.join(self.key_dir())
             .join(format!("PK_{}.pem", self.stem()))
+    }
+
+    /// The private key of this slot in a hierarchy written by this or an earlier version (which
+    /// kept the CI's keys in `CertificateIssuer/`): the first that exists.
+    pub fn existing_private_key(&self, root: &Path) -> PathBuf {
+        self.key_candidates(root)
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| self.private_key(root))
     }
 
     /// Whether a PEM copy of the certificate is written too (CI and TLS certificates, as in SGP.26).
@@ -103,13 +127,14 @@ impl Slot {
         matches!(self.role, Role::Ci | Role::Dptls | Role::Dstls)
     }
 
-    /// Where a GSMA-published set keeps this slot's private key: the SGP.26 zip and the osmocom
-    /// copies name the CI folder `CI`, osmo-smdpp names it `CertificateIssuer`.
+    /// Where a set keeps this slot's private key: the SGP.26 zip, the osmocom copies and this
+    /// tool keep the CI's in `CI/`; osmo-smdpp-style folders and earlier versions of this tool,
+    /// in `CertificateIssuer/`.
     pub fn key_candidates(&self, root: &Path) -> Vec<PathBuf> {
         let name = format!("SK_{}.pem", self.stem());
-        let mut dirs = vec![root.join(self.dir())];
+        let mut dirs = vec![root.join(self.key_dir())];
         if self.role == Role::Ci {
-            dirs.push(root.join("CI"));
+            dirs.push(root.join(self.dir()));
         }
         dirs.into_iter().map(|d| d.join(&name)).collect()
     }

@@ -578,6 +578,7 @@ fn verify_reports_tampering() {
     );
 }
 
+/// Every file below `dir`, recursively (as osmo-smdpp walks its CI folder with `os.walk`).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -591,4 +592,107 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// osmo-smdpp's loading rules, replayed on `init` output with openssl as the parser: every
+/// `.der`/`.pem` below `CertificateIssuer/` is a certificate (DER, or PEM with a CERTIFICATE
+/// block) carrying the CI policy, and the DPauth/DPpb certificates and keys are at the paths it
+/// opens, on both curves, each key belonging to its certificate. (Before the CI's keys moved to
+/// `CI/`, osmo-smdpp stopped at start on `SK_CI_ECDSA_*.pem`.)
+#[test]
+fn init_output_loads_the_way_osmo_smdpp_loads_it() {
+    let t = TempDir::new("osmo-smdpp");
+    let lab = t.0.join("lab");
+    ok(&["init", "--out", s(&lab)]);
+    let gsma = t.0.join("gsma");
+    let keys = osmo();
+    ok(&[
+        "init",
+        "--out",
+        s(&gsma),
+        "--profile",
+        "sgp26-v1.5",
+        "--keys",
+        s(&keys),
+    ]);
+    for root in [&lab, &gsma] {
+        let mut certs = 0;
+        for file in walk(&root.join("CertificateIssuer")) {
+            let inform = match file.extension().and_then(|e| e.to_str()) {
+                Some("der") => "DER",
+                Some("pem") => "PEM",
+                _ => continue,
+            };
+            let (parsed, text) = openssl(&[
+                "x509",
+                "-inform",
+                inform,
+                "-in",
+                s(&file),
+                "-noout",
+                "-text",
+            ]);
+            assert!(parsed, "{} is not a certificate: {text}", file.display());
+            assert!(
+                text.contains("2.23.146.1.2.1.0"),
+                "{} lacks the CI policy: {text}",
+                file.display()
+            );
+            certs += 1;
+        }
+        assert_eq!(
+            certs,
+            4,
+            "CERT_CI_ECDSA_{{NIST,BRP}}.{{der,pem}} under {}",
+            root.display()
+        );
+        for c in ["NIST", "BRP"] {
+            for (dir, stem) in [("DPauth", "S_SM_DPauth"), ("DPpb", "S_SM_DPpb")] {
+                let cert = root.join(format!("{dir}/CERT_{stem}_ECDSA_{c}.der"));
+                let key = root.join(format!("{dir}/SK_{stem}_ECDSA_{c}.pem"));
+                let (ok_cert, cert_pub) = openssl(&[
+                    "x509",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    s(&cert),
+                    "-noout",
+                    "-pubkey",
+                ]);
+                assert!(ok_cert, "{}: {cert_pub}", cert.display());
+                let (ok_key, key_pub) = openssl(&["pkey", "-in", s(&key), "-pubout"]);
+                assert!(ok_key, "{}: {key_pub}", key.display());
+                assert_eq!(
+                    cert_pub,
+                    key_pub,
+                    "{} belongs to {}",
+                    key.display(),
+                    cert.display()
+                );
+            }
+        }
+        // The CI keys are kept, out of the certificates' folder.
+        for c in ["NIST", "BRP"] {
+            assert!(root.join(format!("CI/SK_CI_ECDSA_{c}.pem")).is_file());
+            assert!(root.join(format!("CI/PK_CI_ECDSA_{c}.pem")).is_file());
+        }
+    }
+    // The hierarchy still issues with its CI key from its new place.
+    ok(&["issue", "dptls", "--hierarchy", s(&lab), "--instance", "3"]);
+}
+
+#[test]
+fn hierarchies_with_the_ci_key_in_the_old_place_still_issue() {
+    let t = TempDir::new("old-ci-key-place");
+    let dir = t.0.join("h");
+    ok(&["init", "--out", s(&dir), "--curve", "nist"]);
+    for kind in ["SK", "PK"] {
+        let name = format!("{kind}_CI_ECDSA_NIST.pem");
+        std::fs::rename(
+            dir.join("CI").join(&name),
+            dir.join("CertificateIssuer").join(&name),
+        )
+        .expect("move back");
+    }
+    ok(&["issue", "dptls", "--hierarchy", s(&dir), "--instance", "3"]);
 }
