@@ -33,8 +33,9 @@ enum Command {
     ///
     /// The output directory uses the SGP.26 / osmo-smdpp layout (CertificateIssuer/CERT_CI_ECDSA_NIST.der,
     /// DPauth/SK_S_SM_DPauth_ECDSA_NIST.pem, ...) and can be given to osmo-smdpp as its certificate
-    /// directory: CertificateIssuer/ holds certificates only, the CI's keys are in CI/. With --profile sgp26-v1.5 and --keys pointing at the published SGP.26 keys, the CI,
-    /// EUM, eUICC, DPauth and DPpb certificates are the GSMA ones byte for byte (signatures aside).
+    /// directory: CertificateIssuer/ holds certificates only, the CI's keys are in CI/. With
+    /// --profile sgp26-v1.5 and --keys pointing at the published SGP.26 keys, the CI, EUM, eUICC,
+    /// DPauth and DPpb certificates are the GSMA ones byte for byte (signatures aside).
     #[command(after_help = ROLES_HELP)]
     Init(InitArgs),
     /// Add one certificate to an existing hierarchy (a second SM-DP+, a renewed TLS certificate, another eUICC).
