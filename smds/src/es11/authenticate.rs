@@ -164,14 +164,15 @@ pub async fn authenticate_client(
     let (euicc, events) = crate::blocking::offload(move || {
         let euicc = authenticate_euicc(&es11, &req, now)?;
         // Single use: recorded only now, after the eUICC's signature has verified.
-        let events = es11.use_transaction_and_read(
-            &handle,
-            store.as_ref(),
+        let events = match handle.block_on(store.use_transaction_and_read(
             &euicc.transaction_id,
             euicc.expires,
             &euicc.eid,
-            now,
-        )?;
+        )) {
+            Ok(Some(events)) => events,
+            Ok(None) => return Err(Es11Error::TransactionUnknown),
+            Err(e) => return Err(Es11Error::Store(e)),
+        };
         Ok::<_, Es11Error>((euicc, events))
     })
     .await

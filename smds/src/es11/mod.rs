@@ -42,12 +42,7 @@ pub struct Es11 {
     pub sessions: SessionKeys,
     /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter).
     pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, i64)>>,
-    /// Used transactions the store could not record (see [`Es11::use_transaction`]).
-    used_fallback: Mutex<HashMap<crate::asn1::TransactionId, i64>>,
 }
-
-/// Most used transactions kept in memory while the store refuses writes.
-const USED_FALLBACK_MAX: usize = 100_000;
 
 impl Es11 {
     /// `ds_auth` are matched to their CI by authority key identifier.
@@ -77,53 +72,7 @@ impl Es11 {
             cis,
             sessions,
             eum_cache: Mutex::new(HashMap::new()),
-            used_fallback: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Records a transaction as used and reads the EID's events: both in the event store
-    /// (shared by every node, in one round trip where the store can), and while the embedded
-    /// store cannot take writes (a full disk), the used transaction in this node's memory, so
-    /// that discovery keeps working through the outage; a shared store (PostgreSQL) has no such
-    /// fallback, since other nodes could not see it. Only authenticated eUICCs get here, and
-    /// each entry lives only for the transaction's lifetime; the memory fallback is bounded all
-    /// the same. A transaction used already is [`Es11Error::TransactionUnknown`].
-    pub(crate) fn use_transaction_and_read(
-        &self,
-        handle: &tokio::runtime::Handle,
-        store: &dyn crate::store::EventStore,
-        tid: &crate::asn1::TransactionId,
-        expires: i64,
-        eid: &pki_tool::Eid,
-        now: i64,
-    ) -> Result<Vec<crate::store::StoredEvent>, Es11Error> {
-        let fallback = || self.used_fallback.lock().unwrap_or_else(|e| e.into_inner());
-        if fallback().contains_key(tid) {
-            return Err(Es11Error::TransactionUnknown);
-        }
-        let e = match handle.block_on(store.use_transaction_and_read(tid, expires, eid)) {
-            Ok(Some(events)) => return Ok(events),
-            Ok(None) => return Err(Es11Error::TransactionUnknown),
-            // A shared store fails closed: another node would not see this node's memory.
-            Err(e) if store.is_shared() => return Err(Es11Error::Store(e)),
-            Err(e) => e,
-        };
-        tracing::warn!(error = %e, "used transactionId kept in memory: the store refused it");
-        {
-            let mut used = fallback();
-            if used.len() >= USED_FALLBACK_MAX {
-                used.retain(|_, exp| *exp >= now);
-                if used.len() >= USED_FALLBACK_MAX {
-                    return Err(Es11Error::Store(e));
-                }
-            }
-            if used.insert(*tid, expires).is_some() {
-                return Err(Es11Error::TransactionUnknown);
-            }
-        }
-        handle
-            .block_on(store.events_for(eid))
-            .map_err(Es11Error::Store)
     }
 
     pub(crate) fn ci(&self, key_id: &[u8]) -> Option<&TrustedCi> {

@@ -128,7 +128,8 @@ pub trait EventStore: Send + Sync {
     /// ES11: the events of one EID in registration order.
     async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError>;
     /// ES11: records an AuthenticateClient transaction as used until `expires` (Unix seconds);
-    /// false when it was used already (insert-if-absent, atomic).
+    /// false when it was used already (insert-if-absent, atomic). A store shared by several
+    /// nodes must fail rather than remember it anywhere the other nodes cannot see.
     async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError>;
     /// ES11 AuthenticateClient's two calls: [`EventStore::use_transaction`], then, when it was
     /// the first use, [`EventStore::events_for`]; `None` when the transaction was used already.
@@ -148,11 +149,6 @@ pub trait EventStore: Send + Sync {
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
     async fn shutdown(&self);
-    /// Whether other nodes share this store (then nothing may stand in for it in one node's
-    /// memory: a transactionId recorded only here could be replayed at another node).
-    fn is_shared(&self) -> bool {
-        false
-    }
 }
 
 /// What operators need from the store.

@@ -401,10 +401,6 @@ impl EventStore for PgStore {
     async fn shutdown(&self) {
         self.pool.close();
     }
-
-    fn is_shared(&self) -> bool {
-        true
-    }
 }
 
 #[async_trait::async_trait]

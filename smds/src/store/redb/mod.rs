@@ -18,6 +18,7 @@ use crate::identity::OwnerId;
 use crate::types::EventId;
 use pki_tool::Eid;
 use redb::Database;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -64,7 +65,12 @@ pub struct RedbStore {
     tx: mpsc::Sender<Msg>,
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     path: PathBuf,
+    /// Used transactions the database could not record (see [`RedbStore::use_transaction`]).
+    used_fallback: Arc<std::sync::Mutex<HashMap<TransactionId, i64>>>,
 }
+
+/// Most used transactions kept in memory while the database refuses writes.
+const USED_FALLBACK_MAX: usize = 100_000;
 
 impl RedbStore {
     /// Opens (or creates) the database at `path` and starts the writer thread. Errors name the
@@ -97,6 +103,7 @@ impl RedbStore {
             tx,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             path: path.to_path_buf(),
+            used_fallback: Arc::default(),
         })
     }
 
@@ -162,24 +169,47 @@ impl EventStore for RedbStore {
         self.read(move |db| queries::events_for(db, &eid)).await
     }
 
+    /// While the database refuses writes (a full disk), a used transaction is kept in this
+    /// process's memory instead, so that discovery (which only reads) goes on through the
+    /// outage: this store serves one node, so nothing else needs to see it. Only authenticated
+    /// eUICCs get here and each entry lives for its transaction's lifetime; bounded all the same.
     async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError> {
+        let fallback = || self.used_fallback.lock().unwrap_or_else(|e| e.into_inner());
+        if fallback().contains_key(tid) {
+            return Ok(false);
+        }
         let mut key = [0u8; 16];
         let bytes = tid.as_bytes();
         key[..bytes.len()].copy_from_slice(bytes);
-        match self
+        let recorded = self
             .submit(Op::UseTransaction {
                 tid: key,
                 len: bytes.len(),
                 expires,
             })
-            .await?
-        {
-            Outcome::FirstUse(first) => Ok(first),
-            _ => Err(StoreError::Backend(MISMATCHED.into())),
+            .await;
+        let e = match recorded {
+            Ok(Outcome::FirstUse(first)) => return Ok(first),
+            Ok(_) => return Err(StoreError::Backend(MISMATCHED.into())),
+            Err(e) => e,
+        };
+        tracing::warn!(error = %e, "used transactionId kept in memory: the database refused it");
+        let mut used = fallback();
+        if used.len() >= USED_FALLBACK_MAX {
+            let now = pki_tool::time::now();
+            used.retain(|_, exp| *exp >= now);
+            if used.len() >= USED_FALLBACK_MAX {
+                return Err(e);
+            }
         }
+        Ok(used.insert(*tid, expires).is_none())
     }
 
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError> {
+        self.used_fallback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, exp| *exp >= now);
         match self.submit(Op::SweepTransactions { now }).await? {
             Outcome::Swept(n) => Ok(n),
             _ => Err(StoreError::Backend(MISMATCHED.into())),
