@@ -15,7 +15,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use pki_tool::hierarchy::{self, InitOptions};
 use pki_tool::{Curve, Eid, PrivateKey};
 use smds::identity::OwnerId;
 use smds::lab::https::{Connection, Endpoint};
@@ -369,44 +368,30 @@ fn fill_postgres(pg: &Postgres, db: &str, from: u64, to: u64) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let secs: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5.0);
-    let only = |name: &str| {
-        !args.iter().any(|a| a == "redb" || a == "postgres") || args.iter().any(|a| a == name)
-    };
+    let args = support::BenchArgs::parse(5.0);
     let scratch = workspace_tests::common::TempDir::new("bench");
     let dir = scratch.0.clone();
     let pki = dir.join("pki");
-    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
-        .expect("pki");
+    support::mint(&pki, "default", None);
     let raw = raw_ecdsa();
-    let ci = pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der");
     let bench = Bench {
         euicc: Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC")),
-        lpa_tls: smds::lab::lpa::lpa_tls_config(
-            smds::lab::https::read_cas(std::slice::from_ref(&ci)).expect("ci"),
-        )
-        .expect("tls"),
-        smdp_tls: smds::lab::smdp::smdp_tls_config(
-            &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
-            &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
-            &[ci],
-        )
-        .expect("tls"),
+        lpa_tls: support::lpa_tls(&pki),
+        smdp_tls: support::smdp(&pki, "", &pki),
         dir,
         pki,
-        secs,
+        secs: args.secs,
         raw,
     };
 
     let redb = bench.node("redb", None);
     bench.register(&redb).await;
     let transport = bench.transport(&redb).await;
-    if only("redb") {
+    if args.store("redb") {
         bench.throughput("redb", &[&redb], None, transport).await;
     }
     drop(redb);
-    let pg = only("postgres").then(Postgres::start);
+    let pg = args.store("postgres").then(Postgres::start);
     if let Some(pg) = &pg {
         let url = pg.create_database("smds");
         let a = bench.node("pg-a", Some(&url));
@@ -420,9 +405,9 @@ async fn main() {
             .await;
     }
 
-    if args.iter().any(|a| a == "scale") {
+    if args.has("scale") {
         for (from, to) in [(0u64, 1_000u64), (1_000, 1_000_000)] {
-            if only("redb") {
+            if args.store("redb") {
                 let data = bench.dir.join("scale-redb");
                 std::fs::create_dir_all(&data).expect("dir");
                 fill_redb(&data.join("events.redb"), from, to).await;

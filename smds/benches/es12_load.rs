@@ -14,8 +14,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use pki_tool::hierarchy::{self, InitOptions};
-use pki_tool::{Curve, Eid};
+use pki_tool::Eid;
 use smds::config::Limits;
 use smds::identity::OwnerId;
 use smds::lab::https::{Connection, Endpoint};
@@ -196,23 +195,14 @@ impl Bench {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let secs: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5.0);
-    let only = |name: &str| {
-        !args.iter().any(|a| a == "redb" || a == "postgres") || args.iter().any(|a| a == name)
-    };
+    let args = support::BenchArgs::parse(5.0);
     let scratch = workspace_tests::common::TempDir::new("bench");
     let dir = scratch.0.clone();
     let pki = dir.join("pki");
-    hierarchy::init(&InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options"))
-        .expect("pki");
+    support::mint(&pki, "default", None);
     let server_pki = ServerPki::load(&pki, pki_tool::time::now()).expect("pki loads");
-    let tls = smds::lab::smdp::smdp_tls_config(
-        &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),
-        &pki.join("DPtls/SK_S_SM_DP_TLS_NIST.pem"),
-        &[pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")],
-    )
-    .expect("tls");
+    let tls = support::smdp(&pki, "", &pki);
+    let secs = args.secs;
     let bench = Bench {
         dir,
         pki,
@@ -220,12 +210,12 @@ async fn main() {
         tls,
         secs,
     };
-    if only("redb") {
+    if args.store("redb") {
         let single = single_commit_rate(&bench.dir, secs.min(3.0)).await;
         println!("single-commit redb rate (1 event per fsynced transaction): {single:.0} events/s");
         bench.rows("redb", single, None).await;
     }
-    if only("postgres") {
+    if args.store("postgres") {
         let pg = workspace_tests::postgres::Postgres::start();
         let url = pg.create_database("single");
         let single = pg_single_commit_rate(&url, secs.min(3.0)).await;

@@ -119,8 +119,7 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
     let opts = DiscoveryOptions {
         endpoint: endpoint(&server),
         address: "localhost".into(),
-        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
-            .expect("tls"),
+        tls: lpa_tls(&pki),
         paths: Es11PathFamily::Es9Plus,
         matching_id: None,
         timeout: Duration::from_secs(10),

@@ -176,8 +176,7 @@ async fn discovery_with_the_real_sgp26_euicc_keys(kind: StoreKind) {
         .step_by(2)
         .map(|i| u8::from_str_radix(&captured[i..i + 2], 16).expect("hex"))
         .collect();
-    let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
-        .expect("tls");
+    let tls = lpa_tls(&pki);
     let mut c = Connection::open(&endpoint(&server), tls, Duration::from_secs(10))
         .await
         .expect("connect");
@@ -253,8 +252,7 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
     let server = start(&pki, &cfg, None).await;
     let mut dp = connect(&server, smdp(&pki, "", &pki)).await;
     assert!(register(&mut dp, EID, "ev").await.is_success());
-    let tls = smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
-        .expect("tls");
+    let tls = lpa_tls(&pki);
     let mut c = Connection::open(&endpoint(&server), tls, Duration::from_secs(10))
         .await
         .expect("connect");

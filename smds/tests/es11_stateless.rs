@@ -34,8 +34,7 @@ async fn an_initiate_authentication_flood_stores_nothing() {
         host: "localhost".into(),
         port,
     };
-    let tls =
-        lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
+    let tls = lpa_tls(&pki);
     let body = initiate_body(&euicc, &address);
     // Warm up, then measure, then 110,000 more (past the old 100,000-session cap).
     let flood = |n: usize| {
@@ -115,8 +114,7 @@ async fn a_transaction_started_at_one_node_completes_at_another() {
     let mut dp = connect(&b, smdp(&pki, "", &pki)).await;
     assert!(register(&mut dp, EID, "at-b").await.is_success());
     let euicc = SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC");
-    let tls =
-        lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci")).expect("tls");
+    let tls = lpa_tls(&pki);
     // Both nodes answer for "localhost", whatever port the device reached.
     let address = "localhost";
     let mut at_a =

@@ -165,8 +165,7 @@ async fn idle_connection_floods_do_not_lock_out_real_devices() {
             port,
         },
         address: format!("localhost:{port}"),
-        tls: lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(&pki)]).expect("ci"))
-            .expect("tls"),
+        tls: lpa_tls(&pki),
         paths: Es11PathFamily::Es9Plus,
         matching_id: None,
         timeout: Duration::from_secs(10),

@@ -13,7 +13,7 @@ use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use smds::sgp22::paths::path::ES12_REGISTER_EVENT;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,10 +83,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn lpa_tls(pki: &Path) -> Arc<rustls::ClientConfig> {
-    lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(pki)]).expect("ci")).expect("tls")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,6 +191,41 @@ pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connect
         .expect("connects")
 }
 
+/// A benchmark's command line: `[SECONDS] [redb|postgres] [other words]`.
+pub struct BenchArgs {
+    pub secs: f64,
+    words: Vec<String>,
+}
+
+impl BenchArgs {
+    pub fn parse(default_secs: f64) -> BenchArgs {
+        let words: Vec<String> = std::env::args().skip(1).collect();
+        BenchArgs {
+            secs: words
+                .iter()
+                .find_map(|a| a.parse().ok())
+                .unwrap_or(default_secs),
+            words,
+        }
+    }
+
+    /// Whether to measure on `store` (`redb` or `postgres`): both unless one is named.
+    pub fn store(&self, store: &str) -> bool {
+        let named = |w: &str| self.words.iter().any(|a| a == w);
+        !(named("redb") || named("postgres")) || named(store)
+    }
+
+    pub fn has(&self, word: &str) -> bool {
+        self.words.iter().any(|a| a == word)
+    }
+}
+
+/// TLS as an LPA that trusts `trust`'s (NIST) CI for the SM-DS's TLS certificate.
+pub fn lpa_tls(trust: &Path) -> Arc<rustls::ClientConfig> {
+    smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(trust)]).expect("ci"))
+        .expect("tls")
+}
+
 /// A discovery against `server` by an LPA trusting `trust`'s CI for TLS.
 pub fn discovery_options(
     server: &Server,
@@ -201,8 +236,7 @@ pub fn discovery_options(
     smds::lab::lpa::DiscoveryOptions {
         endpoint: endpoint(server),
         address: format!("localhost:{}", server.addr.port()),
-        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&[ci(trust)]).expect("ci"))
-            .expect("tls"),
+        tls: lpa_tls(trust),
         paths,
         matching_id: matching_id.map(str::to_string),
         timeout: Duration::from_secs(10),
