@@ -105,8 +105,8 @@ impl PgStore {
         let sync: String = client
             .query_one("SHOW synchronous_commit", &[])
             .await
-            .map_err(|e| wrap(error(e)))?
-            .get(0);
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| wrap(error(e)))?;
         if sync == "off" {
             tracing::warn!(
                 database = %store.url,
@@ -182,7 +182,7 @@ impl PgStore {
         commit?;
         match row {
             Some(row) => Ok(RegisterOutcome::Registered {
-                seq: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                seq: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
             }),
             None => self.why_refused(client, e).await,
         }
@@ -208,7 +208,7 @@ impl PgStore {
                 &[&e.eid.as_str(), &e.owner.as_str(), &e.event_id.as_str()],
             )
             .await?;
-        let (same, mine): (i64, i64) = (row.get(0), row.get(1));
+        let (same, mine): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok(if same > 0 {
             RegisterOutcome::Duplicate
         } else if mine >= self.per_owner {
@@ -275,6 +275,21 @@ impl PgStore {
     }
 }
 
+/// Runs a transaction again when the database gave up on it to keep transactions serializable
+/// (or to break a deadlock), up to [`ATTEMPTS`] times; nothing of a failed try was committed.
+async fn retrying<T, F>(mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
+            r => return r.map_err(error),
+        }
+    }
+}
+
 fn decode(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
     let bad = |what: &str| StoreError::Corrupt(format!("smds_events holds an invalid {what}"));
     let text = |i: usize| row.try_get::<_, String>(i).map_err(|_| bad("column"));
@@ -303,13 +318,7 @@ impl EventStore for PgStore {
     async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
         self.bounded(async {
             let client = self.client().await?;
-            let mut tries = 1;
-            loop {
-                match self.register_once(&client, &event).await {
-                    Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
-                    r => return r.map_err(error),
-                }
-            }
+            retrying(|| self.register_once(&client, &event)).await
         })
         .await
     }
@@ -322,13 +331,7 @@ impl EventStore for PgStore {
     ) -> Result<DeleteOutcome, StoreError> {
         self.bounded(async {
             let client = self.client().await?;
-            let mut tries = 1;
-            loop {
-                match self.delete_once(&client, eid, event_id, owner).await {
-                    Err(e) if is_retryable(&e) && tries < ATTEMPTS => tries += 1,
-                    r => return r.map_err(error),
-                }
-            }
+            retrying(|| self.delete_once(&client, eid, event_id, owner)).await
         })
         .await
     }
@@ -443,7 +446,10 @@ impl EventAdmin for PgStore {
         let rows = self
             .read_rows("SELECT count(*) FROM smds_events", &[])
             .await?;
-        let n: i64 = rows.first().map_or(0, |r| r.get(0));
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(error)?,
+            None => 0,
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -453,7 +459,10 @@ impl EventAdmin for PgStore {
         let v = self
             .read_rows("SELECT max(version) FROM smds_schema_migrations", &[])
             .await?;
-        let version: Option<i32> = v.first().and_then(|r| r.get(0));
+        let version: Option<i32> = match v.first() {
+            Some(r) => r.try_get(0).map_err(error)?,
+            None => None,
+        };
         if version != Some(schema::current_version()) {
             return Err(StoreError::Corrupt(format!(
                 "schema version {version:?}, expected {}",

@@ -79,8 +79,8 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<()
     let newest: Option<i32> = client
         .query_one("SELECT max(version) FROM smds_schema_migrations", &[])
         .await
-        .map_err(error)?
-        .get(0);
+        .and_then(|row| row.try_get(0))
+        .map_err(error)?;
     if let Some(v) = newest
         && v > current_version()
     {
