@@ -127,7 +127,7 @@ impl PgOptions {
 
 /// The connection pool. TLS is used when the URL says `sslmode=require` (the certificate is
 /// always verified, as libpq's `verify-full` does), or when a CA file is configured and the URL
-/// does not say `sslmode=disable`; otherwise the connection is plain, as for a database on
+/// does not say `sslmode=disable` (then TLS is required too); otherwise the connection is plain, as for a database on
 /// loopback or a private network.
 pub(super) fn pool(opts: &PgOptions) -> Result<Pool, StoreError> {
     let mut cfg = opts.url.config()?;
@@ -141,7 +141,11 @@ pub(super) fn pool(opts: &PgOptions) -> Result<Pool, StoreError> {
     };
     let tls = match (cfg.get_ssl_mode(), &opts.ca_file) {
         (SslMode::Disable, _) | (SslMode::Prefer, None) => None,
-        (_, ca) => Some(tls_connector(ca.as_deref())?),
+        (_, ca) => {
+            // A configured CA means TLS, never a silent fall-back to a plain connection.
+            cfg.ssl_mode(SslMode::Require);
+            Some(tls_connector(ca.as_deref())?)
+        }
     };
     let manager = match tls {
         None => Manager::from_config(cfg, tokio_postgres::NoTls, manager_cfg),

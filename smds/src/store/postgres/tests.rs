@@ -144,7 +144,7 @@ async fn tls_to_the_database_is_verified() {
     let (pg, ca) = Postgres::start_tls();
     let url = pg.create_database("tls");
     let mut opts = PgOptions::new(format!("{url}?sslmode=require").parse().expect("url"));
-    opts.ca_file = Some(ca);
+    opts.ca_file = Some(ca.clone());
     let s = PgStore::connect(&opts, 10, 100)
         .await
         .expect("connects over TLS");
@@ -167,4 +167,15 @@ async fn tls_to_the_database_is_verified() {
         .expect("refused")
         .to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A configured CA with a URL that does not name sslmode: TLS or nothing, never plain.
+    let plain = Postgres::start();
+    let mut opts = PgOptions::new(plain.create_database("plain").parse().expect("url"));
+    opts.ca_file = Some(ca);
+    opts.timeout = Duration::from_secs(2);
+    let err = PgStore::connect(&opts, 10, 100)
+        .await
+        .err()
+        .expect("refused: the server offers no TLS")
+        .to_string();
+    assert!(err.to_lowercase().contains("tls"), "{err}");
 }
