@@ -167,6 +167,12 @@ impl Postgres {
                 "-extfile",
                 "ext.cnf",
             ]);
+            // PostgreSQL refuses a key file that others may read.
+            for key in ["server.key", "ca.key"] {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.join(key), std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod the key");
+            }
             ca = dir.join("ca.pem");
             vec![
                 "ssl=on".into(),
@@ -187,11 +193,6 @@ impl Postgres {
             .unwrap_or(false);
         let user = root.then(unprivileged_user);
         let settings = settings(&dir.0);
-        for key in ["server.key", "ca.key"] {
-            use std::os::unix::fs::PermissionsExt;
-            let _ =
-                std::fs::set_permissions(dir.0.join(key), std::fs::Permissions::from_mode(0o600));
-        }
         if let Some((u, g)) = user {
             for entry in std::fs::read_dir(&dir.0).into_iter().flatten().flatten() {
                 let _ = std::os::unix::fs::chown(entry.path(), Some(u), Some(g));
