@@ -7,12 +7,13 @@ use crate::Error;
 use crate::cert::Certificate;
 use crate::eid::Eid;
 use crate::keys::{Curve, PrivateKey};
-use crate::layout::{self, PlannedFile, Slot};
+use crate::layout::{self, Layout, PlannedFile, Slot};
 use crate::mint::{self, MintInput, Signer};
 use crate::oid::known;
 use crate::profile::{ExtensionSpec, Profile, SerialSpec, Template, Vars};
 use crate::role::Role;
 use crate::validate::{self, Options};
+use crate::variant::Variant;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub const MANIFEST: &str = "pki-tool.toml";
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub profile: String,
+    /// The SGP.26 v3 chain shape (absent in manifests written before variants: O).
+    #[serde(default)]
+    pub variant: Variant,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<PathBuf>,
     pub curves: Vec<Curve>,
@@ -111,11 +115,67 @@ pub fn key_file_is_exposed(path: &Path) -> bool {
 }
 
 /// A built-in profile, optionally with templates from a directory replacing built-in ones.
-pub fn load_profile(name: &str, templates: Option<&Path>) -> Result<Profile, Error> {
-    let p = Profile::builtin(name).map_err(Error::Usage)?;
+pub fn load_profile(
+    name: &str,
+    variant: Variant,
+    templates: Option<&Path>,
+) -> Result<Profile, Error> {
+    let p = Profile::builtin_variant(name, variant).map_err(Error::Usage)?;
     match templates {
         Some(dir) => p.with_overrides(dir).map_err(Error::Template),
         None => Ok(p),
+    }
+}
+
+/// The file layout a profile writes: SGP.26 v3 names for `sgp26-v3`, osmo-smdpp's otherwise.
+pub fn layout_of(profile: &Profile) -> Layout {
+    if profile.is_v3() {
+        Layout::Sgp26V3(profile.variant)
+    } else {
+        Layout::Osmo
+    }
+}
+
+/// Files with this exact name below `dir` (at most `depth` levels down), in path order.
+fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() && depth > 0 {
+            out.extend(find_named(&path, name, depth - 1));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The key file for `slot` in a `--keys` directory: at the slot's own path in that directory if
+/// it is there, else the one file of that name anywhere below it (so the GSMA zip's folders, the
+/// osmocom copies and role-named folders all work). Two candidates are an error, not a guess.
+fn find_key(slot: &Slot, dir: &Path) -> Result<Option<PathBuf>, Error> {
+    if let Some(p) = slot.key_candidates(dir).into_iter().find(|p| p.exists()) {
+        return Ok(Some(p));
+    }
+    let name = slot.private_key_name();
+    let mut found = find_named(dir, &name, 6);
+    match found.len() {
+        0 | 1 => Ok(found.pop()),
+        n => Err(Error::file(
+            dir,
+            format!(
+                "{n} files named {name} below it ({}); point --keys at the folder of one set",
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
     }
 }
 
@@ -139,8 +199,8 @@ pub fn base_vars(
 
 fn obtain_key(slot: &Slot, keys: Option<&Path>) -> Result<(PrivateKey, KeySource), Error> {
     if let Some(dir) = keys {
-        for candidate in slot.key_candidates(dir) {
-            if candidate.exists() {
+        if let Some(candidate) = find_key(slot, dir)? {
+            {
                 let key = read_key(&candidate)?;
                 if key.curve() != slot.curve {
                     return Err(Error::file(
@@ -184,6 +244,7 @@ pub struct InitOptions {
     pub out: PathBuf,
     pub curves: Vec<Curve>,
     pub profile: String,
+    pub variant: Variant,
     pub templates: Option<PathBuf>,
     pub keys: Option<PathBuf>,
     pub eid: Eid,
@@ -205,6 +266,7 @@ impl InitOptions {
             out: out.to_path_buf(),
             curves: curves.to_vec(),
             profile: "default".into(),
+            variant: Variant::O,
             templates: None,
             keys: None,
             eid: Eid::parse(SGP26_EID)?,
@@ -217,98 +279,69 @@ impl InitOptions {
     }
 }
 
-/// The roles `init` mints under the CI, after the EUM and eUICC.
-pub const SERVER_ROLES: [Role; 5] = [
-    Role::Dpauth,
-    Role::Dppb,
-    Role::Dptls,
-    Role::Dsauth,
-    Role::Dstls,
-];
-
-/// Mints a whole hierarchy in memory, checks every chain, then writes it.
+/// Mints a whole hierarchy in memory (every role of the profile's variant, issuers first), checks
+/// every chain, then writes it.
 pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
     if opts.curves.is_empty() {
         return Err(Error::Usage("no curve selected".into()));
     }
-    let profile = load_profile(&opts.profile, opts.templates.as_deref())?;
+    if let Some(dir) = &opts.keys
+        && !dir.is_dir()
+    {
+        return Err(Error::file(
+            dir,
+            "--keys: not a directory (no key would be loaded from it)",
+        ));
+    }
+    let profile = load_profile(&opts.profile, opts.variant, opts.templates.as_deref())?;
+    let layout = layout_of(&profile);
+    let variant = profile.variant;
     let vars = base_vars(&opts.eid, &opts.smdp_fqdn, &opts.smds_fqdn, &opts.sets);
     let keys = opts.keys.as_deref();
-    let mut minted = Vec::new();
+    let mut minted: Vec<Minted> = Vec::new();
     for &curve in &opts.curves {
-        let slot = |role| Slot::new(role, curve);
-        let (ci_key, src) = obtain_key(&slot(Role::Ci), keys)?;
-        let ci = mint_one(
-            profile.template(Role::Ci),
-            &vars,
-            &ci_key,
-            Signer::SelfSigned(&ci_key),
-            opts.now,
-        )?;
-        let (eum_key, eum_src) = obtain_key(&slot(Role::Eum), keys)?;
-        let eum = mint_one(
-            profile.template(Role::Eum),
-            &vars,
-            &eum_key,
-            Signer::Issuer(&ci, &ci_key),
-            opts.now,
-        )?;
-        let (euicc_key, euicc_src) = obtain_key(&slot(Role::Euicc), keys)?;
-        let euicc = mint_one(
-            profile.template(Role::Euicc),
-            &vars,
-            &euicc_key,
-            Signer::Issuer(&eum, &eum_key),
-            opts.now,
-        )?;
-        check(
-            &euicc,
-            std::slice::from_ref(&eum),
-            &ci,
-            Role::Euicc,
-            opts.now,
-        )?;
-        let mut servers = Vec::new();
-        for role in SERVER_ROLES {
-            let (key, src) = obtain_key(&slot(role), keys)?;
-            let cert = mint_one(
-                profile.template(role),
-                &vars,
-                &key,
-                Signer::Issuer(&ci, &ci_key),
-                opts.now,
-            )?;
-            check(&cert, &[], &ci, role, opts.now)?;
-            servers.push(Minted {
-                slot: slot(role),
+        let first = minted.len();
+        for role in variant.roles() {
+            let slot = Slot::in_layout(layout, role, curve, None);
+            let (key, key_source) = obtain_key(&slot, keys)?;
+            let template = profile.get(role).map_err(Error::Template)?;
+            let of = |r: Role| {
+                minted[first..]
+                    .iter()
+                    .find(|m| m.slot.role == r)
+                    .ok_or_else(|| Error::Template(format!("{r} is needed before {role}")))
+            };
+            let cert = if role == Role::Ci {
+                mint_one(template, &vars, &key, Signer::SelfSigned(&key), opts.now)?
+            } else {
+                let issuer = of(variant.issuer(role))?;
+                let cert = mint_one(
+                    template,
+                    &vars,
+                    &key,
+                    Signer::Issuer(&issuer.cert, &issuer.key),
+                    opts.now,
+                )?;
+                let chain = variant
+                    .intermediates(role)
+                    .into_iter()
+                    .map(|r| of(r).map(|m| m.cert.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check(&cert, &chain, &of(Role::Ci)?.cert, role, opts.now)?;
+                cert
+            };
+            minted.push(Minted {
+                slot,
                 cert,
                 key,
-                key_source: src,
+                key_source,
             });
         }
-        minted.push(Minted {
-            slot: slot(Role::Ci),
-            cert: ci,
-            key: ci_key,
-            key_source: src,
-        });
-        minted.push(Minted {
-            slot: slot(Role::Eum),
-            cert: eum,
-            key: eum_key,
-            key_source: eum_src,
-        });
-        minted.push(Minted {
-            slot: slot(Role::Euicc),
-            cert: euicc,
-            key: euicc_key,
-            key_source: euicc_src,
-        });
-        minted.extend(servers);
     }
 
     let manifest = Manifest {
         profile: opts.profile.clone(),
+        variant,
         templates: opts.templates.clone(),
         curves: opts.curves.clone(),
         eid: opts.eid.to_string(),
@@ -400,12 +433,31 @@ impl Hierarchy {
             )
         })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| Error::file(&path, e))?;
-        let profile = load_profile(&manifest.profile, manifest.templates.as_deref())?;
+        let profile = load_profile(
+            &manifest.profile,
+            manifest.variant,
+            manifest.templates.as_deref(),
+        )?;
         Ok(Hierarchy {
             root: root.to_path_buf(),
             manifest,
             profile,
         })
+    }
+
+    /// The slot of `role` on `curve` in this hierarchy's layout.
+    pub fn slot(&self, role: Role, curve: Curve, instance: Option<String>) -> Slot {
+        Slot::in_layout(layout_of(&self.profile), role, curve, instance)
+    }
+
+    /// The certificates between `role` and the CI on `curve`, nearest first.
+    pub fn intermediates(&self, role: Role, curve: Curve) -> Result<Vec<Certificate>, Error> {
+        self.profile
+            .variant
+            .intermediates(role)
+            .into_iter()
+            .map(|r| self.cert(&self.slot(r, curve, None)))
+            .collect()
     }
 
     pub fn cert(&self, slot: &Slot) -> Result<Certificate, Error> {
@@ -430,7 +482,7 @@ impl Hierarchy {
 
     /// The issuer certificate and key for a role on a curve.
     fn issuer(&self, role: Role, curve: Curve) -> Result<(Certificate, PrivateKey), Error> {
-        let slot = Slot::new(role.issuer(), curve);
+        let slot = self.slot(self.profile.variant.issuer(role), curve, None);
         let cert = self.cert(&slot)?;
         let key = self.key(&slot)?;
         if key.public_key() != &cert.public_key {
@@ -453,7 +505,8 @@ impl Hierarchy {
             Role::Euicc => opts.eid.map(|e| e.to_string()),
             _ => opts.instance.clone(),
         };
-        let slot = Slot::with_instance(opts.role, opts.curve, instance);
+        let mut template = self.profile.get(opts.role).map_err(Error::Usage)?.clone();
+        let slot = self.slot(opts.role, opts.curve, instance);
         let (issuer_cert, issuer_key) = self.issuer(opts.role, opts.curve)?;
         let (key, key_source) = match &opts.key {
             Some(p) => {
@@ -476,7 +529,6 @@ impl Hierarchy {
             ),
         };
         let vars = self.vars(opts.eid.as_ref(), &opts.sets)?;
-        let mut template = self.profile.template(opts.role).clone();
         if opts.role == Role::Euicc
             && matches!(template.serial, SerialSpec::Fixed { .. })
             && opts.eid.is_some()
@@ -491,12 +543,8 @@ impl Hierarchy {
             Signer::Issuer(&issuer_cert, &issuer_key),
             opts.now,
         )?;
-        let ci = self.cert(&Slot::new(Role::Ci, opts.curve))?;
-        let intermediates: Vec<Certificate> = if opts.role == Role::Euicc {
-            vec![issuer_cert]
-        } else {
-            vec![]
-        };
+        let ci = self.cert(&self.slot(Role::Ci, opts.curve, None))?;
+        let intermediates = self.intermediates(opts.role, opts.curve)?;
         check(&cert, &intermediates, &ci, opts.role, opts.now)?;
         let minted = Minted {
             slot,
@@ -542,7 +590,12 @@ impl Hierarchy {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<Eid>, Error> {
         let (eum, eum_key) = self.issuer(Role::Euicc, opts.curve)?;
-        let prefixes = Self::eum_prefixes(&eum);
+        // permittedEins sits on the EUM, above an EUM SubCA when there is one.
+        let prefixes: Vec<String> = self
+            .intermediates(Role::Euicc, opts.curve)?
+            .iter()
+            .flat_map(Self::eum_prefixes)
+            .collect();
         let prefix = prefixes
             .iter()
             .find(|p| opts.first.as_str().starts_with(p.as_str()))
@@ -603,8 +656,7 @@ impl Hierarchy {
                                 Signer::Issuer(eum, eum_key),
                                 opts.now,
                             )?;
-                            let slot =
-                                Slot::with_instance(Role::Euicc, opts.curve, Some(eid.to_string()));
+                            let slot = self.slot(Role::Euicc, opts.curve, Some(eid.to_string()));
                             let stem = slot.stem();
                             let files = [
                                 (format!("CERT_{stem}.der"), cert.der().to_vec(), false),

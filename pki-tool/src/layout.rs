@@ -1,19 +1,35 @@
 //! The SGP.26 / osmo-smdpp directory layout and file names, and safe file writing.
 //!
-//! `DIR/CertificateIssuer/CERT_CI_ECDSA_NIST.der`, `DIR/DPauth/SK_S_SM_DPauth_ECDSA_BRP.pem`, ...:
-//! an `init` output drops into osmo-smdpp's certificate directory unchanged. osmo-smdpp loads
-//! every `.der` and `.pem` below `CertificateIssuer/` as a CI certificate, so that folder holds
-//! certificates only; the CI's key pair lives in `CI/`, as in the GSMA sets. Files are written to a
-//! temporary name, synced and renamed, so an interrupted run never leaves a half-written file.
+//! Two layouts ([`Layout`]). The osmo-smdpp one (`DIR/CertificateIssuer/CERT_CI_ECDSA_NIST.der`,
+//! `DIR/DPauth/SK_S_SM_DPauth_ECDSA_BRP.pem`, ...): an `init` output drops into osmo-smdpp's
+//! certificate directory unchanged. osmo-smdpp loads every `.der` and `.pem` below
+//! `CertificateIssuer/` as a CI certificate, so that folder holds certificates only; the CI's key
+//! pair lives in `CI/`, as in the GSMA sets. The SGP.26 v3 one mirrors the GSMA v3 zip's tree for
+//! a variant (`CI/CERT_CI_SIG_NIST.der`, `SM-DS/SM_DSSubCA/CERT_SM_DSSubCA_VARA_SIG_NIST.der`).
+//! Files are written to a temporary name, synced and renamed, so an interrupted run never leaves a
+//! half-written file.
 
 use crate::keys::Curve;
 use crate::role::Role;
+use crate::variant::Variant;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The folder of the CI's key pair (never `CertificateIssuer/`, which osmo-smdpp reads as
-/// certificates only).
+/// The folder of the CI's key pair in the osmo-smdpp layout (never `CertificateIssuer/`, which
+/// osmo-smdpp reads as certificates only).
 pub const CI_KEY_DIR: &str = "CI";
+
+/// How a hierarchy names its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The osmo-smdpp certificate directory (SGP.26 v1.x names): `CertificateIssuer/CERT_CI_ECDSA_NIST.der`,
+    /// `DPauth/SK_S_SM_DPauth_ECDSA_NIST.pem`, ...
+    #[default]
+    Osmo,
+    /// The SGP.26 v3 zip's tree for one variant: `CI/CERT_CI_SIG_NIST.der`,
+    /// `SM-DP+/SM_DPauth/CERT_S_SM_DPauth_VARA_SIG_NIST.der`, `EUM_SUB_CA/SK_EUMSubCA_SIG_BRP.pem`, ...
+    Sgp26V3(Variant),
+}
 
 /// Where one certificate and its key live in a hierarchy directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,64 +39,120 @@ pub struct Slot {
     /// A second SM-DP+/SM-DS (`2` gives `S_SM_DP2auth_...`), or the EID of an extra eUICC
     /// (stored under `eUICC/<EID>/`).
     pub instance: Option<String>,
+    pub layout: Layout,
 }
 
 impl Slot {
+    /// A slot in the osmo-smdpp layout.
     pub fn new(role: Role, curve: Curve) -> Self {
-        Slot {
-            role,
-            curve,
-            instance: None,
-        }
+        Self::in_layout(Layout::Osmo, role, curve, None)
     }
 
     pub fn with_instance(role: Role, curve: Curve, instance: Option<String>) -> Self {
+        Self::in_layout(Layout::Osmo, role, curve, instance)
+    }
+
+    pub fn in_layout(layout: Layout, role: Role, curve: Curve, instance: Option<String>) -> Self {
         Slot {
             role,
             curve,
             instance,
+            layout,
         }
     }
 
-    /// The role's directory as osmo-smdpp names it.
-    pub fn role_dir(role: Role) -> &'static str {
-        match role {
-            Role::Ci => "CertificateIssuer",
-            Role::Eum => "EUM",
-            Role::Euicc => "eUICC",
-            Role::Dpauth => "DPauth",
-            Role::Dppb => "DPpb",
-            Role::Dptls => "DPtls",
-            Role::Dsauth => "DSauth",
-            Role::Dstls => "DStls",
+    /// The role's directory, relative to the hierarchy root.
+    pub fn role_dir(&self) -> &'static str {
+        match (self.layout, self.role) {
+            (Layout::Osmo, Role::Ci) => "CertificateIssuer",
+            (Layout::Osmo, Role::Eum) => "EUM",
+            (Layout::Osmo, Role::Euicc) => "eUICC",
+            (Layout::Osmo, Role::Dpauth) => "DPauth",
+            (Layout::Osmo, Role::Dppb) => "DPpb",
+            (Layout::Osmo, Role::Dptls) => "DPtls",
+            (Layout::Osmo, Role::Dsauth) => "DSauth",
+            (Layout::Osmo, Role::Dstls) => "DStls",
+            (Layout::Osmo, Role::Cisubca) => "CISubCA",
+            (Layout::Osmo, Role::Eumsubca) => "EUMSubCA",
+            (Layout::Osmo, Role::Dpsubca) => "DPSubCA",
+            (Layout::Osmo, Role::Dssubca) => "DSSubCA",
+            (Layout::Sgp26V3(_), Role::Ci) => "CI",
+            (Layout::Sgp26V3(_), Role::Cisubca) => "CI_subCA",
+            (Layout::Sgp26V3(_), Role::Eum) => "EUM",
+            (Layout::Sgp26V3(_), Role::Eumsubca) => "EUM_SUB_CA",
+            (Layout::Sgp26V3(Variant::O), Role::Euicc) => "eUICC",
+            (Layout::Sgp26V3(_), Role::Euicc) => "EUICC",
+            (Layout::Sgp26V3(_), Role::Dpsubca) => "SM-DP+/SM_DPSubCA",
+            (Layout::Sgp26V3(_), Role::Dpauth) => "SM-DP+/SM_DPauth",
+            (Layout::Sgp26V3(_), Role::Dppb) => "SM-DP+/SM_DPpb",
+            (Layout::Sgp26V3(_), Role::Dptls) => "SM-DP+/SM_DPtls",
+            (Layout::Sgp26V3(_), Role::Dssubca) => "SM-DS/SM_DSSubCA",
+            (Layout::Sgp26V3(_), Role::Dsauth) => "SM-DS/SM_DSauth",
+            (Layout::Sgp26V3(_), Role::Dstls) => "SM-DS/SM_DStls",
         }
     }
 
     /// The directory of this slot, relative to the hierarchy root.
     pub fn dir(&self) -> PathBuf {
-        let base = PathBuf::from(Self::role_dir(self.role));
+        let base = PathBuf::from(self.role_dir());
         match (&self.instance, self.role) {
             (Some(eid), Role::Euicc) => base.join(eid),
             _ => base,
         }
     }
 
-    /// The common part of the file names, e.g. `S_SM_DPauth_ECDSA_NIST`.
+    /// The common part of the certificate's file name, e.g. `S_SM_DPauth_ECDSA_NIST` or
+    /// `S_SM_DPauth_VARA_SIG_NIST`.
     pub fn stem(&self) -> String {
+        self.name(File::Certificate)
+    }
+
+    fn name(&self, file: File) -> String {
         let c = self.curve.file_suffix();
         let inst = match self.role {
             Role::Euicc => "",
             _ => self.instance.as_deref().unwrap_or(""),
         };
+        let Layout::Sgp26V3(variant) = self.layout else {
+            return match self.role {
+                Role::Ci => format!("CI_ECDSA_{c}"),
+                Role::Eum => format!("EUM_ECDSA_{c}"),
+                Role::Euicc => format!("EUICC_ECDSA_{c}"),
+                Role::Dpauth => format!("S_SM_DP{inst}auth_ECDSA_{c}"),
+                Role::Dppb => format!("S_SM_DP{inst}pb_ECDSA_{c}"),
+                Role::Dptls => format!("S_SM_DP{inst}_TLS_{c}"),
+                Role::Dsauth => format!("S_SM_DS{inst}auth_ECDSA_{c}"),
+                Role::Dstls => format!("S_SM_DS{inst}_TLS_{c}"),
+                Role::Cisubca => format!("CISubCA_ECDSA_{c}"),
+                Role::Eumsubca => format!("EUMSubCA_ECDSA_{c}"),
+                Role::Dpsubca => format!("DPSubCA_ECDSA_{c}"),
+                Role::Dssubca => format!("DSSubCA_ECDSA_{c}"),
+            };
+        };
+        // Certificates carry the variant (`_VARA`), keys do not; Variant O's CI, EUM and eUICC
+        // certificates carry none either. The SubCA key files are named inconsistently in the
+        // GSMA tree (`SK_SM_DPSubCA_...` next to `PK_DPSubCA_...`); we follow it.
+        let var = match (file, variant, self.role) {
+            (File::Certificate, Variant::O, Role::Ci | Role::Eum | Role::Euicc) => String::new(),
+            (File::Certificate, _, Role::Ci | Role::Cisubca) => String::new(),
+            (File::Certificate, v, _) => format!("_VAR{v}"),
+            _ => String::new(),
+        };
         match self.role {
-            Role::Ci => format!("CI_ECDSA_{c}"),
-            Role::Eum => format!("EUM_ECDSA_{c}"),
-            Role::Euicc => format!("EUICC_ECDSA_{c}"),
-            Role::Dpauth => format!("S_SM_DP{inst}auth_ECDSA_{c}"),
-            Role::Dppb => format!("S_SM_DP{inst}pb_ECDSA_{c}"),
-            Role::Dptls => format!("S_SM_DP{inst}_TLS_{c}"),
-            Role::Dsauth => format!("S_SM_DS{inst}auth_ECDSA_{c}"),
-            Role::Dstls => format!("S_SM_DS{inst}_TLS_{c}"),
+            Role::Ci => format!("CI_SIG_{c}"),
+            Role::Cisubca => format!("CISubCA_SIG_{c}"),
+            Role::Eum => format!("EUM{var}_SIG_{c}"),
+            Role::Eumsubca => format!("EUMSubCA{var}_SIG_{c}"),
+            Role::Euicc => format!("EUICC{var}_SIG_{c}"),
+            Role::Dpsubca if file == File::PublicKey => format!("DPSubCA_SIG_{c}"),
+            Role::Dpsubca => format!("SM_DPSubCA{var}_SIG_{c}"),
+            Role::Dssubca if file == File::PublicKey => format!("DSSubCA_SIG_{c}"),
+            Role::Dssubca => format!("SM_DSSubCA{var}_SIG_{c}"),
+            Role::Dpauth => format!("S_SM_DP{inst}auth{var}_SIG_{c}"),
+            Role::Dppb => format!("S_SM_DP{inst}pb{var}_SIG_{c}"),
+            Role::Dptls => format!("S_SM_DP{inst}{var}_TLS_{c}"),
+            Role::Dsauth => format!("S_SM_DS{inst}auth{var}_SIG_{c}"),
+            Role::Dstls => format!("S_SM_DS{inst}{var}_TLS_{c}"),
         }
     }
 
@@ -94,23 +166,27 @@ impl Slot {
             .join(format!("CERT_{}.pem", self.stem()))
     }
 
-    /// The directory of this slot's key files: the certificate's, except for the CI, whose keys
-    /// stay out of `CertificateIssuer/` (see the module doc).
+    /// The directory of this slot's key files: the certificate's, except for the CI in the
+    /// osmo-smdpp layout, whose keys stay out of `CertificateIssuer/` (see the module doc).
     pub fn key_dir(&self) -> PathBuf {
-        match self.role {
-            Role::Ci => PathBuf::from(CI_KEY_DIR),
+        match (self.layout, self.role) {
+            (Layout::Osmo, Role::Ci) => PathBuf::from(CI_KEY_DIR),
             _ => self.dir(),
         }
     }
 
+    /// The private key's file name, e.g. `SK_S_SM_DPauth_SIG_NIST.pem`.
+    pub fn private_key_name(&self) -> String {
+        format!("SK_{}.pem", self.name(File::PrivateKey))
+    }
+
     pub fn private_key(&self, root: &Path) -> PathBuf {
-        root.join(self.key_dir())
-            .join(format!("SK_{}.pem", self.stem()))
+        root.join(self.key_dir()).join(self.private_key_name())
     }
 
     pub fn public_key(&self, root: &Path) -> PathBuf {
         root.join(self.key_dir())
-            .join(format!("PK_{}.pem", self.stem()))
+            .join(format!("PK_{}.pem", self.name(File::PublicKey)))
     }
 
     /// The private key of this slot in a hierarchy written by this or an earlier version (which
@@ -122,22 +198,33 @@ impl Slot {
             .unwrap_or_else(|| self.private_key(root))
     }
 
-    /// Whether a PEM copy of the certificate is written too (CI and TLS certificates, as in SGP.26).
+    /// Whether a PEM copy of the certificate is written too: in the osmo-smdpp layout the CI and
+    /// TLS certificates (as SGP.26 v1.x), in the v3 layout the CA certificates (as the v3 zip).
     pub fn has_pem_copy(&self) -> bool {
-        matches!(self.role, Role::Ci | Role::Dptls | Role::Dstls)
+        match self.layout {
+            Layout::Osmo => matches!(self.role, Role::Ci | Role::Dptls | Role::Dstls),
+            Layout::Sgp26V3(_) => self.role.is_ca(),
+        }
     }
 
     /// Where a set keeps this slot's private key: the SGP.26 zip, the osmocom copies and this
     /// tool keep the CI's in `CI/`; osmo-smdpp-style folders and earlier versions of this tool,
     /// in `CertificateIssuer/`.
     pub fn key_candidates(&self, root: &Path) -> Vec<PathBuf> {
-        let name = format!("SK_{}.pem", self.stem());
+        let name = self.private_key_name();
         let mut dirs = vec![root.join(self.key_dir())];
-        if self.role == Role::Ci {
+        if self.key_dir() != self.dir() {
             dirs.push(root.join(self.dir()));
         }
         dirs.into_iter().map(|d| d.join(&name)).collect()
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum File {
+    Certificate,
+    PrivateKey,
+    PublicKey,
 }
 
 /// One file to be written.

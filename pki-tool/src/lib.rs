@@ -20,11 +20,13 @@ pub mod role;
 pub mod time;
 pub mod tlv;
 pub mod validate;
+pub mod variant;
 
 pub use cert::Certificate;
 pub use eid::Eid;
 pub use keys::{Curve, PrivateKey, PublicKey};
 pub use role::Role;
+pub use variant::Variant;
 
 /// Errors of the library's file-level operations, each naming what it concerns.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pki_tool::hierarchy::{self, BatchOptions, Hierarchy, InitOptions, IssueOptions, KeySource};
 use pki_tool::validate::{self, Options};
-use pki_tool::{Certificate, Curve, Eid, Error, Role};
+use pki_tool::{Certificate, Curve, Eid, Error, Role, Variant};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +17,14 @@ Roles (SGP.22 4.5.2, shaped as in SGP.26):
   dppb    SM-DP+ profile binding: signs bound profile packages (.5)
   dptls   SM-DP+ TLS: server certificate for ES9+, client certificate for ES12 (.3)
   dsauth  SM-DS authentication: signs serverSigned1 in ES11 (.7)
-  dstls   SM-DS TLS: server certificate for ES11, ES12 and ES15 (.6)";
+  dstls   SM-DS TLS: server certificate for ES11, ES12 and ES15 (.6)
+SGP.26 v3 (--profile sgp26-v3) nests the policies under the CI's (ci .0, cisubca .0.0, eum .0.0.0,
+eumsubca .0.0.0.0, euicc .0.0.0.0.0, dpsubca .0.0.1, dptls/dpauth/dppb .0.0.1.0/.1/.2, dssubca .0.0.2,
+dstls/dsauth .0.0.2.0/.1) and adds SubCAs by variant:
+  O  CI > EUM > eUICC; CI > servers (the v2 shape and OIDs)
+  A  CI > EUM > eumsubca > eUICC; CI > dpsubca > SM-DP+ certificates; CI > dssubca > SM-DS ones
+  B  CI > cisubca > EUM > eUICC; CI > cisubca > servers
+  C  CI > cisubca > EUM > eumsubca > eUICC; CI > cisubca > dpsubca/dssubca > servers";
 
 /// Mint and check GSMA SGP.26-shaped test PKIs for eSIM (SGP.22) labs.
 #[derive(Parser)]
@@ -29,13 +36,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Mint a complete hierarchy: CI, EUM, eUICC, DPauth, DPpb, DPtls, DSauth and DStls, with keys.
+    /// Mint a complete hierarchy: CI, EUM, eUICC, DPauth, DPpb, DPtls, DSauth and DStls (and the
+    /// SubCAs of SGP.26 v3 Variants A, B, C), with keys.
     ///
     /// The output directory uses the SGP.26 / osmo-smdpp layout (CertificateIssuer/CERT_CI_ECDSA_NIST.der,
     /// DPauth/SK_S_SM_DPauth_ECDSA_NIST.pem, ...) and can be given to osmo-smdpp as its certificate
     /// directory: CertificateIssuer/ holds certificates only, the CI's keys are in CI/. With
     /// --profile sgp26-v1.5 and --keys pointing at the published SGP.26 keys, the CI, EUM, eUICC,
-    /// DPauth and DPpb certificates are the GSMA ones byte for byte (signatures aside).
+    /// DPauth and DPpb certificates are the GSMA ones byte for byte (signatures aside); so are the
+    /// CI, EUM and eUICC of `--profile sgp26-v3 --variant O` with the v3 Variant O keys. sgp26-v3
+    /// writes the GSMA v3 zip's tree instead (CI/CERT_CI_SIG_NIST.der, SM-DS/SM_DSauth/...).
     #[command(after_help = ROLES_HELP)]
     Init(InitArgs),
     /// Add one certificate to an existing hierarchy (a second SM-DP+, a renewed TLS certificate, another eUICC).
@@ -89,10 +99,15 @@ impl From<OneCurve> for Curve {
 
 #[derive(Args)]
 struct ProfileArgs {
-    /// Built-in profile: `default` (fresh keys, random serials, dates from now) or `sgp26-v1.5`
-    /// (the GSMA v1.5 serials, dates and names).
+    /// Built-in profile: `default` (fresh keys, random serials, dates from now), `sgp26-v1.5`
+    /// (the GSMA v1.5 serials, dates and names) or `sgp26-v3` (SGP.26 v3 names and shapes, see
+    /// --variant; files laid out as in the GSMA v3 zip).
     #[arg(long, default_value = "default")]
     profile: String,
+    /// SGP.26 v3 chain shape (with --profile sgp26-v3): O (v2 shape, the GSMA Variant O serials and
+    /// dates), A (EUM, SM-DP+ and SM-DS SubCAs), B (a CI SubCA) or C (both).
+    #[arg(long, default_value = "O", value_parser = parse_variant)]
+    variant: Variant,
     /// Directory with edited role templates (<role>.toml) replacing the built-in ones.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
@@ -111,8 +126,10 @@ struct InitArgs {
     curve: CurveChoice,
     #[command(flatten)]
     profile: ProfileArgs,
-    /// Take existing private keys from a GSMA-style directory (CI/ or CertificateIssuer/, EUM/, eUICC/,
-    /// DPauth/, ...: SK_<stem>.pem); roles with no key there get fresh keys.
+    /// Take existing private keys from a GSMA-style directory: each role's key file by its SGP.26
+    /// name (SK_CI_ECDSA_NIST.pem, SK_EUM_SIG_BRP.pem, SK_S_SM_DPauth_SIG_NIST.pem, ...), at the
+    /// layout's path or anywhere below DIR (the GSMA zip's folders, CI/, DPauth/...). Roles with no
+    /// key there get fresh keys; a name found twice is an error.
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
     /// EID of the eUICC (its first 8 digits also become the EUM's permitted prefix).
@@ -238,6 +255,10 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse()
+}
+
 fn parse_role(s: &str) -> Result<Role, Error> {
     s.parse().map_err(Error::Usage)
 }
@@ -264,6 +285,7 @@ fn init(a: InitArgs) -> Result<(), Error> {
         out: a.out.clone(),
         curves,
         profile: a.profile.profile,
+        variant: a.profile.variant,
         templates: a.profile.templates,
         keys: a.keys,
         eid,
@@ -275,7 +297,7 @@ fn init(a: InitArgs) -> Result<(), Error> {
     })?;
     for m in &minted {
         println!(
-            "{:<7} {:<10} {}  ({}, serial {}, until {})",
+            "{:<8} {:<10} {}  ({}, serial {}, until {})",
             m.slot.role.name(),
             m.slot.curve.file_suffix(),
             m.slot.cert_der(&a.out).display(),
@@ -440,14 +462,19 @@ fn verify(a: VerifyArgs) -> Result<bool, Error> {
 
 fn lint(a: LintArgs) -> Result<bool, Error> {
     let role = parse_role(&a.role)?;
-    let profile = hierarchy::load_profile(&a.profile.profile, a.profile.templates.as_deref())?;
+    let profile = hierarchy::load_profile(
+        &a.profile.profile,
+        a.profile.variant,
+        a.profile.templates.as_deref(),
+    )?;
+    let template = profile.get(role).map_err(Error::Usage)?;
     let cert = hierarchy::read_cert(&a.cert)?;
     let issuer = a.issuer.as_deref().map(hierarchy::read_cert).transpose()?;
     let mut vars = pki_tool::profile::Vars::default();
     for (k, v) in &a.profile.sets {
         vars.set(k, v.clone());
     }
-    let deviations = pki_tool::lint::lint(&cert, profile.template(role), &vars, issuer.as_ref());
+    let deviations = pki_tool::lint::lint(&cert, template, &vars, issuer.as_ref());
     if deviations.is_empty() {
         println!(
             "{}: matches the {} {role} profile",

@@ -5,6 +5,7 @@
 
 use crate::name::{self, Attribute, StringType};
 use crate::role::Role;
+use crate::variant::Variant;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -328,51 +329,88 @@ impl Vars {
 }
 
 /// Names of the built-in profiles.
-pub const PROFILES: [&str; 2] = ["default", "sgp26-v1.5"];
+pub const PROFILES: [&str; 3] = ["default", "sgp26-v1.5", "sgp26-v3"];
 
-macro_rules! builtin {
-    ($profile:literal) => {
-        builtin!(@ $profile; Ci "ci", Eum "eum", Euicc "euicc", Dpauth "dpauth", Dppb "dppb",
-                 Dptls "dptls", Dsauth "dsauth", Dstls "dstls")
-    };
-    (@ $profile:literal; $($role:ident $file:literal),*) => {
-        [$((
+/// The built-in profile whose variants A, B and C add SubCAs, and whose files carry SGP.26 v3 names.
+pub const SGP26_V3: &str = "sgp26-v3";
+
+macro_rules! templates {
+    ($dir:literal; $($role:ident $file:literal),*) => {
+        &[$((
             Role::$role,
-            include_str!(concat!("../../certs-templates/", $profile, "/", $file, ".toml")),
+            include_str!(concat!("../../certs-templates/", $dir, "/", $file, ".toml")),
         )),*]
+    };
+    ($dir:literal) => {
+        templates!($dir; Ci "ci", Eum "eum", Euicc "euicc", Dpauth "dpauth", Dppb "dppb",
+                   Dptls "dptls", Dsauth "dsauth", Dstls "dstls")
     };
 }
 
-/// A complete set of role templates.
+type Sources = &'static [(Role, &'static str)];
+
+/// The built-in template files of a profile and variant, later entries replacing earlier ones.
+fn builtin_sources(name: &str, variant: Variant) -> Result<Vec<(Sources, &'static str)>, String> {
+    const V3_ABC: Sources = templates!("sgp26-v3/ABC"; Ci "ci", Cisubca "cisubca", Eum "eum",
+        Eumsubca "eumsubca", Euicc "euicc", Dpsubca "dpsubca", Dpauth "dpauth", Dppb "dppb",
+        Dptls "dptls", Dssubca "dssubca", Dsauth "dsauth", Dstls "dstls");
+    const V3_B: Sources = templates!("sgp26-v3/B"; Eum "eum", Dpauth "dpauth", Dppb "dppb",
+        Dsauth "dsauth");
+    Ok(match (name, variant) {
+        ("default", Variant::O) => vec![(templates!("default"), "default")],
+        ("sgp26-v1.5", Variant::O) => vec![(templates!("sgp26-v1.5"), "sgp26-v1.5")],
+        (SGP26_V3, Variant::O) => vec![(templates!("sgp26-v3/O"), "sgp26-v3/O")],
+        (SGP26_V3, Variant::A | Variant::C) => vec![(V3_ABC, "sgp26-v3/ABC")],
+        (SGP26_V3, Variant::B) => vec![(V3_ABC, "sgp26-v3/ABC"), (V3_B, "sgp26-v3/B")],
+        (other, v) if PROFILES.contains(&other) => {
+            return Err(format!(
+                "profile {other} has no variant {v}; variants A, B and C need --profile {SGP26_V3}"
+            ));
+        }
+        (other, _) => {
+            return Err(format!(
+                "unknown profile {other:?}; profiles are {}",
+                PROFILES.join(", ")
+            ));
+        }
+    })
+}
+
+/// A complete set of role templates for one chain shape.
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub name: String,
+    pub variant: Variant,
     templates: BTreeMap<Role, Template>,
 }
 
 impl Profile {
-    /// A built-in profile: `default` or `sgp26-v1.5`.
+    /// A built-in profile: `default`, `sgp26-v1.5` (both Variant O) or `sgp26-v3` (O, A, B, C).
     pub fn builtin(name: &str) -> Result<Self, String> {
-        let sources = match name {
-            "default" => builtin!("default"),
-            "sgp26-v1.5" => builtin!("sgp26-v1.5"),
-            other => {
-                return Err(format!(
-                    "unknown profile {other:?}; profiles are {}",
-                    PROFILES.join(", ")
-                ));
-            }
-        };
+        Self::builtin_variant(name, Variant::O)
+    }
+
+    pub fn builtin_variant(name: &str, variant: Variant) -> Result<Self, String> {
         let mut templates = BTreeMap::new();
-        for (role, text) in sources {
-            let t = Template::parse(text, &format!("built-in template {name}/{role}.toml"))?;
-            check_role(&t, role, &format!("built-in {name}/{role}.toml"))?;
-            templates.insert(role, t);
+        for (sources, dir) in builtin_sources(name, variant)? {
+            for (role, text) in sources {
+                let origin = format!("built-in template {dir}/{role}.toml");
+                let t = Template::parse(text, &origin)?;
+                check_role(&t, *role, &origin)?;
+                templates.insert(*role, t);
+            }
         }
+        templates.retain(|role, _| variant.has(*role));
         Ok(Profile {
             name: name.to_string(),
+            variant,
             templates,
         })
+    }
+
+    /// Whether this profile writes SGP.26 v3 file names (otherwise the osmo-smdpp layout).
+    pub fn is_v3(&self) -> bool {
+        self.name.split('+').next() == Some(SGP26_V3)
     }
 
     /// A built-in profile with any `<role>.toml` found in `dir` replacing the built-in one.
@@ -380,7 +418,7 @@ impl Profile {
         if !dir.is_dir() {
             return Err(format!("{}: not a directory", dir.display()));
         }
-        for role in Role::ALL {
+        for role in self.variant.roles() {
             let path = dir.join(format!("{role}.toml"));
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
@@ -397,8 +435,23 @@ impl Profile {
         Ok(self)
     }
 
+    /// The template of a role this profile's variant has.
+    pub fn get(&self, role: Role) -> Result<&Template, String> {
+        self.templates.get(&role).ok_or_else(|| {
+            format!(
+                "profile {} (Variant {}) has no {role} certificate",
+                self.name, self.variant
+            )
+        })
+    }
+
+    /// The template of one of the roles every variant has ([`Role::BASE`]).
+    ///
+    /// # Panics
+    /// For a SubCA role; use [`Profile::get`] for those.
     pub fn template(&self, role: Role) -> &Template {
-        // Construction inserts every role.
+        assert!(Role::BASE.contains(&role), "{role} is not a base role");
+        // Construction inserts every base role.
         &self.templates[&role]
     }
 }
@@ -420,11 +473,25 @@ mod tests {
     #[test]
     fn builtins_parse() {
         for p in PROFILES {
-            let prof = Profile::builtin(p).expect("parses");
-            for role in Role::ALL {
-                assert_eq!(prof.template(role).role, role);
+            for v in Variant::ALL {
+                let Ok(prof) = Profile::builtin_variant(p, v) else {
+                    assert!(p != SGP26_V3 && v != Variant::O, "{p} {v}");
+                    continue;
+                };
+                for role in v.roles() {
+                    assert_eq!(prof.get(role).expect("every role").role, role);
+                }
+                assert_eq!(prof.templates.len(), v.roles().len());
             }
         }
+        let b = Profile::builtin_variant(SGP26_V3, Variant::B).expect("B");
+        assert!(
+            b.get(Role::Eum)
+                .expect("eum")
+                .description
+                .contains("Variant B")
+        );
+        assert!(b.get(Role::Eumsubca).is_err());
     }
 
     #[test]

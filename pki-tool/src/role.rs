@@ -25,12 +25,30 @@ pub enum Role {
     Dsauth,
     /// SM-DS TLS server certificate (ES11, ES12 and ES15).
     Dstls,
+    /// CI SubCA (SGP.26 v3 Variants B and C): issues EUMs and servers in the CI's name.
+    Cisubca,
+    /// EUM SubCA (v3 Variants A and C): issues the eUICCs below its EUM.
+    Eumsubca,
+    /// SM-DP+ SubCA (v3 Variants A and C): issues DPauth, DPpb and DPtls.
+    Dpsubca,
+    /// SM-DS SubCA (v3 Variants A and C): issues DSauth and DStls.
+    Dssubca,
+}
+
+/// Which generation of role policy OIDs a certificate carries: the flat SGP.22 v2 arc
+/// (`2.23.146.1.2.1.x`) or the nested v3 arc (`2.23.146.1.2.1.0.0...`). The CI's OID is the same in
+/// both. A chain below the CI uses one generation only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyGeneration {
+    V2,
+    V3,
 }
 
 pub const ID_RSP_ROLE: &str = "2.23.146.1.2.1";
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    /// The roles every hierarchy has (SGP.26 Variant O and its v1.x predecessors).
+    pub const BASE: [Role; 8] = [
         Role::Ci,
         Role::Eum,
         Role::Euicc,
@@ -41,42 +59,110 @@ impl Role {
         Role::Dstls,
     ];
 
-    /// The role that issues certificates of this role (the CI issues its own).
-    pub fn issuer(self) -> Role {
-        match self {
-            Role::Euicc => Role::Eum,
-            _ => Role::Ci,
-        }
-    }
+    /// The SubCAs SGP.26 v3 Variants A, B and C add.
+    pub const SUB_CAS: [Role; 4] = [Role::Cisubca, Role::Eumsubca, Role::Dpsubca, Role::Dssubca];
+
+    pub const ALL: [Role; 12] = [
+        Role::Ci,
+        Role::Eum,
+        Role::Euicc,
+        Role::Dpauth,
+        Role::Dppb,
+        Role::Dptls,
+        Role::Dsauth,
+        Role::Dstls,
+        Role::Cisubca,
+        Role::Eumsubca,
+        Role::Dpsubca,
+        Role::Dssubca,
+    ];
 
     pub fn is_ca(self) -> bool {
-        matches!(self, Role::Ci | Role::Eum)
+        matches!(
+            self,
+            Role::Ci | Role::Eum | Role::Cisubca | Role::Eumsubca | Role::Dpsubca | Role::Dssubca
+        )
+    }
+
+    /// Whether a certificate of role `issuer` may sign one of this role (SGP.22 v3 4.5.2 as the
+    /// SGP.26 v3 variants draw it): eUICCs under an EUM or its SubCA, EUMs and role SubCAs under
+    /// the CI or the CI SubCA, servers under the CI, the CI SubCA or their own role's SubCA.
+    pub fn may_be_issued_by(self, issuer: Role) -> bool {
+        use Role::*;
+        match self {
+            Ci => issuer == Ci,
+            Cisubca => issuer == Ci,
+            Eum | Dpsubca | Dssubca => matches!(issuer, Ci | Cisubca),
+            Eumsubca => issuer == Eum,
+            Euicc => matches!(issuer, Eum | Eumsubca),
+            Dpauth | Dppb | Dptls => matches!(issuer, Ci | Cisubca | Dpsubca),
+            Dsauth | Dstls => matches!(issuer, Ci | Cisubca | Dssubca),
+        }
     }
 
     pub fn is_tls(self) -> bool {
         matches!(self, Role::Dptls | Role::Dstls)
     }
 
-    /// Certificate policy OIDs that mark this role: the SGP.22 v2 `id-rspRole-*` value first, then
-    /// the deeper v3 arcs (SGP.26 v3 variants Ov3/A/B/C) where one is defined.
-    pub fn policy_oids(self) -> &'static [&'static str] {
+    /// The SGP.22 v2 `id-rspRole-*` policy OID (none for the v3-only SubCAs).
+    pub fn policy_v2(self) -> Option<&'static str> {
+        Some(match self {
+            Role::Ci => "2.23.146.1.2.1.0",
+            Role::Euicc => "2.23.146.1.2.1.1",
+            Role::Eum => "2.23.146.1.2.1.2",
+            Role::Dptls => "2.23.146.1.2.1.3",
+            Role::Dpauth => "2.23.146.1.2.1.4",
+            Role::Dppb => "2.23.146.1.2.1.5",
+            Role::Dstls => "2.23.146.1.2.1.6",
+            Role::Dsauth => "2.23.146.1.2.1.7",
+            _ => return None,
+        })
+    }
+
+    /// The SGP.22 v3 policy OID (SGP.26 v3 Ov3/A/B/C recipes; Annex H names): one arc deeper per
+    /// level of the v3 hierarchy. The CI's is the v2 one.
+    pub fn policy_v3(self) -> &'static str {
         match self {
-            Role::Ci => &["2.23.146.1.2.1.0"],
-            Role::Euicc => &["2.23.146.1.2.1.1", "2.23.146.1.2.1.0.0.0.0.0"],
-            Role::Eum => &["2.23.146.1.2.1.2", "2.23.146.1.2.1.0.0.0"],
-            Role::Dptls => &["2.23.146.1.2.1.3"],
-            Role::Dpauth => &["2.23.146.1.2.1.4", "2.23.146.1.2.1.0.0.1.1"],
-            Role::Dppb => &["2.23.146.1.2.1.5"],
-            Role::Dstls => &["2.23.146.1.2.1.6", "2.23.146.1.2.1.0.0.2.0"],
-            Role::Dsauth => &["2.23.146.1.2.1.7", "2.23.146.1.2.1.0.0.2.1"],
+            Role::Ci => "2.23.146.1.2.1.0",
+            Role::Cisubca => "2.23.146.1.2.1.0.0",
+            Role::Eum => "2.23.146.1.2.1.0.0.0",
+            Role::Eumsubca => "2.23.146.1.2.1.0.0.0.0",
+            Role::Euicc => "2.23.146.1.2.1.0.0.0.0.0",
+            Role::Dpsubca => "2.23.146.1.2.1.0.0.1",
+            Role::Dptls => "2.23.146.1.2.1.0.0.1.0",
+            Role::Dpauth => "2.23.146.1.2.1.0.0.1.1",
+            Role::Dppb => "2.23.146.1.2.1.0.0.1.2",
+            Role::Dssubca => "2.23.146.1.2.1.0.0.2",
+            Role::Dstls => "2.23.146.1.2.1.0.0.2.0",
+            Role::Dsauth => "2.23.146.1.2.1.0.0.2.1",
         }
+    }
+
+    /// Certificate policy OIDs that mark this role: the v2 value first, then the v3 one.
+    pub fn policy_oids(self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self.policy_v2().into_iter().collect();
+        if !out.contains(&self.policy_v3()) {
+            out.push(self.policy_v3());
+        }
+        out
+    }
+
+    /// The role a policy OID names, and in which generation (the CI's OID counts as v2).
+    pub fn from_policy_with_generation(oid: &str) -> Option<(Role, PolicyGeneration)> {
+        Role::ALL.into_iter().find_map(|r| {
+            if r.policy_v2() == Some(oid) {
+                Some((r, PolicyGeneration::V2))
+            } else if r.policy_v3() == oid {
+                Some((r, PolicyGeneration::V3))
+            } else {
+                None
+            }
+        })
     }
 
     /// The role a policy OID names, if any.
     pub fn from_policy(oid: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.policy_oids().contains(&oid))
+        Self::from_policy_with_generation(oid).map(|(r, _)| r)
     }
 
     pub fn name(self) -> &'static str {
@@ -89,6 +175,10 @@ impl Role {
             Role::Dptls => "dptls",
             Role::Dsauth => "dsauth",
             Role::Dstls => "dstls",
+            Role::Cisubca => "cisubca",
+            Role::Eumsubca => "eumsubca",
+            Role::Dpsubca => "dpsubca",
+            Role::Dssubca => "dssubca",
         }
     }
 
@@ -105,6 +195,10 @@ impl Role {
             Role::Dptls => "SM-DP+ TLS: server certificate for ES9+, client certificate for ES12",
             Role::Dsauth => "SM-DS auth: signs serverSigned1 towards the eUICC (ES11)",
             Role::Dstls => "SM-DS TLS: server certificate for ES11/ES12/ES15",
+            Role::Cisubca => "CI SubCA (v3 Variants B, C): issues EUMs and servers under the CI",
+            Role::Eumsubca => "EUM SubCA (v3 Variants A, C): issues the eUICCs below its EUM",
+            Role::Dpsubca => "SM-DP+ SubCA (v3 Variants A, C): issues DPauth, DPpb, DPtls",
+            Role::Dssubca => "SM-DS SubCA (v3 Variants A, C): issues DSauth, DStls",
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::cert::Certificate;
 use crate::eid::Eid;
 use crate::oid::known;
 use crate::profile::{AttributeSpec, ExtensionSpec, KeyUsageBit};
-use crate::role::Role;
+use crate::role::{PolicyGeneration, Role};
 use crate::tlv::{self, tag};
 use std::fmt;
 
@@ -44,6 +44,17 @@ pub enum ChainErrorKind {
     },
     KeyUsage(String),
     NotCa,
+    /// A certificate of role `issuer` signed one of role `subject`, which SGP.22 does not allow
+    /// (a SubCA used for another role, a server certificate as an issuer, ...).
+    IssuerRole {
+        issuer: Role,
+        subject: Role,
+    },
+    /// A v2 role policy and a v3 one in the same chain below the CI.
+    MixedPolicyGenerations {
+        found: PolicyGeneration,
+        chain: PolicyGeneration,
+    },
     PathLength {
         allowed: u32,
         found: usize,
@@ -105,6 +116,22 @@ impl fmt::Display for ChainErrorKind {
                 }
             ),
             Self::KeyUsage(s) => write!(f, "key usage: {s}"),
+            Self::IssuerRole { issuer, subject } => write!(
+                f,
+                "a {issuer} certificate may not issue a {subject} certificate ({subject} is issued by {})",
+                Role::ALL
+                    .into_iter()
+                    .filter(|r| subject.may_be_issued_by(*r))
+                    .map(Role::name)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            Self::MixedPolicyGenerations { found, chain } => write!(
+                f,
+                "carries an SGP.22 {} role policy in a chain whose certificates below the CI carry {} ones",
+                generation(*found),
+                generation(*chain)
+            ),
             Self::NotCa => write!(
                 f,
                 "is used as an issuer but is not a CA (basicConstraints cA is not TRUE)"
@@ -121,6 +148,13 @@ impl fmt::Display for ChainErrorKind {
             Self::ChainTooLong(n) => write!(f, "chain longer than {n} certificates"),
             Self::Version(v) => write!(f, "X.509 version {v}, expected 3"),
         }
+    }
+}
+
+fn generation(g: PolicyGeneration) -> &'static str {
+    match g {
+        PolicyGeneration::V2 => "v2 (2.23.146.1.2.1.x)",
+        PolicyGeneration::V3 => "v3 (2.23.146.1.2.1.0.0...)",
     }
 }
 
@@ -425,14 +459,17 @@ fn check_name_constraints(
 /// The SGP.22 rules, in the order they are applied (each is one `check_*` function below):
 /// 1. the path is built by key identifier, each issuer's name matching, within `max_depth`
 ///    ([`build_path`]);
-/// 2. every certificate between the leaf and the anchor is an EUM (or EUM SubCA) certificate
+/// 2. every certificate between the leaf and the anchor names a CA role in its policy
 ///    ([`path_roles`]);
 /// 3. for each certificate, from the leaf up: X.509 v3 ([`check_version`]); its issuer is a CA
 ///    ([`check_issuer_is_ca`]) with keyCertSign ([`check_issuer_can_sign`]) and room in its path
 ///    length ([`check_path_length`]); signed with ecdsa-with-SHA256
 ///    ([`check_signature_algorithm`]) on the issuer's curve ([`check_curve`]) by the issuer's key
 ///    ([`check_signature`]); valid now ([`check_validity`]); no unknown critical extension
-///    ([`check_critical`]); the role's certificate policy ([`check_role_policy`]); for the leaf,
+///    ([`check_critical`]); the role's certificate policy ([`check_role_policy`]), in the policy
+///    generation of the rest of the chain ([`check_generation`]), issued by a role that may issue
+///    it ([`check_issuer_role`]: eUICC under EUM or EUM SubCA, servers under the CI, CI SubCA or
+///    their SubCA, ...); for the leaf,
 ///    the key usage and CA flag its role needs ([`check_leaf_usage`]); and the name constraints
 ///    and permittedEins of every CA above it ([`check_name_constraints`]);
 /// 4. the anchor is valid now and has no unknown critical extension;
@@ -449,15 +486,20 @@ pub fn verify_chain(
     }
     let (path, anchor_index) = build_path(leaf, intermediates, anchors, opts)?;
     let anchor = &anchors[anchor_index];
+    // Normally a CI; a caller that validated an EUM (or SubCA) before may trust it directly.
+    let anchor_role = detect_role(anchor)
+        .filter(|r| r.is_ca())
+        .unwrap_or(Role::Ci);
     let roles = path_roles(&path, expected)?;
     let anchor_depth = path.len();
+    let chain_generation = policy_generation(leaf, roles[0]);
 
     for (depth, cert) in path.iter().enumerate() {
         let role = roles[depth];
         let issuer_depth = depth + 1;
         let (issuer, issuer_role) = match path.get(issuer_depth) {
             Some(c) => (*c, roles[issuer_depth]),
-            None => (anchor, Role::Ci),
+            None => (anchor, anchor_role),
         };
         let here = |k| fail(depth, Some(role), cert, k);
         let at_issuer = |k| fail(issuer_depth, Some(issuer_role), issuer, k);
@@ -471,6 +513,8 @@ pub fn verify_chain(
         check_validity(cert, opts.at).map_err(here)?;
         check_critical(cert).map_err(here)?;
         check_role_policy(cert, role).map_err(here)?;
+        check_generation(cert, role, chain_generation).map_err(here)?;
+        check_issuer_role(issuer_role, role).map_err(at_issuer)?;
         if depth == 0 {
             check_leaf_usage(cert, role).map_err(here)?;
         }
@@ -480,12 +524,14 @@ pub fn verify_chain(
             .copied()
             .chain(std::iter::once(anchor))
         {
-            check_name_constraints(ca, cert, depth == 0).map_err(here)?;
+            // Only an end-entity leaf carries an EID; a CA leaf (an EUM SubCA checked on its own)
+            // is constrained like an intermediate.
+            check_name_constraints(ca, cert, depth == 0 && !role.is_ca()).map_err(here)?;
         }
     }
 
     // The trust anchor last, so that a failure is reported on the lowest certificate it affects.
-    let at_anchor = |k| fail(anchor_depth, Some(Role::Ci), anchor, k);
+    let at_anchor = |k| fail(anchor_depth, Some(anchor_role), anchor, k);
     check_validity(anchor, opts.at).map_err(at_anchor)?;
     check_critical(anchor).map_err(at_anchor)?;
 
@@ -574,8 +620,9 @@ fn build_path<'c>(
     }
 }
 
-/// Rule 2: the roles along the path. The leaf's is `expected`, or the one its policy names;
-/// every certificate above it (below the CI) must be an EUM or EUM SubCA certificate.
+/// Rule 2: the roles along the path. The leaf's is `expected`, or the one its policy names; every
+/// certificate above it (below the CI) must name a CA role in its policy: EUM, EUM SubCA, CI SubCA,
+/// SM-DP+ SubCA or SM-DS SubCA. Whether each may issue the one below is checked per certificate.
 fn path_roles(path: &[&Certificate], expected: Option<Role>) -> Result<Vec<Role>, ChainError> {
     let leaf = path[0];
     let leaf_role = match expected {
@@ -593,21 +640,71 @@ fn path_roles(path: &[&Certificate], expected: Option<Role>) -> Result<Vec<Role>
     };
     let mut roles = vec![leaf_role];
     for (depth, c) in path.iter().enumerate().skip(1) {
-        let is_eum = has_role_policy(c, Role::Eum) || detect_role(c).is_none_or(|r| r == Role::Eum);
-        if !is_eum {
-            return Err(fail(
-                depth,
-                Some(Role::Eum),
-                c,
-                ChainErrorKind::MissingRolePolicy {
-                    role: Role::Eum,
-                    found: c.policies(),
-                },
-            ));
+        let below = roles[depth - 1];
+        match detect_role(c) {
+            Some(r) if r.is_ca() && r != Role::Ci => roles.push(r),
+            Some(r) => {
+                return Err(fail(
+                    depth,
+                    Some(r),
+                    c,
+                    ChainErrorKind::IssuerRole {
+                        issuer: r,
+                        subject: below,
+                    },
+                ));
+            }
+            None => {
+                return Err(fail(
+                    depth,
+                    None,
+                    c,
+                    ChainErrorKind::UnknownRole {
+                        found: c.policies(),
+                    },
+                ));
+            }
         }
-        roles.push(Role::Eum);
     }
     Ok(roles)
+}
+
+/// Which generation of role policy a certificate carries for `role` (v2 when it has the v2 OID,
+/// the CI's among them).
+fn policy_generation(cert: &Certificate, role: Role) -> PolicyGeneration {
+    let policies = cert.policies();
+    if role
+        .policy_v2()
+        .is_some_and(|oid| policies.iter().any(|p| p == oid))
+    {
+        PolicyGeneration::V2
+    } else {
+        PolicyGeneration::V3
+    }
+}
+
+/// A chain below the CI carries v2 role policies or v3 ones, never both: a v3 SubCA does not issue
+/// v2 certificates and a v2 EUM does not issue v3 eUICCs.
+fn check_generation(
+    cert: &Certificate,
+    role: Role,
+    chain: PolicyGeneration,
+) -> Result<(), ChainErrorKind> {
+    let found = policy_generation(cert, role);
+    if found == chain {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::MixedPolicyGenerations { found, chain })
+    }
+}
+
+/// The issuer's role may issue this certificate's role ([`Role::may_be_issued_by`]).
+fn check_issuer_role(issuer: Role, subject: Role) -> Result<(), ChainErrorKind> {
+    if subject.may_be_issued_by(issuer) {
+        Ok(())
+    } else {
+        Err(ChainErrorKind::IssuerRole { issuer, subject })
+    }
 }
 
 /// X.509 version 3 (extensions carry every SGP.22 rule).

@@ -3,9 +3,9 @@
 //! error naming the file, a non-zero exit, and no partial output.
 
 use der::{Decode, Encode};
-use pki_tool::hierarchy::read_cert;
+use pki_tool::hierarchy::{Hierarchy, read_cert};
 use pki_tool::layout::Slot;
-use pki_tool::profile::{Profile, Vars};
+use pki_tool::profile::Vars;
 use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, Role};
 use std::path::{Path, PathBuf};
@@ -63,105 +63,111 @@ fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
-fn all_slots(curves: &[Curve]) -> Vec<Slot> {
-    curves
-        .iter()
-        .flat_map(|c| Role::ALL.into_iter().map(move |r| Slot::new(r, *c)))
-        .collect()
+/// Checks a hierarchy directory with openssl, x509-cert, our validator and our linter: every
+/// certificate of its variant, on every curve it was minted on.
+fn check_hierarchy(root: &Path) {
+    let h = Hierarchy::open(root).expect("hierarchy");
+    let variant = h.profile.variant;
+    for &curve in &h.manifest.curves {
+        for role in variant.roles() {
+            check_slot(&h, &h.slot(role, curve, None));
+        }
+        check_chains(&h, curve);
+    }
 }
 
-/// Checks a hierarchy directory with openssl, x509-cert, our validator and our linter.
-fn check_hierarchy(root: &Path, profile: &str, curves: &[Curve]) {
-    let profile = Profile::builtin(profile).expect("profile");
-    for slot in all_slots(curves) {
-        let path = slot.cert_der(root);
-        let der = read(&path);
-        // openssl reads it.
-        let (good, text) = openssl(&["x509", "-inform", "der", "-noout", "-text", "-in", s(&path)]);
-        assert!(good, "openssl cannot read {}: {text}", path.display());
-        // x509-cert reads it, and its re-encoding is byte-identical (our DER is canonical).
-        let parsed = x509_cert::Certificate::from_der(&der)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            parsed.to_der().expect("re-encode"),
-            der,
-            "{}",
-            path.display()
-        );
-        // The key file matches the certificate, as openssl sees it.
-        let (good, pk) = openssl(&["pkey", "-in", s(&slot.private_key(root)), "-pubout"]);
-        assert!(good, "{pk}");
-        assert_eq!(pk, String::from_utf8_lossy(&read(&slot.public_key(root))));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(slot.private_key(root))
-                .expect("key exists")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "{}", slot.private_key(root).display());
-        }
-        // Our linter finds no deviation from the role template.
-        let cert = Certificate::from_der(&der).expect("parses");
-        let issuer =
-            read_cert(&Slot::new(slot.role.issuer(), slot.curve).cert_der(root)).expect("issuer");
-        let devs = pki_tool::lint::lint(
-            &cert,
-            profile.template(slot.role),
-            &Vars::default(),
-            Some(&issuer),
-        );
-        assert!(devs.is_empty(), "{}: {devs:?}", path.display());
+fn check_slot(h: &Hierarchy, slot: &Slot) {
+    let root = &h.root;
+    let path = slot.cert_der(root);
+    let der = read(&path);
+    // openssl reads it.
+    let (good, text) = openssl(&["x509", "-inform", "der", "-noout", "-text", "-in", s(&path)]);
+    assert!(good, "openssl cannot read {}: {text}", path.display());
+    // x509-cert reads it, and its re-encoding is byte-identical (our DER is canonical).
+    let parsed = x509_cert::Certificate::from_der(&der)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        parsed.to_der().expect("re-encode"),
+        der,
+        "{}",
+        path.display()
+    );
+    // The key file matches the certificate, as openssl sees it.
+    let (good, pk) = openssl(&["pkey", "-in", s(&slot.private_key(root)), "-pubout"]);
+    assert!(good, "{pk}");
+    assert_eq!(pk, String::from_utf8_lossy(&read(&slot.public_key(root))));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(slot.private_key(root))
+            .expect("key exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", slot.private_key(root).display());
     }
-    for &curve in curves {
-        let ci = Slot::new(Role::Ci, curve);
-        let ci_pem = ci.cert_pem(root);
-        // Every chain but the eUICC's passes openssl's RFC 5280 validation, -x509_strict included.
-        for role in [
-            Role::Eum,
-            Role::Dpauth,
-            Role::Dppb,
-            Role::Dptls,
-            Role::Dsauth,
-            Role::Dstls,
-        ] {
-            let leaf = Slot::new(role, curve);
-            let pem = TempDir::new("pem");
-            let leaf_pem = pem.0.join("leaf.pem");
-            std::fs::write(
-                &leaf_pem,
-                read_cert(&leaf.cert_der(root)).expect("cert").to_pem(),
-            )
-            .expect("write");
-            let (good, text) = openssl(&[
-                "verify",
-                "-x509_strict",
-                "-CAfile",
-                s(&ci_pem),
-                s(&leaf_pem),
-            ]);
-            assert!(good, "openssl verify {role} {curve}: {text}");
-        }
-        // Our validator accepts the eUICC chain too.
-        let euicc = read_cert(&Slot::new(Role::Euicc, curve).cert_der(root)).expect("euicc");
-        let eum = read_cert(&Slot::new(Role::Eum, curve).cert_der(root)).expect("eum");
-        let ci_cert = read_cert(&ci.cert_der(root)).expect("ci");
-        verify_chain(
-            &euicc,
-            &[eum],
-            &[ci_cert],
-            Some(Role::Euicc),
+    // Our linter finds no deviation from the role template.
+    let cert = Certificate::from_der(&der).expect("parses");
+    let issuer_role = h.profile.variant.issuer(slot.role);
+    let issuer = read_cert(&h.slot(issuer_role, slot.curve, None).cert_der(root)).expect("issuer");
+    let devs = pki_tool::lint::lint(
+        &cert,
+        h.profile.get(slot.role).expect("template"),
+        &Vars::default(),
+        Some(&issuer),
+    );
+    assert!(devs.is_empty(), "{}: {devs:?}", path.display());
+}
+
+fn check_chains(h: &Hierarchy, curve: Curve) {
+    let root = &h.root;
+    let variant = h.profile.variant;
+    let ci = h.slot(Role::Ci, curve, None);
+    let ci_cert = read_cert(&ci.cert_der(root)).expect("ci");
+    let pem = TempDir::new("pem");
+    let ci_pem = pem.0.join("ci.pem");
+    std::fs::write(&ci_pem, ci_cert.to_pem()).expect("write");
+    for role in variant.roles().into_iter().filter(|r| *r != Role::Ci) {
+        let leaf = h.slot(role, curve, None);
+        let above = h.intermediates(role, curve).expect("intermediates");
+        // Our validator accepts every chain, and so does `pki-tool verify`.
+        let v = verify_chain(
+            &read_cert(&leaf.cert_der(root)).expect("leaf"),
+            &above,
+            std::slice::from_ref(&ci_cert),
+            Some(role),
             Options::at(pki_tool::time::now()),
         )
-        .expect("eUICC chain");
-        let out = ok(&[
-            "verify",
-            s(&Slot::new(Role::Euicc, curve).cert_der(root)),
-            s(&Slot::new(Role::Eum, curve).cert_der(root)),
-            "--ci",
-            s(&ci.cert_der(root)),
-        ]);
+        .unwrap_or_else(|e| panic!("{role} {curve}: {e}"));
+        assert_eq!(v.path_roles[0], role);
+        let mut args = vec!["verify".to_string(), s(&leaf.cert_der(root)).to_string()];
+        for r in variant.intermediates(role) {
+            args.push(s(&h.slot(r, curve, None).cert_der(root)).to_string());
+        }
+        args.extend(["--ci".to_string(), s(&ci.cert_der(root)).to_string()]);
+        let out = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.starts_with("OK:"), "{out}");
+        // Every chain without the EUM's name constraint in it also passes openssl's RFC 5280
+        // validation, -x509_strict included (below the EUM, RFC 5280 cannot read the SGP.22
+        // constraint: see ../shared/spec/sgp26-profiles.md).
+        if variant.intermediates(role).contains(&Role::Eum) {
+            continue;
+        }
+        let leaf_pem = pem.0.join("leaf.pem");
+        let chain_pem = pem.0.join("chain.pem");
+        std::fs::write(
+            &leaf_pem,
+            read_cert(&leaf.cert_der(root)).expect("cert").to_pem(),
+        )
+        .expect("write");
+        let chain: String = above.iter().map(Certificate::to_pem).collect();
+        std::fs::write(&chain_pem, chain).expect("write");
+        let mut args = vec!["verify", "-x509_strict", "-CAfile", s(&ci_pem)];
+        if !above.is_empty() {
+            args.extend(["-untrusted", s(&chain_pem)]);
+        }
+        args.push(s(&leaf_pem));
+        let (good, text) = openssl(&args);
+        assert!(good, "openssl verify {role} {curve}: {text}");
     }
 }
 
@@ -170,7 +176,7 @@ fn init_default_profile_both_curves() {
     let t = TempDir::new("init-default");
     let out = t.0.join("lab");
     ok(&["init", "--out", s(&out)]);
-    check_hierarchy(&out, "default", &Curve::ALL);
+    check_hierarchy(&out);
 }
 
 #[test]
@@ -188,7 +194,7 @@ fn init_sgp26_with_published_keys_reproduces_gsma_tbs() {
         s(&keys),
     ]);
     assert!(text.contains("key from"), "{text}");
-    check_hierarchy(&out, "sgp26-v1.5", &Curve::ALL);
+    check_hierarchy(&out);
     for curve in Curve::ALL {
         let c = curve.file_suffix();
         for (role, gsma) in [
@@ -206,6 +212,116 @@ fn init_sgp26_with_published_keys_reproduces_gsma_tbs() {
             assert_eq!(ours.tbs_der(), theirs.tbs_der(), "{role} {c}");
         }
     }
+}
+
+/// The exact command issue 11 gives: with the published v3 Variant O keys (as the YggdraSIM copy
+/// names them), the CI, EUM and eUICC TBSCertificates are the GSMA originals' byte for byte.
+#[test]
+fn init_sgp26_v3_variant_o_with_published_keys_reproduces_gsma_tbs() {
+    let t = TempDir::new("init-v3o");
+    let out = t.0.join("v3o");
+    let text = ok(&[
+        "init",
+        "--out",
+        s(&out),
+        "--curve",
+        "nist",
+        "--profile",
+        "sgp26-v3",
+        "--variant",
+        "O",
+        "--keys",
+        s(&sgp26().join("yggdrasim_v3_variantO")),
+    ]);
+    for loaded in ["SK_CI_SIG_NIST", "SK_EUM_SIG_NIST", "SK_EUICC_SIG_NIST"] {
+        assert!(text.contains(loaded), "{loaded} not loaded: {text}");
+    }
+    check_hierarchy(&out);
+    for file in [
+        "CI/CERT_CI_SIG_NIST.der",
+        "EUM/CERT_EUM_SIG_NIST.der",
+        "eUICC/CERT_EUICC_SIG_NIST.der",
+    ] {
+        let ours = read_cert(&out.join(file)).expect("ours");
+        let theirs = read_cert(&sgp26().join("openiotrsp_v3_variantO").join(file)).expect("GSMA");
+        assert_eq!(ours.tbs_der(), theirs.tbs_der(), "{file}");
+        assert_ne!(
+            ours.signature, theirs.signature,
+            "{file}: a fresh signature"
+        );
+    }
+    // The GSMA originals validate as a chain with our validator, and so does ours mixed with them.
+    let gsma = |f: &str| read_cert(&sgp26().join("openiotrsp_v3_variantO").join(f)).expect("GSMA");
+    verify_chain(
+        &gsma("eUICC/CERT_EUICC_SIG_NIST.der"),
+        &[read_cert(&out.join("EUM/CERT_EUM_SIG_NIST.der")).expect("ours")],
+        &[gsma("CI/CERT_CI_SIG_NIST.der")],
+        Some(Role::Euicc),
+        Options::at(pki_tool::time::now()),
+    )
+    .expect("GSMA eUICC under our EUM");
+}
+
+/// Variants A, B and C on both curves: every certificate reads in openssl and x509-cert, matches
+/// its template, and validates through its SubCAs (openssl agrees wherever RFC 5280 can).
+#[test]
+fn init_sgp26_v3_variants_a_b_c_with_subcas() {
+    let t = TempDir::new("init-v3abc");
+    for (variant, files) in [("A", 22), ("B", 18), ("C", 24)] {
+        let out = t.0.join(variant);
+        let text = ok(&[
+            "init",
+            "--out",
+            s(&out),
+            "--profile",
+            "sgp26-v3",
+            "--variant",
+            variant,
+        ]);
+        assert!(
+            text.contains(&format!("{files} certificates written")),
+            "{variant}: {text}"
+        );
+        check_hierarchy(&out);
+    }
+    // The GSMA v3 names, SubCAs included.
+    for file in [
+        "A/EUM_SUB_CA/CERT_EUMSubCA_VARA_SIG_BRP.pem",
+        "A/SM-DP+/SM_DPSubCA/SK_SM_DPSubCA_SIG_NIST.pem",
+        "A/SM-DP+/SM_DPSubCA/PK_DPSubCA_SIG_NIST.pem",
+        "B/CI_subCA/CERT_CISubCA_SIG_NIST.der",
+        "B/EUICC/CERT_EUICC_VARB_SIG_NIST.der",
+        "C/SM-DS/SM_DSSubCA/CERT_SM_DSSubCA_VARC_SIG_NIST.der",
+        "C/SM-DS/SM_DStls/CERT_S_SM_DS_VARC_TLS_NIST.der",
+    ] {
+        assert!(t.0.join(file).is_file(), "{file}");
+    }
+    assert!(!t.0.join("B/EUM_SUB_CA").exists());
+    // A second SM-DS TLS certificate and an extra eUICC go under the right SubCAs.
+    ok(&[
+        "issue",
+        "dstls",
+        "--hierarchy",
+        s(&t.0.join("C")),
+        "--instance",
+        "2",
+        "--set",
+        "ds_rid=2.999.252",
+    ]);
+    assert!(
+        t.0.join("C/SM-DS/SM_DStls/CERT_S_SM_DS2_VARC_TLS_NIST.der")
+            .is_file()
+    );
+    ok(&[
+        "issue",
+        "euicc",
+        "--hierarchy",
+        s(&t.0.join("A")),
+        "--eid",
+        "89049032000000000000000000100073",
+    ]);
+    let err = fails(&["issue", "eumsubca", "--hierarchy", s(&t.0.join("B"))]);
+    assert!(err.contains("has no eumsubca"), "{err}");
 }
 
 #[test]
@@ -514,9 +630,10 @@ fn bad_input_gets_one_line_errors_and_leaves_nothing_behind() {
     // Existing files are not overwritten without --force, and nothing changes.
     let lab = t.0.join("lab");
     ok(&["init", "--out", s(&lab), "--curve", "nist"]);
-    let snapshot: Vec<(PathBuf, Vec<u8>)> = all_slots(&[Curve::NistP256])
+    let snapshot: Vec<(PathBuf, Vec<u8>)> = Role::BASE
         .iter()
-        .map(|sl| (sl.cert_der(&lab), read(&sl.cert_der(&lab))))
+        .map(|r| Slot::new(*r, Curve::NistP256).cert_der(&lab))
+        .map(|p| (p.clone(), read(&p)))
         .collect();
     let err = fails(&["init", "--out", s(&lab), "--curve", "nist"]);
     assert!(

@@ -173,17 +173,17 @@ fn rule_build_path_by_key_identifier_name_and_depth() {
 }
 
 #[test]
-fn rule_path_roles_only_eum_between_leaf_and_ci() {
+fn rule_path_roles_only_ca_roles_between_leaf_and_ci() {
     let p = pki();
     let err = path_roles(&[&p.euicc, &p.dptls], None).expect_err("DP TLS as an intermediate");
     assert_eq!(err.depth, 1);
-    assert!(matches!(
+    assert_eq!(
         err.kind,
-        ChainErrorKind::MissingRolePolicy {
-            role: Role::Eum,
-            ..
+        ChainErrorKind::IssuerRole {
+            issuer: Role::Dptls,
+            subject: Role::Euicc
         }
-    ));
+    );
     assert_eq!(
         path_roles(&[&p.euicc, &p.eum], None).expect("roles"),
         [Role::Euicc, Role::Eum]
@@ -385,4 +385,193 @@ fn a_trusted_ci_as_leaf_is_accepted_only_as_a_ci() {
         Role::Ci
     );
     assert!(verify_chain(&p.ci, &[], anchors, Some(Role::Eum), now).is_err());
+}
+
+/// A whole SGP.26 v3 hierarchy of `variant`, minted from the built-in templates.
+fn v3(
+    variant: crate::variant::Variant,
+) -> std::collections::BTreeMap<Role, (Certificate, PrivateKey)> {
+    let profile = Profile::builtin_variant("sgp26-v3", variant).expect("profile");
+    let mut out = std::collections::BTreeMap::new();
+    for role in variant.roles() {
+        let k = key(Curve::NistP256);
+        let t = profile.get(role).expect("template");
+        let cert = if role == Role::Ci {
+            mint_from(t, &k, Signer::SelfSigned(&k))
+        } else {
+            let (ic, ik): &(Certificate, PrivateKey) = &out[&variant.issuer(role)];
+            mint_from(t, &k, Signer::Issuer(ic, ik))
+        };
+        out.insert(role, (cert, k));
+    }
+    out
+}
+
+fn verify_v3(
+    h: &std::collections::BTreeMap<Role, (Certificate, PrivateKey)>,
+    leaf: &Certificate,
+    intermediates: &[Role],
+) -> Result<VerifiedChain, ChainError> {
+    let chain: Vec<Certificate> = intermediates.iter().map(|r| h[r].0.clone()).collect();
+    verify_chain(
+        leaf,
+        &chain,
+        std::slice::from_ref(&h[&Role::Ci].0),
+        None,
+        Options::at(crate::time::now()),
+    )
+}
+
+#[test]
+fn v3_chains_with_subcas_pass_in_every_variant() {
+    use crate::variant::Variant;
+    for variant in Variant::ALL {
+        let h = v3(variant);
+        for role in variant.roles().into_iter().filter(|r| *r != Role::Ci) {
+            let above = variant.intermediates(role);
+            // Intermediates given in scrambled order: the path is built by key identifier.
+            let mut given = above.clone();
+            given.reverse();
+            let v = verify_v3(&h, &h[&role].0, &given)
+                .unwrap_or_else(|e| panic!("Variant {variant} {role}: {e}"));
+            let mut expect = vec![role];
+            expect.extend(above);
+            assert_eq!(v.path_roles, expect, "Variant {variant} {role}");
+        }
+    }
+}
+
+#[test]
+fn v3_a_subca_used_for_another_role_is_refused() {
+    use crate::variant::Variant;
+    let h = v3(Variant::A);
+    let p = Profile::builtin_variant("sgp26-v3", Variant::A).expect("profile");
+    // The SM-DP+ SubCA signs a DSauth certificate.
+    let (dp_sub, dp_sub_key) = &h[&Role::Dpsubca];
+    let ds = mint_from(
+        p.get(Role::Dsauth).expect("t"),
+        &key(Curve::NistP256),
+        Signer::Issuer(dp_sub, dp_sub_key),
+    );
+    let err = verify_v3(&h, &ds, &[Role::Dpsubca]).expect_err("wrong SubCA");
+    assert_eq!(err.depth, 1);
+    assert_eq!(
+        err.kind,
+        ChainErrorKind::IssuerRole {
+            issuer: Role::Dpsubca,
+            subject: Role::Dsauth
+        }
+    );
+    assert!(err.to_string().contains("dssubca"), "{err}");
+    // The EUM SubCA signs an SM-DP+ TLS certificate.
+    let (eum_sub, eum_sub_key) = &h[&Role::Eumsubca];
+    let tls = mint_from(
+        p.get(Role::Dptls).expect("t"),
+        &key(Curve::NistP256),
+        Signer::Issuer(eum_sub, eum_sub_key),
+    );
+    let err = verify_v3(&h, &tls, &[Role::Eumsubca, Role::Eum]).expect_err("EUM SubCA");
+    assert!(
+        matches!(err.kind, ChainErrorKind::IssuerRole { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn v3_a_chain_mixing_v2_and_v3_policies_is_refused() {
+    use crate::variant::Variant;
+    let h = v3(Variant::A);
+    let v2 = Profile::builtin("default").expect("profile");
+    // A v2 DPauth (policy .4) under the v3 SM-DP+ SubCA.
+    let (sub, sub_key) = &h[&Role::Dpsubca];
+    let old = mint_from(
+        v2.template(Role::Dpauth),
+        &key(Curve::NistP256),
+        Signer::Issuer(sub, sub_key),
+    );
+    let err = verify_v3(&h, &old, &[Role::Dpsubca]).expect_err("mixed");
+    assert_eq!(err.depth, 1);
+    assert_eq!(
+        err.kind,
+        ChainErrorKind::MixedPolicyGenerations {
+            found: PolicyGeneration::V3,
+            chain: PolicyGeneration::V2
+        }
+    );
+    // A v3 eUICC under a v2 EUM, directly under the CI.
+    let (ci, ci_key) = &h[&Role::Ci];
+    let eum_key = key(Curve::NistP256);
+    let eum = mint_from(v2.template(Role::Eum), &eum_key, Signer::Issuer(ci, ci_key));
+    let v3_euicc = mint_from(
+        Profile::builtin_variant("sgp26-v3", Variant::A)
+            .expect("A")
+            .get(Role::Euicc)
+            .expect("t"),
+        &key(Curve::NistP256),
+        Signer::Issuer(&eum, &eum_key),
+    );
+    let err = verify_chain(
+        &v3_euicc,
+        &[eum],
+        std::slice::from_ref(ci),
+        None,
+        Options::at(crate::time::now()),
+    )
+    .expect_err("mixed");
+    assert!(
+        matches!(err.kind, ChainErrorKind::MixedPolicyGenerations { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn v3_path_length_and_permitted_eins_are_enforced_through_the_eum_subca() {
+    use crate::variant::Variant;
+    let h = v3(Variant::A);
+    let p = Profile::builtin_variant("sgp26-v3", Variant::A).expect("profile");
+    // A second EUM SubCA below the first: the EUM's pathLen 1 admits one CA below it, and the
+    // first SubCA's pathLen 0 none.
+    let (sub, sub_key) = &h[&Role::Eumsubca];
+    let sub2_key = key(Curve::NistP256);
+    let sub2 = mint_from(
+        p.get(Role::Eumsubca).expect("t"),
+        &sub2_key,
+        Signer::Issuer(sub, sub_key),
+    );
+    let euicc = mint_from(
+        p.get(Role::Euicc).expect("t"),
+        &key(Curve::NistP256),
+        Signer::Issuer(&sub2, &sub2_key),
+    );
+    let err = verify_v3(&h, &euicc, &[]).expect_err("no issuer given");
+    assert_eq!(err.kind, ChainErrorKind::UnknownIssuer);
+    let chain = [sub2, h[&Role::Eumsubca].0.clone(), h[&Role::Eum].0.clone()];
+    let err = verify_chain(
+        &euicc,
+        &chain,
+        std::slice::from_ref(&h[&Role::Ci].0),
+        None,
+        Options::at(crate::time::now()),
+    )
+    .expect_err("too long for pathLen");
+    assert_eq!(
+        err.kind,
+        ChainErrorKind::PathLength {
+            allowed: 0,
+            found: 1
+        }
+    );
+    assert_eq!(err.depth, 2);
+    // An EID outside the EUM's permittedEins, issued through the EUM SubCA.
+    let mut t = p.get(Role::Euicc).expect("t").clone();
+    t.subject
+        .iter_mut()
+        .filter(|a| a.attr == "serialNumber")
+        .for_each(|a| a.value = "89001012012341234012345678901224".into());
+    let outside = mint_from(&t, &key(Curve::NistP256), Signer::Issuer(sub, sub_key));
+    let err = verify_v3(&h, &outside, &[Role::Eumsubca, Role::Eum]).expect_err("EIN");
+    assert!(
+        matches!(&err.kind, ChainErrorKind::NameConstraint(why) if why.contains("permittedEins")),
+        "{err}"
+    );
 }
