@@ -3,10 +3,11 @@
 //! eUICC certificates per second from `euicc-batch` (key generation, minting, signing and writing
 //! three files each), next to raw ECDSA P-256 signatures per second measured in the same run, on
 //! one thread and on all cores. Each eUICC costs one key generation and one signature, so half the
-//! raw signing rate is the natural ceiling on one thread.
+//! raw signing rate is the natural ceiling on one thread. Run for the default (Variant O) profile,
+//! where the EUM signs, and for SGP.26 v3 Variant A, where the EUM SubCA does.
 
 use pki_tool::hierarchy::{self, BatchOptions, Hierarchy, InitOptions};
-use pki_tool::{Curve, Eid, PrivateKey};
+use pki_tool::{Curve, Eid, PrivateKey, Role, Variant};
 use std::time::{Duration, Instant};
 
 fn rate(threads: usize, min: Duration, op: impl Fn() + Sync) -> f64 {
@@ -40,10 +41,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.get())
         .unwrap_or(1);
     let scratch = workspace_tests::common::TempDir::new("bench");
-    let dir = scratch.0.clone();
-    hierarchy::init(&InitOptions::lab(&dir, &Curve::ALL, "smds.example").expect("options"))?;
-    let h = Hierarchy::open(&dir)?;
     println!("eUICC batch benchmark: {count} certificates per run, {cores} cores");
+    for (profile, variant) in [("default", Variant::O), ("sgp26-v3", Variant::A)] {
+        let dir = scratch.0.join(format!("{profile}-{variant}"));
+        hierarchy::init(&InitOptions {
+            profile: profile.into(),
+            variant,
+            ..InitOptions::lab(&dir, &Curve::ALL, "smds.example")?
+        })?;
+        let h = Hierarchy::open(&dir)?;
+        println!(
+            "\n== profile {profile}, Variant {variant}: eUICCs issued by the {}",
+            variant.issuer(Role::Euicc)
+        );
+        run(&h, &dir, count, cores)?;
+    }
+    Ok(())
+}
+
+fn run(
+    h: &Hierarchy,
+    dir: &std::path::Path,
+    count: usize,
+    cores: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     for curve in Curve::ALL {
         let key = PrivateKey::generate(curve)?;
         let tbs = vec![0x5Au8; 400];
@@ -61,11 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  raw ECDSA sign (1 thread)        {sign_1:>9.0} /s");
         println!("  raw ECDSA sign ({cores} threads)       {sign_n:>9.0} /s");
         println!("  key generation (1 thread)        {keygen_1:>9.0} /s");
-        let (eum, eum_key) = (
-            h.cert(&pki_tool::layout::Slot::new(pki_tool::Role::Eum, curve))?,
-            h.key(&pki_tool::layout::Slot::new(pki_tool::Role::Eum, curve))?,
-        );
-        let template = h.profile.template(pki_tool::Role::Euicc);
+        let issuer = h.slot(h.profile.variant.issuer(Role::Euicc), curve, None);
+        let (eum, eum_key) = (h.cert(&issuer)?, h.key(&issuer)?);
+        let template = h.profile.template(Role::Euicc);
         let mut vars = pki_tool::profile::Vars::default();
         vars.set("eid", "89049032123451234512345678901235");
         let mint_1 = rate(1, min, || {

@@ -75,6 +75,25 @@ impl Certificate {
         Self::from_der(&der)
     }
 
+    /// Every certificate in a file: one DER certificate, or each `CERTIFICATE` block of a PEM
+    /// file in order (a leaf followed by its intermediates, as TLS servers are usually given).
+    pub fn all_from_der_or_pem(data: &[u8]) -> Result<Vec<Self>, CertError> {
+        if data.first() == Some(&0x30) {
+            return Ok(vec![Self::from_der(data)?]);
+        }
+        let text = std::str::from_utf8(data).map_err(|_| CertError::NotCertificate)?;
+        let blocks = crate::keys::pem_blocks(text).map_err(|_| CertError::NotCertificate)?;
+        let certs = blocks
+            .into_iter()
+            .filter(|(l, _)| l == "CERTIFICATE")
+            .map(|(_, der)| Self::from_der(&der))
+            .collect::<Result<Vec<_>, _>>()?;
+        if certs.is_empty() {
+            return Err(CertError::NotCertificate);
+        }
+        Ok(certs)
+    }
+
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
         let top = tlv::parse_single(der, "Certificate")?;
         if top.tag != tag::SEQUENCE {

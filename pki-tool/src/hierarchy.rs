@@ -92,6 +92,14 @@ pub fn read_cert(path: &Path) -> Result<Certificate, Error> {
         .map_err(|e| Error::file(path, format!("not a valid certificate: {e}")))
 }
 
+/// Reads a certificate file with any intermediates after the first certificate (a PEM bundle),
+/// naming the file in any error.
+pub fn read_cert_chain(path: &Path) -> Result<Vec<Certificate>, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Certificate::all_from_der_or_pem(&data)
+        .map_err(|e| Error::file(path, format!("not a valid certificate: {e}")))
+}
+
 /// Reads a private key file (SEC1 or PKCS#8 PEM), naming the file in any error.
 pub fn read_key(path: &Path) -> Result<PrivateKey, Error> {
     let text = std::fs::read_to_string(path)

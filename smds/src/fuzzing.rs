@@ -105,6 +105,7 @@ fn fixture() -> &'static Fixture {
                 cert: ds,
                 key: ds_key,
                 path: dir.path().join("ds"),
+                chain: vec![],
             }],
             SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300)),
         );

@@ -3,10 +3,10 @@
 //! match); a bad one stops the server with a message naming the file. Also mints the development
 //! hierarchy used when no PKI is configured.
 
-use pki_tool::hierarchy::{self, InitOptions, read_cert, read_key};
+use pki_tool::hierarchy::{self, Hierarchy, InitOptions, read_cert, read_key};
 use pki_tool::layout::Slot;
 use pki_tool::validate::{ChainError, Options, verify_chain};
-use pki_tool::{Certificate, Curve, PrivateKey, Role};
+use pki_tool::{Certificate, Curve, PrivateKey, Role, Variant};
 use std::path::{Path, PathBuf};
 
 /// A CI's key identifier (its subjectKeyIdentifier): how SGP.22 names a CI (`euiccCiPKId`).
@@ -37,11 +37,8 @@ pub enum PkiError {
     Chain { path: PathBuf, source: ChainError },
     #[error("{}: not a self-signed CI certificate", .0.display())]
     NotSelfSigned(PathBuf),
-    #[error(
-        "{}: no CI certificate (expected CertificateIssuer/CERT_CI_ECDSA_NIST.der or _BRP.der)",
-        .0.display()
-    )]
-    NoCi(PathBuf),
+    #[error("{}: no CI certificate (expected {expected})", dir.display())]
+    NoCi { dir: PathBuf, expected: String },
     #[error("{}: this key does not belong to {}", key.display(), cert.display())]
     KeyMismatch { key: PathBuf, cert: PathBuf },
     #[error("{}: CERT.DS.TLS must use NIST P-256", .0.display())]
@@ -60,12 +57,22 @@ fn chain(path: &Path) -> impl Fn(ChainError) -> PkiError + '_ {
     }
 }
 
-/// A certificate with its private key.
+/// A certificate with its private key, and the SubCA certificates between it and its CI (none in
+/// SGP.26 Variant O; the CI SubCA and/or the SM-DS SubCA in v3 Variants A, B, C), nearest first.
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub cert: Certificate,
     pub key: PrivateKey,
     pub path: PathBuf,
+    pub chain: Vec<Certificate>,
+}
+
+impl Credential {
+    /// The key identifier of the CI this credential chains to: the authority key identifier of
+    /// the topmost certificate of its chain.
+    pub fn ci_key_id(&self) -> Option<Vec<u8>> {
+        self.chain.last().unwrap_or(&self.cert).aki()
+    }
 }
 
 /// What the server needs from its PKI.
@@ -89,14 +96,28 @@ fn check_key_file(path: &Path) {
 }
 
 fn credential(
-    root: &Path,
+    layout: &Layout,
     slot: &Slot,
     cis: &[Certificate],
     now: i64,
 ) -> Result<Credential, PkiError> {
+    let root = &layout.root;
     let path = slot.cert_der(root);
     let cert = read_cert(&path)?;
-    verify_chain(&cert, &[], cis, Some(slot.role), Options::at(now)).map_err(chain(&path))?;
+    let intermediates = layout
+        .variant
+        .intermediates(slot.role)
+        .into_iter()
+        .map(|r| read_cert(&layout.slot(r, slot.curve).cert_der(root)))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_chain(
+        &cert,
+        &intermediates,
+        cis,
+        Some(slot.role),
+        Options::at(now),
+    )
+    .map_err(chain(&path))?;
     let key_path = slot.private_key(root);
     check_key_file(&key_path);
     let key = read_key(&key_path)?;
@@ -106,15 +127,52 @@ fn credential(
             cert: path,
         });
     }
-    Ok(Credential { cert, key, path })
+    Ok(Credential {
+        cert,
+        key,
+        path,
+        chain: intermediates,
+    })
+}
+
+/// Where a hierarchy keeps its files: the layout and chain shape its `pki-tool.toml` records, or
+/// the osmo-smdpp layout and Variant O for a directory without one (a GSMA set put together by
+/// hand).
+struct Layout {
+    root: PathBuf,
+    files: pki_tool::layout::Layout,
+    variant: Variant,
+}
+
+impl Layout {
+    fn of(root: &Path) -> Result<Self, PkiError> {
+        if !root.join(hierarchy::MANIFEST).exists() {
+            return Ok(Layout {
+                root: root.to_path_buf(),
+                files: pki_tool::layout::Layout::Osmo,
+                variant: Variant::O,
+            });
+        }
+        let h = Hierarchy::open(root)?;
+        Ok(Layout {
+            root: root.to_path_buf(),
+            files: hierarchy::layout_of(&h.profile),
+            variant: h.profile.variant,
+        })
+    }
+
+    fn slot(&self, role: Role, curve: Curve) -> Slot {
+        Slot::in_layout(self.files, role, curve, None)
+    }
 }
 
 impl ServerPki {
     /// Loads and checks the credentials in `root` at time `now`.
     pub fn load(root: &Path, now: i64) -> Result<Self, PkiError> {
+        let layout = Layout::of(root)?;
         let mut cis = Vec::new();
         for curve in Curve::ALL {
-            let path = Slot::new(Role::Ci, curve).cert_der(root);
+            let path = layout.slot(Role::Ci, curve).cert_der(root);
             if !path.exists() {
                 continue;
             }
@@ -133,18 +191,38 @@ impl ServerPki {
             cis.push(ci);
         }
         if cis.is_empty() {
-            return Err(PkiError::NoCi(root.to_path_buf()));
+            return Err(PkiError::NoCi {
+                dir: root.to_path_buf(),
+                expected: Curve::ALL
+                    .map(|c| layout.slot(Role::Ci, c).cert_der(Path::new("")))
+                    .map(|p| p.display().to_string())
+                    .join(" or "),
+            });
         }
-        let ds_tls = credential(root, &Slot::new(Role::Dstls, Curve::NistP256), &cis, now)?;
+        let ds_tls = credential(
+            &layout,
+            &layout.slot(Role::Dstls, Curve::NistP256),
+            &cis,
+            now,
+        )?;
         if ds_tls.key.curve() != Curve::NistP256 {
             return Err(PkiError::DsTlsCurve(ds_tls.path));
         }
         let mut ds_auth = Vec::new();
         for curve in Curve::ALL {
-            let slot = Slot::new(Role::Dsauth, curve);
+            let slot = layout.slot(Role::Dsauth, curve);
             if slot.cert_der(root).exists() {
-                ds_auth.push(credential(root, &slot, &cis, now)?);
+                ds_auth.push(credential(&layout, &slot, &cis, now)?);
             }
+        }
+        for d in ds_auth.iter().filter(|d| !d.chain.is_empty()) {
+            // SGP.22 v2 eUICCs check CERT.DSauth against the CI directly; the SubCAs reach a v3
+            // eUICC in otherCertsInChain, which this version does not send yet.
+            tracing::warn!(
+                file = %d.path.display(),
+                sub_cas = %d.chain.iter().map(|c| c.subject.to_string()).collect::<Vec<_>>().join(" | "),
+                "CERT.DSauth is issued by a SubCA: eUICCs cannot validate it until the SubCA is sent in otherCertsInChain (SGP.22 v3, not implemented yet); ES11 discovery with this DSauth will fail at the eUICC"
+            );
         }
         let tls_hostname = ds_tls
             .cert

@@ -120,12 +120,16 @@ impl Server {
         let sessions =
             SessionKeys::load_or_create(&cfg.session_key_path(), cfg.limits.session_lifetime())?;
         let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
-        let tls = tls::server_config(&pki.ds_tls.cert, &pki.ds_tls.key, verifier.clone()).map_err(
-            |source| StartError::Tls {
-                path: pki.ds_tls.path.clone(),
-                source,
-            },
-        )?;
+        let tls = tls::server_config(
+            &pki.ds_tls.cert,
+            &pki.ds_tls.chain,
+            &pki.ds_tls.key,
+            verifier.clone(),
+        )
+        .map_err(|source| StartError::Tls {
+            path: pki.ds_tls.path.clone(),
+            source,
+        })?;
         let listen_error = |addr, admin| {
             move |source| StartError::Listen {
                 addr,

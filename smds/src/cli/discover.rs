@@ -57,6 +57,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
         let candidates = [
             a.certdir.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
             a.certdir.join("CI/CERT_CI_ECDSA_NIST.der"),
+            a.certdir.join("CI/CERT_CI_SIG_NIST.der"),
         ];
         let found: Vec<PathBuf> = candidates
             .into_iter()

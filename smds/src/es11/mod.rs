@@ -45,7 +45,7 @@ pub struct Es11 {
 }
 
 impl Es11 {
-    /// `ds_auth` are matched to their CI by authority key identifier.
+    /// `ds_auth` are matched to their CI by the authority key identifier at the top of their chain.
     pub fn new(
         hostname: String,
         cis: Vec<Certificate>,
@@ -58,7 +58,7 @@ impl Es11 {
                 let key_id = CiKeyId::of(&cert);
                 let ds_auth = ds_auth
                     .iter()
-                    .find(|d| d.cert.aki().as_deref() == Some(key_id.as_bytes()))
+                    .find(|d| d.ci_key_id().as_deref() == Some(key_id.as_bytes()))
                     .cloned();
                 TrustedCi {
                     cert,

@@ -6,24 +6,25 @@ use super::LabError;
 use crate::sgp22::requests::Field;
 use crate::transport::tls;
 use pki_tool::Role;
-use pki_tool::hierarchy::{read_cert, read_key};
+use pki_tool::hierarchy::{read_cert_chain, read_key};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The TLS configuration of an SM-DP+ calling ES12: its CERT.DP.TLS and key, trusting `cas` for the
-/// SM-DS's CERT.DS.TLS.
+/// The TLS configuration of an SM-DP+ calling ES12: its CERT.DP.TLS (a PEM file may carry the
+/// SubCA certificates above it after it, as in SGP.26 v3 Variants A/B/C) and key, trusting `cas`
+/// for the SM-DS's CERT.DS.TLS.
 pub fn smdp_tls_config(
     cert: &Path,
     key: &Path,
     cas: &[impl AsRef<Path>],
 ) -> Result<Arc<rustls::ClientConfig>, LabError> {
-    let cert = read_cert(cert).map_err(|e| LabError::Credentials(e.to_string()))?;
+    let certs = read_cert_chain(cert).map_err(|e| LabError::Credentials(e.to_string()))?;
     let key = read_key(key).map_err(|e| LabError::Credentials(e.to_string()))?;
     let cfg = tls::client_config(
         super::https::read_cas(cas)?,
         Role::Dstls,
-        Some((&cert, &key)),
+        Some((&certs, &key)),
         None,
     )?;
     Ok(Arc::new(cfg))

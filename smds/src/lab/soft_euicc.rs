@@ -10,7 +10,8 @@ use crate::asn1::{
 };
 use crate::sgp22::normalize_address;
 use crate::sgp22::responses::InitiateAuthenticationResponse;
-use pki_tool::hierarchy::{read_cert, read_key};
+use pki_tool::hierarchy::{self, Hierarchy, read_cert, read_key};
+use pki_tool::layout::{CI_KEY_DIR, Layout, Slot};
 use pki_tool::tlv::{self, tag};
 use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
@@ -52,25 +53,48 @@ fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf, LabError> {
 }
 
 impl SoftEuicc {
-    /// Loads from a `pki-tool init` directory or an SGP.26 set (`CI/` or `CertificateIssuer/`,
-    /// `EUM/`, `eUICC/`, or `eUICC/<EID>/` for an eUICC issued later).
+    /// Loads from a `pki-tool init` directory (in the layout its manifest names) or an SGP.26 set
+    /// in the osmo-smdpp layout (`CI/` or `CertificateIssuer/`, `EUM/`, `eUICC/`), or
+    /// `eUICC/<EID>/` for an eUICC issued later. Under an EUM SubCA (SGP.26 v3 Variants A and C)
+    /// the certificate sent as the EUM's is the SubCA's, as a v2 eUICC would.
     pub fn load(dir: &Path, curve: Curve, eid: Option<&Eid>) -> Result<Self, LabError> {
-        let c = curve.file_suffix();
-        let ci = read_cert(&first_existing(&[
-            dir.join(format!("CertificateIssuer/CERT_CI_ECDSA_{c}.der")),
-            dir.join(format!("CI/CERT_CI_ECDSA_{c}.der")),
-        ])?)
-        .map_err(credentials)?;
-        let eum = read_cert(&first_existing(&[
-            dir.join(format!("EUM/CERT_EUM_ECDSA_{c}.der"))
-        ])?)
-        .map_err(credentials)?;
-        let mut euicc_dirs = vec![dir.join("eUICC")];
-        if let Some(e) = eid {
-            euicc_dirs.insert(0, dir.join("eUICC").join(e.as_str()));
+        let slot = |role| -> Result<Slot, LabError> {
+            Ok(if dir.join(hierarchy::MANIFEST).exists() {
+                Hierarchy::open(dir)
+                    .map_err(credentials)?
+                    .slot(role, curve, None)
+            } else {
+                Slot::new(role, curve)
+            })
+        };
+        let ci_slot = slot(Role::Ci)?;
+        let mut ci_candidates = vec![ci_slot.cert_der(dir)];
+        if ci_slot.layout == Layout::Osmo {
+            ci_candidates.push(
+                dir.join(CI_KEY_DIR)
+                    .join(format!("CERT_{}.der", ci_slot.stem())),
+            );
         }
-        for d in euicc_dirs {
-            let cert_path = d.join(format!("CERT_EUICC_ECDSA_{c}.der"));
+        let ci = read_cert(&first_existing(&ci_candidates)?).map_err(credentials)?;
+        let euicc_slot = slot(Role::Euicc)?;
+        let issuer = match euicc_slot.layout {
+            Layout::Sgp26V3(variant) => variant.issuer(Role::Euicc),
+            Layout::Osmo => Role::Eum,
+        };
+        let eum =
+            read_cert(&first_existing(&[slot(issuer)?.cert_der(dir)])?).map_err(credentials)?;
+        let mut slots = vec![euicc_slot.clone()];
+        if let Some(e) = eid {
+            slots.insert(
+                0,
+                Slot {
+                    instance: Some(e.to_string()),
+                    ..euicc_slot.clone()
+                },
+            );
+        }
+        for s in slots {
+            let cert_path = s.cert_der(dir);
             if !cert_path.exists() {
                 continue;
             }
@@ -88,11 +112,11 @@ impl SoftEuicc {
             if eid.is_some_and(|e| *e != cert_eid) {
                 continue;
             }
-            let key = read_key(&d.join(format!("SK_EUICC_ECDSA_{c}.pem"))).map_err(credentials)?;
+            let key = read_key(&s.private_key(dir)).map_err(credentials)?;
             if key.public_key() != &cert.public_key {
                 return Err(credentials(format!(
                     "{}: the key does not belong to the eUICC certificate",
-                    d.display()
+                    cert_path.display()
                 )));
             }
             return Ok(SoftEuicc {
@@ -103,15 +127,11 @@ impl SoftEuicc {
                 eid: cert_eid,
             });
         }
+        let c = curve.file_suffix();
+        let euicc_dir = dir.join(euicc_slot.role_dir());
         Err(credentials(match eid {
-            Some(e) => format!(
-                "no {c} eUICC with EID {e} under {}",
-                dir.join("eUICC").display()
-            ),
-            None => format!(
-                "no {c} eUICC certificate under {}",
-                dir.join("eUICC").display()
-            ),
+            Some(e) => format!("no {c} eUICC with EID {e} under {}", euicc_dir.display()),
+            None => format!("no {c} eUICC certificate under {}", euicc_dir.display()),
         }))
     }
 

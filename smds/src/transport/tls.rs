@@ -348,6 +348,8 @@ pub enum TlsConfigError {
     Curve { what: &'static str, curve: Curve },
     #[error("{what}: the private key does not belong to the certificate")]
     KeyMismatch { what: &'static str },
+    #[error("no client certificate in the certificate file")]
+    NoCertificate,
     #[error("{what}: {source}")]
     Rustls {
         what: &'static str,
@@ -355,10 +357,12 @@ pub enum TlsConfigError {
     },
 }
 
-/// A certificate and key as rustls wants them. rustls's providers sign only with NIST curves, so
-/// a brainpool TLS key is refused here with a clear message.
+/// The certificate chain to present (`cert`, then the SubCAs above it, nearest first) and its key,
+/// as rustls wants them. rustls's providers sign only with NIST curves, so a brainpool TLS key is
+/// refused here with a clear message.
 pub fn rustls_identity(
     cert: &Certificate,
+    intermediates: &[Certificate],
     key: &PrivateKey,
     what: &'static str,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsConfigError> {
@@ -372,7 +376,10 @@ pub fn rustls_identity(
         return Err(TlsConfigError::KeyMismatch { what });
     }
     Ok((
-        vec![CertificateDer::from(cert.der().to_vec())],
+        std::iter::once(cert)
+            .chain(intermediates)
+            .map(|c| CertificateDer::from(c.der().to_vec()))
+            .collect(),
         PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(key.to_sec1_der())),
     ))
 }
@@ -388,11 +395,12 @@ fn rustls_error(what: &'static str) -> impl Fn(rustls::Error) -> TlsConfigError 
 /// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
 pub fn server_config(
     cert: &Certificate,
+    intermediates: &[Certificate],
     key: &PrivateKey,
     verifier: Arc<Sgp22ClientVerifier>,
 ) -> Result<rustls::ServerConfig, TlsConfigError> {
     const WHAT: &str = "CERT.DS.TLS";
-    let (chain, key) = rustls_identity(cert, key, WHAT)?;
+    let (chain, key) = rustls_identity(cert, intermediates, key, WHAT)?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(rustls_error(WHAT))?
@@ -404,11 +412,11 @@ pub fn server_config(
 }
 
 /// A lab client configuration trusting `cis` for the server's `role`, optionally presenting a
-/// client certificate (an SM-DP+'s CERT.DP.TLS for ES12).
+/// client certificate chain (an SM-DP+'s CERT.DP.TLS, then any SubCAs above it, for ES12).
 pub fn client_config(
     cis: Vec<Certificate>,
     role: Role,
-    client: Option<(&Certificate, &PrivateKey)>,
+    client: Option<(&[Certificate], &PrivateKey)>,
     clock: Option<Clock>,
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
     const WHAT: &str = "client certificate";
@@ -418,8 +426,9 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Sgp22ServerVerifier::new(cis, role, clock)));
     let mut cfg = match client {
-        Some((cert, key)) => {
-            let (chain, key) = rustls_identity(cert, key, WHAT)?;
+        Some((certs, key)) => {
+            let (cert, intermediates) = certs.split_first().ok_or(TlsConfigError::NoCertificate)?;
+            let (chain, key) = rustls_identity(cert, intermediates, key, WHAT)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(rustls_error(WHAT))?
