@@ -6,6 +6,7 @@
 //! SGP.26 / osmo-smdpp directory layout ([`layout`], [`hierarchy`]).
 
 pub mod cert;
+pub mod crl;
 pub mod eid;
 pub mod ext;
 pub mod hierarchy;
@@ -16,6 +17,7 @@ pub mod mint;
 pub mod name;
 pub mod oid;
 pub mod profile;
+pub mod revocation;
 pub mod role;
 pub mod time;
 pub mod tlv;

@@ -73,6 +73,46 @@ enum Command {
     /// List every deviation of a certificate from its role profile.
     #[command(after_help = ROLES_HELP)]
     Lint(LintArgs),
+    /// Revoke a certificate of a hierarchy and issue its CA's CRL again.
+    ///
+    /// The CA that issued CERT is found in the hierarchy; the revocation is kept in
+    /// crl/revocations.toml and every later CRL of that CA lists it.
+    Revoke(RevokeArgs),
+    /// Issue the CRLs of a hierarchy's CAs (v2 CRLs, cRLNumber increasing from 2024).
+    ///
+    /// Written per curve to crl/<NIST|BRP>/<issuer>.crl (DER) and .pem, and to the path of every CRL
+    /// distribution point URI in the certificates that CA issued (crl/NIST/ci.test.example.com/CRL-1.crl):
+    /// serve crl/NIST/ as the web root of those hosts.
+    Crl(CrlArgs),
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    /// The certificate to revoke (DER or PEM).
+    cert: PathBuf,
+    /// The hierarchy directory made by `pki-tool init`.
+    #[arg(long, value_name = "DIR")]
+    hierarchy: PathBuf,
+    /// CRLReason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, certificateHold or privilegeWithdrawn (no reasonCode when absent).
+    #[arg(long, value_parser = parse_reason)]
+    reason: Option<pki_tool::crl::Reason>,
+    /// Days until the CRL's nextUpdate.
+    #[arg(long, default_value_t = 1095)]
+    days: u32,
+}
+
+#[derive(Args)]
+struct CrlArgs {
+    /// The hierarchy directory made by `pki-tool init`.
+    #[arg(long, value_name = "DIR")]
+    hierarchy: PathBuf,
+    /// Only this CA (ci, cisubca, eum, eumsubca, dpsubca, dssubca); default: every CA.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Days until nextUpdate (SGP.26 v3's test CRLs are said to use 1095 [second-hand]).
+    #[arg(long, default_value_t = 1095)]
+    days: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -253,6 +293,10 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_reason(s: &str) -> Result<pki_tool::crl::Reason, String> {
+    s.parse()
 }
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
@@ -495,6 +539,45 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
     Ok(false)
 }
 
+fn print_crls(h: &Hierarchy, crls: &[pki_tool::revocation::IssuedCrl]) {
+    for c in crls {
+        println!(
+            "{:<8} {:<4} CRL #{} ({} revoked): {}",
+            c.issuer.name(),
+            c.curve.file_suffix(),
+            c.number,
+            c.revoked,
+            c.files
+                .iter()
+                .map(|p| p.strip_prefix(&h.root).unwrap_or(p).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn revoke(a: RevokeArgs) -> Result<(), Error> {
+    let h = Hierarchy::open(&a.hierarchy)?;
+    let cert = hierarchy::read_cert(&a.cert)?;
+    let crl = h.revoke(&cert, a.reason, a.days, pki_tool::time::now())?;
+    println!(
+        "revoked \"{}\" (serial {}{})",
+        cert.subject,
+        cert.serial_hex(),
+        a.reason.map(|r| format!(", {r}")).unwrap_or_default()
+    );
+    print_crls(&h, std::slice::from_ref(&crl));
+    Ok(())
+}
+
+fn crl(a: CrlArgs) -> Result<(), Error> {
+    let h = Hierarchy::open(&a.hierarchy)?;
+    let only = a.issuer.as_deref().map(parse_role).transpose()?;
+    let crls = h.issue_crls(only, a.days, pki_tool::time::now())?;
+    print_crls(&h, &crls);
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<bool, Error> {
     match cli.command {
         Command::Init(a) => init(a).map(|_| true),
@@ -503,6 +586,8 @@ fn run(cli: Cli) -> Result<bool, Error> {
         Command::Eid(c) => eid(c),
         Command::Verify(a) => verify(a),
         Command::Lint(a) => lint(a),
+        Command::Revoke(a) => revoke(a).map(|_| true),
+        Command::Crl(a) => crl(a).map(|_| true),
     }
 }
 

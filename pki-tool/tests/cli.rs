@@ -324,6 +324,144 @@ fn init_sgp26_v3_variants_a_b_c_with_subcas() {
     assert!(err.contains("has no eumsubca"), "{err}");
 }
 
+/// `revoke` and `crl`: openssl reads our CRLs, and `openssl verify -crl_check_all` agrees with the
+/// revocations on the non-eUICC chains, through SubCAs too.
+#[test]
+fn revoke_and_crl_agree_with_openssl() {
+    let t = TempDir::new("crl");
+    let h = t.0.join("A");
+    ok(&[
+        "init",
+        "--out",
+        s(&h),
+        "--curve",
+        "nist",
+        "--profile",
+        "sgp26-v3",
+        "--variant",
+        "A",
+    ]);
+    let text = ok(&["crl", "--hierarchy", s(&h)]);
+    for ca in ["ci", "eum", "eumsubca", "dpsubca", "dssubca"] {
+        assert!(
+            text.contains(&format!("{ca:<8} NIST CRL #2024 (0 revoked)")),
+            "{text}"
+        );
+    }
+    let crl_dir = h.join("crl/NIST");
+    // The distribution points of the certificates map to files.
+    for uri_file in [
+        "ci.test.example.com/CRL-1.crl",
+        "ci.test.example.com/CRL-2.crl",
+        "eum.test.example.com/CRL.crl",
+        "smdp.test.example.com/CRL-1.crl",
+        "smds.test.example.com/CRL-2.crl",
+    ] {
+        assert!(crl_dir.join(uri_file).is_file(), "{uri_file}");
+    }
+    let (good, out) = openssl(&[
+        "crl",
+        "-inform",
+        "der",
+        "-noout",
+        "-text",
+        "-in",
+        s(&crl_dir.join("ci.crl")),
+    ]);
+    assert!(
+        good && out.contains("CRL Number") && out.contains("2024"),
+        "{out}"
+    );
+    let pem_dir = TempDir::new("crl-pem");
+    let ci_pem = pem_dir.0.join("ci.pem");
+    std::fs::write(&ci_pem, read(&h.join("CI/CERT_CI_SIG_NIST.pem"))).expect("write");
+    let sub = h.join("SM-DP+/SM_DPSubCA/CERT_SM_DPSubCA_VARA_SIG_NIST.pem");
+    let leaf = pem_dir.0.join("dptls.pem");
+    let dptls = h.join("SM-DP+/SM_DPtls/CERT_S_SM_DP_VARA_TLS_NIST.der");
+    std::fs::write(&leaf, read_cert(&dptls).expect("cert").to_pem()).expect("write");
+    let crls = pem_dir.0.join("crls.pem");
+    let verify = |crls_from: &[&str]| {
+        let all: Vec<u8> = crls_from
+            .iter()
+            .flat_map(|ca| read(&crl_dir.join(format!("{ca}.pem"))))
+            .collect();
+        std::fs::write(&crls, all).expect("write");
+        openssl(&[
+            "verify",
+            "-x509_strict",
+            "-crl_check_all",
+            "-CAfile",
+            s(&ci_pem),
+            "-untrusted",
+            s(&sub),
+            "-CRLfile",
+            s(&crls),
+            s(&leaf),
+        ])
+    };
+    let (good, out) = verify(&["ci", "dpsubca"]);
+    assert!(good, "before revocation: {out}");
+    // Revoke CERT.DP.TLS: its SubCA's CRL lists it, and openssl now refuses the chain.
+    let text = ok(&[
+        "revoke",
+        s(&dptls),
+        "--hierarchy",
+        s(&h),
+        "--reason",
+        "keyCompromise",
+    ]);
+    assert!(
+        text.contains("dpsubca  NIST CRL #2025 (1 revoked)"),
+        "{text}"
+    );
+    let (good, out) = verify(&["ci", "dpsubca"]);
+    assert!(
+        !good && out.contains("revoked"),
+        "after revoking the leaf: {out}"
+    );
+    let (good, out) = openssl(&[
+        "crl",
+        "-in",
+        s(&crl_dir.join("dpsubca.pem")),
+        "-noout",
+        "-text",
+    ]);
+    assert!(good && out.contains("Key Compromise"), "{out}");
+    // Our own reading of the same CRL agrees, and its signature checks under the SubCA.
+    let crl = pki_tool::revocation::read_crl(&crl_dir.join("smdp.test.example.com/CRL-1.crl"))
+        .expect("CRL");
+    let dp_sub =
+        read_cert(&h.join("SM-DP+/SM_DPSubCA/CERT_SM_DPSubCA_VARA_SIG_NIST.der")).expect("sub");
+    assert!(crl.is_issued_by(&dp_sub));
+    assert_eq!(crl.number, Some(2025));
+    assert!(
+        crl.entry(&read_cert(&dptls).expect("leaf").serial)
+            .is_some()
+    );
+    // The EUM revokes its SubCA in the EUM's CRL (eum.test.example.com/CRL.crl).
+    ok(&[
+        "revoke",
+        s(&h.join("EUM_SUB_CA/CERT_EUMSubCA_VARA_SIG_NIST.der")),
+        "--hierarchy",
+        s(&h),
+    ]);
+    let eum_crl =
+        pki_tool::revocation::read_crl(&crl_dir.join("eum.test.example.com/CRL.crl")).expect("CRL");
+    assert_eq!(eum_crl.revoked.len(), 1);
+    // A certificate from elsewhere is refused with a clear message.
+    let other = t.0.join("other");
+    ok(&["init", "--out", s(&other), "--curve", "nist"]);
+    let err = fails(&[
+        "revoke",
+        s(&other.join("DPtls/CERT_S_SM_DP_TLS_NIST.der")),
+        "--hierarchy",
+        s(&h),
+    ]);
+    assert!(err.contains("not issued by a CA of the hierarchy"), "{err}");
+    let err = fails(&["crl", "--hierarchy", s(&h), "--issuer", "dptls"]);
+    assert!(err.contains("issues no certificates"), "{err}");
+}
+
 #[test]
 fn gsma_files_lint_clean_against_the_sgp26_profile() {
     let profile = "sgp26-v1.5";
