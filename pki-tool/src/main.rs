@@ -512,6 +512,11 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
         a.profile.templates.as_deref(),
     )?;
     let template = profile.get(role).map_err(Error::Usage)?;
+    let profile_name = if profile.is_v3() {
+        format!("{} Variant {}", profile.name, profile.variant)
+    } else {
+        profile.name.clone()
+    };
     let cert = hierarchy::read_cert(&a.cert)?;
     let issuer = a.issuer.as_deref().map(hierarchy::read_cert).transpose()?;
     let mut vars = pki_tool::profile::Vars::default();
@@ -523,7 +528,7 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
         println!(
             "{}: matches the {} {role} profile",
             a.cert.display(),
-            profile.name
+            profile_name
         );
         return Ok(true);
     }
@@ -531,7 +536,7 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
         "{}: {} deviation(s) from the {} {role} profile:",
         a.cert.display(),
         deviations.len(),
-        profile.name
+        profile_name
     );
     for d in &deviations {
         println!("  - {d}");

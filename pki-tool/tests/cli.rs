@@ -502,6 +502,25 @@ fn gsma_files_lint_clean_against_the_sgp26_profile() {
         ),
         ("pysim_v1.5/DPtls/CERT_S_SM_DP_TLS_NIST.der", "dptls", &[]),
     ];
+    // The GSMA v3 Variant O originals against the sgp26-v3 profile.
+    for (file, role) in [
+        ("CI/CERT_CI_SIG_NIST.der", "ci"),
+        ("EUM/CERT_EUM_SIG_NIST.der", "eum"),
+        ("eUICC/CERT_EUICC_SIG_NIST.der", "euicc"),
+    ] {
+        let path = sgp26().join("openiotrsp_v3_variantO").join(file);
+        let out = ok(&[
+            "lint",
+            s(&path),
+            "--role",
+            role,
+            "--profile",
+            "sgp26-v3",
+            "--variant",
+            "O",
+        ]);
+        assert!(out.contains("matches the sgp26-v3 Variant O"), "{out}");
+    }
     for (file, role, extra) in cases {
         let path = sgp26().join(file);
         let mut args = vec!["lint", s(&path), "--role", role, "--profile", profile];
