@@ -32,5 +32,29 @@ fn kept_corpus_replays_cleanly() {
             replayed += 1;
         }
     }
+    // And real certificates (the SGP.26 files), which reach past the parsers into validation and
+    // lint against every role's template.
+    let sgp26 = workspace_tests::common::sgp26();
+    for dir in ["openiotrsp_v3_variantO", "osmo-ttcn3-hacks_v1.5"] {
+        for sub in std::fs::read_dir(sgp26.join(dir))
+            .expect("SGP.26 folder")
+            .flatten()
+        {
+            for f in std::fs::read_dir(sub.path())
+                .expect("role folder")
+                .flatten()
+            {
+                if f.path().extension().is_some_and(|e| e == "der") {
+                    let data = std::fs::read(f.path()).expect("read");
+                    for (name, run) in smds::fuzzing::TARGETS {
+                        if name == "certificate" || name == "chain" {
+                            run(&data);
+                            replayed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
     assert!(replayed >= 35, "{replayed}");
 }
