@@ -206,27 +206,27 @@ pub fn base_vars(
 }
 
 fn obtain_key(slot: &Slot, keys: Option<&Path>) -> Result<(PrivateKey, KeySource), Error> {
-    if let Some(dir) = keys {
-        if let Some(candidate) = find_key(slot, dir)? {
-            {
-                let key = read_key(&candidate)?;
-                if key.curve() != slot.curve {
-                    return Err(Error::file(
-                        &candidate,
-                        format!(
-                            "curve mismatch: the key is {} but the {} slot is {}",
-                            key.curve(),
-                            slot.role,
-                            slot.curve
-                        ),
-                    ));
-                }
-                return Ok((key, KeySource::Loaded(candidate)));
-            }
-        }
+    let found = match keys {
+        Some(dir) => find_key(slot, dir)?,
+        None => None,
+    };
+    let Some(candidate) = found else {
+        let key = PrivateKey::generate(slot.curve).map_err(|e| Error::Random(e.to_string()))?;
+        return Ok((key, KeySource::Generated));
+    };
+    let key = read_key(&candidate)?;
+    if key.curve() != slot.curve {
+        return Err(Error::file(
+            &candidate,
+            format!(
+                "curve mismatch: the key is {} but the {} slot is {}",
+                key.curve(),
+                slot.role,
+                slot.curve
+            ),
+        ));
     }
-    let key = PrivateKey::generate(slot.curve).map_err(|e| Error::Random(e.to_string()))?;
-    Ok((key, KeySource::Generated))
+    Ok((key, KeySource::Loaded(candidate)))
 }
 
 fn mint_one(
