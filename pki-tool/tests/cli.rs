@@ -781,6 +781,19 @@ fn bad_input_gets_one_line_errors_and_leaves_nothing_behind() {
         err.contains("junk.der") && err.contains("not a valid certificate"),
         "{err}"
     );
+    // A --keys directory that does not exist is refused, not silently replaced by fresh keys.
+    let err = fails(&[
+        "init",
+        "--out",
+        s(&t.0.join("nokeys")),
+        "--keys",
+        s(&t.0.join("nonexistent")),
+    ]);
+    assert!(
+        err.contains("nonexistent") && err.contains("--keys"),
+        "{err}"
+    );
+    assert!(!t.0.join("nokeys").exists());
     // An unwritable output directory (its parent is a file).
     let err = fails(&["init", "--out", s(&junk.join("sub")), "--curve", "nist"]);
     assert!(err.contains("junk.der/sub"), "{err}");
