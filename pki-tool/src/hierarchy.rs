@@ -144,6 +144,15 @@ pub fn layout_of(profile: &Profile) -> Layout {
     }
 }
 
+/// How the files of the directory `root` are named: as its `pki-tool.toml` records, or the
+/// osmo-smdpp layout for a directory without one (a GSMA set put together by hand).
+pub fn layout_at(root: &Path) -> Result<Layout, Error> {
+    if !root.join(MANIFEST).exists() {
+        return Ok(Layout::Osmo);
+    }
+    Ok(layout_of(&Hierarchy::open(root)?.profile))
+}
+
 /// Files with this exact name below `dir` (at most `depth` levels down), in path order.
 fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
     let mut out = Vec::new();

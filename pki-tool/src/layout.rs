@@ -31,6 +31,16 @@ pub enum Layout {
     Sgp26V3(Variant),
 }
 
+impl Layout {
+    /// The chain shape a directory in this layout holds (the osmo-smdpp layout has no SubCAs).
+    pub fn variant(self) -> Variant {
+        match self {
+            Layout::Osmo => Variant::O,
+            Layout::Sgp26V3(v) => v,
+        }
+    }
+}
+
 /// Where one certificate and its key live in a hierarchy directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -187,6 +197,19 @@ impl Slot {
     pub fn public_key(&self, root: &Path) -> PathBuf {
         root.join(self.key_dir())
             .join(format!("PK_{}.pem", self.name(File::PublicKey)))
+    }
+
+    /// Where a set keeps this slot's certificate: its path in the layout, and for the CI in the
+    /// osmo-smdpp layout also `CI/`, where the GSMA sets and osmocom copies keep it.
+    pub fn cert_candidates(&self, root: &Path) -> Vec<PathBuf> {
+        let mut out = vec![self.cert_der(root)];
+        if self.key_dir() != self.dir() {
+            out.push(
+                root.join(self.key_dir())
+                    .join(format!("CERT_{}.der", self.stem())),
+            );
+        }
+        out
     }
 
     /// The private key of this slot in a hierarchy written by this or an earlier version (which

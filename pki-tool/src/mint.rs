@@ -35,16 +35,9 @@ fn serial_bytes(spec: &SerialSpec, vars: &Vars) -> Result<Vec<u8>, String> {
     match spec {
         SerialSpec::Fixed { value } => {
             let v = vars.resolve(value)?;
-            let hex = v.trim();
-            if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "fixed serial {v:?} must be an even number of hex digits"
-                ));
-            }
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
-                .collect();
+            let bytes = crate::oid::unhex(v.trim()).ok_or_else(|| {
+                format!("fixed serial {v:?} must be an even number of hex digits")
+            })?;
             if bytes.iter().all(|b| *b == 0) {
                 return Err("serial number must be positive".into());
             }

@@ -61,23 +61,6 @@ fn key(role: Role, curve: Curve) -> String {
     format!("{role}-{}", curve.cli_name())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
-fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
-        return Err(format!("serial {s:?} is not hexadecimal bytes"));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16)
-                .map_err(|_| format!("serial {s:?} is not hexadecimal"))
-        })
-        .collect()
-}
-
 /// One CRL written.
 #[derive(Debug, Clone)]
 pub struct IssuedCrl {
@@ -163,7 +146,7 @@ impl Hierarchy {
             })?;
         let mut state = self.crl_state()?;
         let entry = state.issuers.entry(key(issuer, curve)).or_default();
-        let serial = hex(&cert.serial);
+        let serial = cert.serial_hex();
         if !entry.revoked.iter().any(|e| e.serial == serial) {
             entry.revoked.push(Entry {
                 serial,
@@ -244,7 +227,9 @@ impl Hierarchy {
                     .iter()
                     .map(|e| {
                         Ok(RevokedEntry {
-                            serial: unhex(&e.serial)?,
+                            serial: crate::oid::unhex(&e.serial).ok_or_else(|| {
+                                format!("serial {:?} is not hexadecimal bytes", e.serial)
+                            })?,
                             date: crate::time::parse_rfc3339(&e.date)?,
                             reason: e.reason,
                         })

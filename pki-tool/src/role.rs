@@ -62,19 +62,20 @@ impl Role {
     /// The SubCAs SGP.26 v3 Variants A, B and C add.
     pub const SUB_CAS: [Role; 4] = [Role::Cisubca, Role::Eumsubca, Role::Dpsubca, Role::Dssubca];
 
+    /// Every role, each issuer before what it may issue (the order hierarchies are minted in).
     pub const ALL: [Role; 12] = [
         Role::Ci,
+        Role::Cisubca,
         Role::Eum,
+        Role::Eumsubca,
         Role::Euicc,
+        Role::Dpsubca,
         Role::Dpauth,
         Role::Dppb,
         Role::Dptls,
+        Role::Dssubca,
         Role::Dsauth,
         Role::Dstls,
-        Role::Cisubca,
-        Role::Eumsubca,
-        Role::Dpsubca,
-        Role::Dssubca,
     ];
 
     pub fn is_ca(self) -> bool {

@@ -57,23 +57,7 @@ impl Variant {
 
     /// The roles of a hierarchy, every issuer before what it issues.
     pub fn roles(self) -> Vec<Role> {
-        [
-            Role::Ci,
-            Role::Cisubca,
-            Role::Eum,
-            Role::Eumsubca,
-            Role::Euicc,
-            Role::Dpsubca,
-            Role::Dpauth,
-            Role::Dppb,
-            Role::Dptls,
-            Role::Dssubca,
-            Role::Dsauth,
-            Role::Dstls,
-        ]
-        .into_iter()
-        .filter(|r| self.has(*r))
-        .collect()
+        Role::ALL.into_iter().filter(|r| self.has(*r)).collect()
     }
 
     /// The role that issues `role` in this variant (the CI issues itself).

@@ -3,10 +3,10 @@
 //! match); a bad one stops the server with a message naming the file. Also mints the development
 //! hierarchy used when no PKI is configured.
 
-use pki_tool::hierarchy::{self, Hierarchy, InitOptions, read_cert, read_key};
+use pki_tool::hierarchy::{self, InitOptions, read_cert, read_key};
 use pki_tool::layout::Slot;
 use pki_tool::validate::{ChainError, Options, verify_chain};
-use pki_tool::{Certificate, Curve, PrivateKey, Role, Variant};
+use pki_tool::{Certificate, Curve, PrivateKey, Role};
 use std::path::{Path, PathBuf};
 
 /// A CI's key identifier (its subjectKeyIdentifier): how SGP.22 names a CI (`euiccCiPKId`).
@@ -96,19 +96,20 @@ fn check_key_file(path: &Path) {
 }
 
 fn credential(
-    layout: &Layout,
+    root: &Path,
     slot: &Slot,
     cis: &[Certificate],
     now: i64,
 ) -> Result<Credential, PkiError> {
-    let root = &layout.root;
     let path = slot.cert_der(root);
     let cert = read_cert(&path)?;
-    let intermediates = layout
-        .variant
+    // The SubCAs between it and the CI, as the hierarchy's chain shape places them.
+    let intermediates = slot
+        .layout
+        .variant()
         .intermediates(slot.role)
         .into_iter()
-        .map(|r| read_cert(&layout.slot(r, slot.curve).cert_der(root)))
+        .map(|r| read_cert(&Slot::in_layout(slot.layout, r, slot.curve, None).cert_der(root)))
         .collect::<Result<Vec<_>, _>>()?;
     verify_chain(
         &cert,
@@ -135,44 +136,14 @@ fn credential(
     })
 }
 
-/// Where a hierarchy keeps its files: the layout and chain shape its `pki-tool.toml` records, or
-/// the osmo-smdpp layout and Variant O for a directory without one (a GSMA set put together by
-/// hand).
-struct Layout {
-    root: PathBuf,
-    files: pki_tool::layout::Layout,
-    variant: Variant,
-}
-
-impl Layout {
-    fn of(root: &Path) -> Result<Self, PkiError> {
-        if !root.join(hierarchy::MANIFEST).exists() {
-            return Ok(Layout {
-                root: root.to_path_buf(),
-                files: pki_tool::layout::Layout::Osmo,
-                variant: Variant::O,
-            });
-        }
-        let h = Hierarchy::open(root)?;
-        Ok(Layout {
-            root: root.to_path_buf(),
-            files: hierarchy::layout_of(&h.profile),
-            variant: h.profile.variant,
-        })
-    }
-
-    fn slot(&self, role: Role, curve: Curve) -> Slot {
-        Slot::in_layout(self.files, role, curve, None)
-    }
-}
-
 impl ServerPki {
     /// Loads and checks the credentials in `root` at time `now`.
     pub fn load(root: &Path, now: i64) -> Result<Self, PkiError> {
-        let layout = Layout::of(root)?;
+        let layout = hierarchy::layout_at(root)?;
+        let slot = |role, curve| Slot::in_layout(layout, role, curve, None);
         let mut cis = Vec::new();
         for curve in Curve::ALL {
-            let path = layout.slot(Role::Ci, curve).cert_der(root);
+            let path = slot(Role::Ci, curve).cert_der(root);
             if !path.exists() {
                 continue;
             }
@@ -194,25 +165,20 @@ impl ServerPki {
             return Err(PkiError::NoCi {
                 dir: root.to_path_buf(),
                 expected: Curve::ALL
-                    .map(|c| layout.slot(Role::Ci, c).cert_der(Path::new("")))
+                    .map(|c| slot(Role::Ci, c).cert_der(Path::new("")))
                     .map(|p| p.display().to_string())
                     .join(" or "),
             });
         }
-        let ds_tls = credential(
-            &layout,
-            &layout.slot(Role::Dstls, Curve::NistP256),
-            &cis,
-            now,
-        )?;
+        let ds_tls = credential(root, &slot(Role::Dstls, Curve::NistP256), &cis, now)?;
         if ds_tls.key.curve() != Curve::NistP256 {
             return Err(PkiError::DsTlsCurve(ds_tls.path));
         }
         let mut ds_auth = Vec::new();
         for curve in Curve::ALL {
-            let slot = layout.slot(Role::Dsauth, curve);
-            if slot.cert_der(root).exists() {
-                ds_auth.push(credential(&layout, &slot, &cis, now)?);
+            let auth = slot(Role::Dsauth, curve);
+            if auth.cert_der(root).exists() {
+                ds_auth.push(credential(root, &auth, &cis, now)?);
             }
         }
         for d in ds_auth.iter().filter(|d| !d.chain.is_empty()) {

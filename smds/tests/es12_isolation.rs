@@ -48,12 +48,40 @@ async fn register_at(
     .expect("answer")
 }
 
+/// A server with `limits` on a fresh lab, and one connection as each SM-DP+ (DP, then DP2).
+async fn two_smdps(
+    tag: &str,
+    limits: Limits,
+) -> (
+    Lab,
+    smds::server::Server,
+    smds::lab::https::Connection,
+    smds::lab::https::Connection,
+) {
+    let lab = Lab::new(tag);
+    let server = start(&lab.pki, &lab.config(limits), None).await;
+    let dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    let dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
+    (lab, server, dp1, dp2)
+}
+
+/// Registers `{prefix}{i}` for each `i` in `range`, each of which must succeed.
+async fn register_each(
+    conn: &mut smds::lab::https::Connection,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    address: &str,
+) {
+    for i in range {
+        let id = format!("{prefix}{i}");
+        let r = register_at(conn, &id, address).await;
+        assert!(r.is_success(), "{id}: {:?}", r.body);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_existence_oracle_and_both_events_are_discovered() {
-    let lab = Lab::new("iso-exist");
-    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
-    let mut dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-    let mut dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
+    let (lab, server, mut dp1, mut dp2) = two_smdps("iso-exist", Limits::default()).await;
     assert!(
         register_at(&mut dp1, "shared", "dp1.example.com")
             .await
@@ -100,21 +128,12 @@ async fn no_existence_oracle_and_both_events_are_discovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_count_oracle_and_no_lockout() {
-    let lab = Lab::new("iso-count");
     let limits = Limits {
         max_events_per_eid: 5,
         ..Limits::default()
     };
-    let server = start(&lab.pki, &lab.config(limits), None).await;
-    let mut dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-    let mut dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
-    for i in 0..3 {
-        assert!(
-            register_at(&mut dp1, &format!("legit-{i}"), "dp1.example.com")
-                .await
-                .is_success()
-        );
-    }
+    let (lab, server, mut dp1, mut dp2) = two_smdps("iso-count", limits).await;
+    register_each(&mut dp1, "legit-", 0..3, "dp1.example.com").await;
     // DP2 fills the bound: it gets exactly its own 5, whatever DP1 holds.
     let mut accepted = 0;
     let mut refusal = None;
@@ -132,13 +151,7 @@ async fn no_count_oracle_and_no_lockout() {
         Some("8.1.1/4.8")
     );
     // The legitimate SM-DP+ is not locked out.
-    for i in 3..5 {
-        assert!(
-            register_at(&mut dp1, &format!("legit-{i}"), "dp1.example.com")
-                .await
-                .is_success()
-        );
-    }
+    register_each(&mut dp1, "legit-", 3..5, "dp1.example.com").await;
     let own_bound = register_at(&mut dp1, "legit-5", "dp1.example.com").await;
     assert_eq!(own_bound.code().as_deref(), Some("8.1.1/4.8"));
     assert_eq!(discovered(&server, &lab, None).await.len(), 10);
@@ -147,22 +160,13 @@ async fn no_count_oracle_and_no_lockout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eid_backstop_answers_like_an_own_bound_and_is_counted() {
-    let lab = Lab::new("iso-backstop");
     let limits = Limits {
         max_events_per_eid: 3,
         max_events_per_eid_all_owners: 4,
         ..Limits::default()
     };
-    let server = start(&lab.pki, &lab.config(limits), None).await;
-    let mut dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-    let mut dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
-    for i in 0..3 {
-        assert!(
-            register_at(&mut dp1, &format!("a{i}"), "dp1.example.com")
-                .await
-                .is_success()
-        );
-    }
+    let (lab, server, mut dp1, mut dp2) = two_smdps("iso-backstop", limits).await;
+    register_each(&mut dp1, "a", 0..3, "dp1.example.com").await;
     let own_bound = register_at(&mut dp1, "a3", "dp1.example.com").await;
     assert!(
         register_at(&mut dp2, "b0", "dp2.example.com")

@@ -54,11 +54,14 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
     let euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
     let endpoint = Endpoint::parse(&a.server).map_err(|e| e.to_string())?;
     let cas = if a.ca.is_empty() {
-        let candidates = [
-            a.certdir.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der"),
-            a.certdir.join("CI/CERT_CI_ECDSA_NIST.der"),
-            a.certdir.join("CI/CERT_CI_SIG_NIST.der"),
-        ];
+        let layout = pki_tool::hierarchy::layout_at(&a.certdir).map_err(|e| e.to_string())?;
+        let candidates = pki_tool::layout::Slot::in_layout(
+            layout,
+            pki_tool::Role::Ci,
+            pki_tool::Curve::NistP256,
+            None,
+        )
+        .cert_candidates(&a.certdir);
         let found: Vec<PathBuf> = candidates
             .into_iter()
             .filter(|p| p.exists())

@@ -10,8 +10,8 @@ use crate::asn1::{
 };
 use crate::sgp22::normalize_address;
 use crate::sgp22::responses::InitiateAuthenticationResponse;
-use pki_tool::hierarchy::{self, Hierarchy, read_cert, read_key};
-use pki_tool::layout::{CI_KEY_DIR, Layout, Slot};
+use pki_tool::hierarchy::{self, read_cert, read_key};
+use pki_tool::layout::Slot;
 use pki_tool::tlv::{self, tag};
 use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
@@ -58,31 +58,14 @@ impl SoftEuicc {
     /// `eUICC/<EID>/` for an eUICC issued later. Under an EUM SubCA (SGP.26 v3 Variants A and C)
     /// the certificate sent as the EUM's is the SubCA's, as a v2 eUICC would.
     pub fn load(dir: &Path, curve: Curve, eid: Option<&Eid>) -> Result<Self, LabError> {
-        let slot = |role| -> Result<Slot, LabError> {
-            Ok(if dir.join(hierarchy::MANIFEST).exists() {
-                Hierarchy::open(dir)
-                    .map_err(credentials)?
-                    .slot(role, curve, None)
-            } else {
-                Slot::new(role, curve)
-            })
-        };
-        let ci_slot = slot(Role::Ci)?;
-        let mut ci_candidates = vec![ci_slot.cert_der(dir)];
-        if ci_slot.layout == Layout::Osmo {
-            ci_candidates.push(
-                dir.join(CI_KEY_DIR)
-                    .join(format!("CERT_{}.der", ci_slot.stem())),
-            );
-        }
-        let ci = read_cert(&first_existing(&ci_candidates)?).map_err(credentials)?;
-        let euicc_slot = slot(Role::Euicc)?;
-        let issuer = match euicc_slot.layout {
-            Layout::Sgp26V3(variant) => variant.issuer(Role::Euicc),
-            Layout::Osmo => Role::Eum,
-        };
+        let layout = hierarchy::layout_at(dir).map_err(credentials)?;
+        let slot = |role| Slot::in_layout(layout, role, curve, None);
+        let ci = read_cert(&first_existing(&slot(Role::Ci).cert_candidates(dir))?)
+            .map_err(credentials)?;
+        let issuer = layout.variant().issuer(Role::Euicc);
         let eum =
-            read_cert(&first_existing(&[slot(issuer)?.cert_der(dir)])?).map_err(credentials)?;
+            read_cert(&first_existing(&[slot(issuer).cert_der(dir)])?).map_err(credentials)?;
+        let euicc_slot = slot(Role::Euicc);
         let mut slots = vec![euicc_slot.clone()];
         if let Some(e) = eid {
             slots.insert(
