@@ -283,6 +283,16 @@ impl Crl {
         &self.der[self.issuer.clone()]
     }
 
+    /// The issuer's name as text (`CN=..., O=...`), or its hex when it does not parse.
+    pub fn issuer_name(&self) -> String {
+        tlv::parse_single(self.issuer_der(), "issuer")
+            .and_then(|t| crate::name::Name::parse(&t))
+            .map_or_else(
+                |_| self.issuer_der().iter().map(|b| format!("{b:02x}")).collect(),
+                |n| n.to_string(),
+            )
+    }
+
     pub fn to_pem(&self) -> String {
         crate::keys::pem_block("X509 CRL", &self.der)
     }

@@ -196,6 +196,9 @@ pub struct VerifiedChain {
     pub path_roles: Vec<Role>,
     /// The eUICC's EID when the leaf is an eUICC certificate.
     pub eid: Option<Eid>,
+    /// The intermediates the path went through, as indices into the slice given to
+    /// [`verify_chain`], from the leaf's issuer up (revocation checks walk the same path).
+    pub intermediates_used: Vec<usize>,
 }
 
 /// Limits and the time of validation.
@@ -537,11 +540,16 @@ pub fn verify_chain(
 
     let leaf_role = roles[0];
     let eid = leaf_eid(leaf, leaf_role).map_err(|k| fail(0, Some(leaf_role), leaf, k))?;
+    let intermediates_used = path[1..]
+        .iter()
+        .filter_map(|p| intermediates.iter().position(|c| std::ptr::eq(*p, c)))
+        .collect();
     Ok(VerifiedChain {
         anchor: anchor_index,
         leaf_role,
         path_roles: roles,
         eid,
+        intermediates_used,
     })
 }
 
@@ -578,6 +586,7 @@ fn verify_anchor_itself(
         leaf_role: Role::Ci,
         path_roles: vec![],
         eid: None,
+        intermediates_used: vec![],
     })
 }
 

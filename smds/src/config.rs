@@ -122,6 +122,11 @@ pub struct FileConfig {
     pub store_ca_file: Option<PathBuf>,
     /// Longest wait for PostgreSQL per operation, seconds (default 5).
     pub store_timeout_secs: Option<u64>,
+    /// Directory of CRLs to honour (default: `<pki>/crl`, where `pki-tool crl` writes them).
+    pub crl_dir: Option<PathBuf>,
+    /// Refuse certificates whose issuer's CRL is past its nextUpdate or does not verify (default
+    /// false: a warning).
+    pub strict_crl: Option<bool>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -164,6 +169,7 @@ pub struct Flags {
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
     pub store: Option<StoreUrl>,
+    pub crl_dir: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -189,6 +195,10 @@ pub struct Config {
     pub session_key_file: Option<PathBuf>,
     /// The PostgreSQL event store; `None` for the embedded redb database in `data_dir`.
     pub store: Option<PgOptions>,
+    /// CRLs to honour; `None` for `<pki>/crl` if that exists (see [`crate::revocation`]).
+    pub crl_dir: Option<PathBuf>,
+    /// A stale or unverifiable CRL refuses the certificates it covers instead of a warning.
+    pub strict_crl: bool,
     pub limits: Limits,
 }
 
@@ -208,6 +218,7 @@ impl Config {
             hostname,
             pki,
             store,
+            crl_dir,
         } = flags;
         let file = file.unwrap_or_default();
         let store = store.or(file.store).map(|url| {
@@ -241,12 +252,23 @@ impl Config {
             pki: pki.or(file.pki),
             session_key_file: file.session_key_file,
             store,
+            crl_dir: crl_dir.or(file.crl_dir),
+            strict_crl: file.strict_crl.unwrap_or(false),
             limits: file.limits,
         }
     }
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("events.redb")
+    }
+
+    /// The CRL directory for a server whose hierarchy is `pki_root`, and whether it was
+    /// configured (then it must exist).
+    pub fn crl_dir(&self, pki_root: &Path) -> (PathBuf, bool) {
+        match &self.crl_dir {
+            Some(d) => (d.clone(), true),
+            None => (pki_root.join("crl"), false),
+        }
     }
 
     pub fn session_key_path(&self) -> PathBuf {

@@ -108,6 +108,7 @@ fn fixture() -> &'static Fixture {
                 chain: vec![],
             }],
             SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300)),
+            Arc::new(crate::revocation::Revocation::none()),
         );
         let peer = PeerIdentity::from_certificate(&dp, &ci.key_id());
         Fixture {

@@ -6,8 +6,8 @@
 //!   verifiers, metrics.
 //! - [`es11`], [`es12`]: the SGP.22 function handlers, each with its error enum mapped to status
 //!   codes in one place.
-//! - Domain: [`auth`] (ES11 sessions), [`pki`] (the server's credentials), [`store`] (the event
-//!   store traits and the redb backend), [`identity`] (who a TLS peer is).
+//! - Domain: [`auth`] (ES11 sessions), [`pki`] (the server's credentials), [`revocation`] (CRLs),
+//!   [`store`] (the event store traits and the redb backend), [`identity`] (who a TLS peer is).
 //! - Types: [`sgp22`] (function names, paths, codes, envelope, typed requests and responses),
 //!   [`asn1`] (SGP.22 ASN.1 structures), [`types`] (validated values).
 //! - [`lab`]: the clients a lab drives the server with (SM-DP+, LPA with a software eUICC), apart
@@ -24,6 +24,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod lab;
 pub mod pki;
+pub mod revocation;
 pub mod server;
 pub mod sgp22;
 pub mod store;

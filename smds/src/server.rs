@@ -5,6 +5,7 @@ use crate::auth::{SessionKeyError, SessionKeys};
 use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
+use crate::revocation::{CrlDirError, POLL_INTERVAL, Revocation};
 use crate::store::{Backend, PgStore, RedbStore, StoreError, WriterConfig};
 use crate::transport::tls::{self, Clock, Sgp22ClientVerifier, TlsConfigError};
 use crate::transport::{AppState, admin, listener};
@@ -26,6 +27,8 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: TlsConfigError,
     },
+    #[error("{0}")]
+    Crl(#[from] CrlDirError),
     #[error(
         "admin_listen {0} is not a loopback address: the admin listener shows every EID and owner; set admin_allow_remote = true and admin_token_file to expose it"
     )]
@@ -91,6 +94,32 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Backend>, StoreError> {
     })
 }
 
+/// Reloads the CRLs when their files change, until the server stops.
+async fn watch_crls(revocation: Arc<Revocation>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {
+                let r = revocation.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_if_changed()).await;
+            }
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+        }
+    }
+}
+
+/// Reloads a running server: the CRLs.
+#[derive(Clone)]
+pub struct Reloader {
+    revocation: Arc<Revocation>,
+}
+
+impl Reloader {
+    pub async fn reload(&self) {
+        let r = self.revocation.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+    }
+}
+
 /// A running SM-DS.
 pub struct Server {
     pub addr: SocketAddr,
@@ -119,7 +148,15 @@ impl Server {
         let admin_token = admin_token(cfg)?;
         let sessions =
             SessionKeys::load_or_create(&cfg.session_key_path(), cfg.limits.session_lifetime())?;
-        let verifier = Arc::new(Sgp22ClientVerifier::new(pki.cis.clone(), clock.clone()));
+        let (crl_dir, required) = cfg.crl_dir(&pki.root);
+        let (revocation, _) =
+            Revocation::load(Some(crl_dir), required, cfg.strict_crl, pki.cis.clone())?;
+        let revocation = Arc::new(revocation);
+        let verifier = Arc::new(Sgp22ClientVerifier::new(
+            pki.cis.clone(),
+            clock.clone(),
+            revocation.clone(),
+        ));
         let tls = tls::server_config(
             &pki.ds_tls.cert,
             &pki.ds_tls.chain,
@@ -160,7 +197,13 @@ impl Server {
             .clone()
             .or_else(|| pki.tls_hostname.clone())
             .unwrap_or_else(|| "localhost".into());
-        let es11 = Es11::new(hostname, pki.cis.clone(), &pki.ds_auth, sessions);
+        let es11 = Es11::new(
+            hostname,
+            pki.cis.clone(),
+            &pki.ds_auth,
+            sessions,
+            revocation.clone(),
+        );
         let state = Arc::new(AppState::new(
             store.clone(),
             es11,
@@ -169,6 +212,7 @@ impl Server {
             clock,
         ));
         let (stop, rx) = watch::channel(false);
+        tokio::spawn(watch_crls(revocation, rx.clone()));
         let task_state = state.clone();
         let sweeper_state = state.clone();
         let mut sweep_rx = rx.clone();
@@ -213,6 +257,18 @@ impl Server {
             stop,
             task,
         })
+    }
+
+    /// Reads what may change while the server runs again (what SIGHUP does); see [`Reloader`].
+    pub async fn reload(&self) {
+        self.reloader().reload().await;
+    }
+
+    /// A handle that reloads this server, for a signal handler.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            revocation: self.state.es11.revocation.clone(),
+        }
     }
 
     /// Stops accepting, drains in-flight requests, flushes the store.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, admin_listen, data_dir, hostname, pki, store,
-    /// session_key_file, [limits]; see the README).
+    /// session_key_file, crl_dir, strict_crl, [limits]; see the README). SIGHUP reloads the CRLs.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address of the HTTPS listener [default: 127.0.0.1:8443].
@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// created on first start. Prefer the config key `store` when the URL has a password.
     #[arg(long, value_name = "URL")]
     store: Option<StoreUrl>,
+    /// Directory of CRLs to honour: every *.crl (DER or PEM) and every *.pem holding an X509 CRL,
+    /// recursively. Read again on SIGHUP and when its files change. [default: <pki>/crl, where
+    /// `pki-tool crl` writes them]
+    #[arg(long, value_name = "DIR")]
+    crl_dir: Option<PathBuf>,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -95,6 +100,22 @@ fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
     println!();
 }
 
+/// Reloads on every SIGHUP, for as long as the server runs.
+#[cfg(unix)]
+fn reload_on_sighup(reloader: smds::server::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be handled: reload by restarting");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            reloader.reload().await;
+        }
+    });
+}
+
 /// SIGINT or SIGTERM.
 async fn wait_for_signal() {
     #[cfg(unix)]
@@ -130,6 +151,7 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
             hostname: a.hostname,
             pki: a.pki,
             store: a.store,
+            crl_dir: a.crl_dir,
         },
     );
     let now = pki_tool::time::now();
@@ -175,6 +197,8 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
             server.addr
         ),
     }
+    #[cfg(unix)]
+    reload_on_sighup(server.reloader());
     let stop = server.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;

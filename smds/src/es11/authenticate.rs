@@ -61,10 +61,11 @@ fn validate_euicc(
         }
         v
     };
-    verified
-        .map_err(Es11Error::Chain)?
-        .eid
-        .ok_or(Es11Error::NoEid)
+    let eid = verified.map_err(Es11Error::Chain)?.eid.ok_or(Es11Error::NoEid)?;
+    es11.revocation
+        .check(&[euicc, eum], &ci.cert, now, "ES11")
+        .map_err(Es11Error::Revoked)?;
+    Ok(eid)
 }
 
 /// An eUICC that has proven itself in AuthenticateClient.

@@ -1,6 +1,7 @@
 //! Why an ES11 call failed, and the one mapping from those reasons to SGP.22 status codes.
 
 use crate::asn1::Asn1Error;
+use crate::revocation::RevocationError;
 use crate::sgp22::FunctionError;
 use crate::sgp22::codes::{self, StatusCode};
 use crate::sgp22::requests::{Field, RequestError};
@@ -39,6 +40,9 @@ pub enum Es11Error {
     EuiccCertificate(String),
     #[error("{0}")]
     Chain(ChainError),
+    /// The eUICC or EUM certificate is revoked, or (`strict_crl`) its issuer's CRL is unusable.
+    #[error("{0}")]
+    Revoked(RevocationError),
     #[error("the eUICC certificate carries no EID")]
     NoEid,
     #[error("euiccSignature1 does not verify over euiccSigned1")]
@@ -74,6 +78,10 @@ impl FunctionError for Es11Error {
             E::EumCertificate(_) => codes::EUM_CERT_INVALID,
             E::EuiccCertificate(_) | E::NoEid => codes::EUICC_CERT_INVALID,
             E::Chain(e) => chain_status(e),
+            E::Revoked(e) => match e.depth() {
+                0 => codes::EUICC_CERT_INVALID,
+                _ => codes::EUM_CERT_INVALID,
+            },
             E::UnknownMatchingId => codes::EVENT_UNKNOWN,
         }
     }

@@ -22,9 +22,10 @@ pub use initiate::initiate_authentication;
 
 use crate::auth::SessionKeys;
 use crate::pki::{CiKeyId, Credential};
+use crate::revocation::Revocation;
 use pki_tool::Certificate;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A CI this SM-DS trusts, with the CERT.DSauth it signs with for eUICCs of that CI.
 pub struct TrustedCi {
@@ -40,8 +41,11 @@ pub struct Es11 {
     pub cis: Vec<TrustedCi>,
     /// Issues and checks transactions without storing them (see [`crate::auth`]).
     pub sessions: SessionKeys,
-    /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter).
+    /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter). Revocation is
+    /// checked on every request, cached or not.
     pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, i64)>>,
+    /// The CRLs the eUICC chain is checked against.
+    pub revocation: Arc<Revocation>,
 }
 
 impl Es11 {
@@ -51,6 +55,7 @@ impl Es11 {
         cis: Vec<Certificate>,
         ds_auth: &[Credential],
         sessions: SessionKeys,
+        revocation: Arc<Revocation>,
     ) -> Self {
         let cis = cis
             .into_iter()
@@ -72,6 +77,7 @@ impl Es11 {
             cis,
             sessions,
             eum_cache: Mutex::new(HashMap::new()),
+            revocation,
         }
     }
 

@@ -188,11 +188,14 @@ async fn admin(
     }
     let query = req.uri().query().unwrap_or("");
     Ok(match req.uri().path() {
-        "/metrics" => text(
-            hyper::StatusCode::OK,
-            state.metrics.render(state.store.count().await.ok()),
-            metrics::CONTENT_TYPE,
-        ),
+        "/metrics" => {
+            state.es11.revocation.update_gauges(state.now());
+            text(
+                hyper::StatusCode::OK,
+                state.metrics.render(state.store.count().await.ok()),
+                metrics::CONTENT_TYPE,
+            )
+        }
         "/admin/events/count" => match state.store.count().await {
             Ok(n) => full(json_response(
                 hyper::StatusCode::OK,

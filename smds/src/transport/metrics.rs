@@ -141,6 +141,30 @@ impl Default for Metrics {
 pub const UNKNOWN_FUNCTION: &str = "unknown";
 
 impl Metrics {
+    /// Adds the revocation metrics (CRLs loaded, their age, refusals) to the exposition.
+    pub fn register_revocation(&mut self, m: &crate::revocation::RevocationMetrics) {
+        self.registry.register(
+            "smds_crls_loaded",
+            "CRLs loaded from crl_dir (distinct CRLs, as of the last load)",
+            m.loaded.clone(),
+        );
+        self.registry.register(
+            "smds_crl_age_seconds",
+            "Seconds since the thisUpdate of the CRL in use, by issuer",
+            m.age.clone(),
+        );
+        self.registry.register(
+            "smds_revocation_refusals",
+            "Certificates refused by revocation checking, by interface and reason (revoked; stale_crl and unverifiable_crl with strict_crl)",
+            m.refusals.clone(),
+        );
+        self.registry.register(
+            "smds_crl_load_problems",
+            "CRL files that could not be used when loaded (unreadable, not a CRL, bad CI signature, past nextUpdate)",
+            m.load_problems.clone(),
+        );
+    }
+
     /// Records one request to `function` with its `outcome` and how long it took.
     pub fn record(&self, function: Option<Function>, outcome: Outcome, elapsed: Duration) {
         let function = function.map_or(UNKNOWN_FUNCTION, Function::name);

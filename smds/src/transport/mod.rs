@@ -44,10 +44,12 @@ impl AppState {
         let budget = limits
             .max_inflight_body_bytes
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let mut metrics = Metrics::default();
+        metrics.register_revocation(&es11.revocation.metrics);
         AppState {
             store,
             es11: Arc::new(es11),
-            metrics: Metrics::default(),
+            metrics,
             verifier,
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             limits,

@@ -7,10 +7,12 @@
 //! clients check the SM-DS certificate (CERT.DS.TLS, EKU serverAuth, DNS name). Client
 //! authentication is optional at the TLS layer so that ES11 works without a certificate; ES12
 //! handlers refuse requests that have none. A certificate that is presented but invalid fails the
-//! handshake. The identity the server verifier derives is handed to the connection (see
+//! handshake, and so does one that a loaded CRL revokes (see [`crate::revocation`]). The identity
+//! the server verifier derives is handed to the connection (see
 //! [`Sgp22ClientVerifier::take_identity`]), so a client chain is validated once per handshake.
 
 use crate::identity::PeerIdentity;
+use crate::revocation::{Revocation, RevocationError};
 use pki_tool::oid::known;
 use pki_tool::profile::ExtensionSpec;
 use pki_tool::validate::{ChainError, Options, verify_chain};
@@ -133,6 +135,8 @@ pub enum ClientCertError {
     Chain(ChainError),
     #[error("client certificate \"{0}\" lacks EKU clientAuth")]
     NoClientAuth(String),
+    #[error("{0}")]
+    Revoked(RevocationError),
 }
 
 /// Identities verified in handshakes whose connections have not picked them up yet. Bounded:
@@ -156,6 +160,7 @@ pub struct Sgp22ClientVerifier {
     cis: Vec<Certificate>,
     hints: Vec<DistinguishedName>,
     clock: Option<Clock>,
+    revocation: Arc<Revocation>,
     pending: Mutex<HashMap<ChainKey, PeerIdentity>>,
 }
 
@@ -168,8 +173,9 @@ impl std::fmt::Debug for Sgp22ClientVerifier {
 }
 
 impl Sgp22ClientVerifier {
-    /// `cis` are the trusted CI certificates; `clock` overrides the time rustls passes in.
-    pub fn new(cis: Vec<Certificate>, clock: Option<Clock>) -> Self {
+    /// `cis` are the trusted CI certificates; `clock` overrides the time rustls passes in;
+    /// `revocation` holds the CRLs client chains are checked against.
+    pub fn new(cis: Vec<Certificate>, clock: Option<Clock>, revocation: Arc<Revocation>) -> Self {
         let hints = cis
             .iter()
             .map(|c| DistinguishedName::from(c.subject_der().to_vec()))
@@ -178,6 +184,7 @@ impl Sgp22ClientVerifier {
             cis,
             hints,
             clock,
+            revocation,
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -227,6 +234,12 @@ impl Sgp22ClientVerifier {
         if !has_purpose(&leaf, "clientAuth") {
             return Err(ClientCertError::NoClientAuth(leaf.subject.to_string()));
         }
+        let path: Vec<&Certificate> = std::iter::once(&leaf)
+            .chain(v.intermediates_used.iter().filter_map(|i| inter.get(*i)))
+            .collect();
+        self.revocation
+            .check(&path, &self.cis[v.anchor], now, "ES12")
+            .map_err(ClientCertError::Revoked)?;
         Ok(PeerIdentity::from_certificate(
             &leaf,
             &self.cis[v.anchor].key_id(),
