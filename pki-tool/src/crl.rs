@@ -288,7 +288,12 @@ impl Crl {
         tlv::parse_single(self.issuer_der(), "issuer")
             .and_then(|t| crate::name::Name::parse(&t))
             .map_or_else(
-                |_| self.issuer_der().iter().map(|b| format!("{b:02x}")).collect(),
+                |_| {
+                    self.issuer_der()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                },
                 |n| n.to_string(),
             )
     }

@@ -127,6 +127,8 @@ pub struct FileConfig {
     /// Refuse certificates whose issuer's CRL is past its nextUpdate or does not verify (default
     /// false: a warning).
     pub strict_crl: Option<bool>,
+    /// How often crl_dir is checked for changed files, seconds (default 2; 0: only on SIGHUP).
+    pub crl_poll_secs: Option<u64>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -199,6 +201,8 @@ pub struct Config {
     pub crl_dir: Option<PathBuf>,
     /// A stale or unverifiable CRL refuses the certificates it covers instead of a warning.
     pub strict_crl: bool,
+    /// How often `crl_dir` is checked for changes; `None`: only on SIGHUP.
+    pub crl_poll: Option<Duration>,
     pub limits: Limits,
 }
 
@@ -254,6 +258,11 @@ impl Config {
             store,
             crl_dir: crl_dir.or(file.crl_dir),
             strict_crl: file.strict_crl.unwrap_or(false),
+            crl_poll: match file.crl_poll_secs {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+                None => Some(crate::revocation::DEFAULT_POLL_INTERVAL),
+            },
             limits: file.limits,
         }
     }

@@ -5,7 +5,7 @@
 //! CRLs are read from one directory, recursively: every `*.crl` (DER or PEM) and every `*.pem`
 //! holding an `X509 CRL` block; `pki-tool crl` writes exactly that under `<hierarchy>/crl`, which
 //! is the default. The directory is read again on SIGHUP and when its files change (polled, see
-//! [`POLL_INTERVAL`]); a reload replaces the whole set at once.
+//! `crl_poll_secs`, [`DEFAULT_POLL_INTERVAL`]); a reload replaces the whole set at once.
 //!
 //! A CRL applies to a certificate when it names the certificate's issuer (issuer name, and its
 //! authority key identifier when present) and its signature verifies with the key of that issuer
@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-/// How often the CRL directory is checked for changed files.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the CRL directory is checked for changed files, unless configured.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Directory levels below the CRL directory that are read (pki-tool's distribution-point copies
 /// sit at `<curve>/<host>/<file>`).
 const MAX_DEPTH: usize = 4;
@@ -286,10 +286,9 @@ fn load_set(dir: &Path, cis: &[Certificate], now: i64) -> std::io::Result<(CrlSe
                     ci.subject
                 ));
             } else if loaded.crl.next_update.is_some_and(|n| n < now) {
-                report.problems.push(format!(
-                    "{}: past its nextUpdate",
-                    loaded.path.display()
-                ));
+                report
+                    .problems
+                    .push(format!("{}: past its nextUpdate", loaded.path.display()));
             }
         }
         report.crls += 1;
@@ -299,9 +298,7 @@ fn load_set(dir: &Path, cis: &[Certificate], now: i64) -> std::io::Result<(CrlSe
             .push(Arc::new(loaded));
     }
     for list in set.by_issuer.values_mut() {
-        list.sort_by_key(|c| {
-            std::cmp::Reverse((c.crl.number.unwrap_or(0), c.crl.this_update))
-        });
+        list.sort_by_key(|c| std::cmp::Reverse((c.crl.number.unwrap_or(0), c.crl.this_update)));
     }
     Ok((set, report))
 }
@@ -494,7 +491,9 @@ impl Revocation {
                     crl: crl.path.clone(),
                 });
             }
-            crl.warn_once("CRL is past its nextUpdate: still used (strict_crl = true refuses instead)");
+            crl.warn_once(
+                "CRL is past its nextUpdate: still used (strict_crl = true refuses instead)",
+            );
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use crate::auth::{SessionKeyError, SessionKeys};
 use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
-use crate::revocation::{CrlDirError, POLL_INTERVAL, Revocation};
+use crate::revocation::{CrlDirError, Revocation};
 use crate::store::{Backend, PgStore, RedbStore, StoreError, WriterConfig};
 use crate::transport::tls::{self, Clock, Sgp22ClientVerifier, TlsConfigError};
 use crate::transport::{AppState, admin, listener};
@@ -95,10 +95,10 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Backend>, StoreError> {
 }
 
 /// Reloads the CRLs when their files change, until the server stops.
-async fn watch_crls(revocation: Arc<Revocation>, mut stop: watch::Receiver<bool>) {
+async fn watch_crls(revocation: Arc<Revocation>, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(POLL_INTERVAL) => {
+            () = tokio::time::sleep(every) => {
                 let r = revocation.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload_if_changed()).await;
             }
@@ -212,7 +212,9 @@ impl Server {
             clock,
         ));
         let (stop, rx) = watch::channel(false);
-        tokio::spawn(watch_crls(revocation, rx.clone()));
+        if let Some(every) = cfg.crl_poll {
+            tokio::spawn(watch_crls(revocation, every, rx.clone()));
+        }
         let task_state = state.clone();
         let sweeper_state = state.clone();
         let mut sweep_rx = rx.clone();

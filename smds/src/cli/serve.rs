@@ -187,6 +187,9 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         cis = server_pki.cis.len(),
         "SM-DS started"
     );
+    // Before the line that tells a supervisor the server is up: a SIGHUP from then on reloads.
+    #[cfg(unix)]
+    reload_on_sighup(server.reloader());
     match server.admin_addr {
         Some(a) => println!(
             "smds listening on https://{} (hostname {hostname}); admin on http://{a}",
@@ -197,8 +200,6 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
             server.addr
         ),
     }
-    #[cfg(unix)]
-    reload_on_sighup(server.reloader());
     let stop = server.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;

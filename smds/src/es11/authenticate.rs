@@ -61,7 +61,10 @@ fn validate_euicc(
         }
         v
     };
-    let eid = verified.map_err(Es11Error::Chain)?.eid.ok_or(Es11Error::NoEid)?;
+    let eid = verified
+        .map_err(Es11Error::Chain)?
+        .eid
+        .ok_or(Es11Error::NoEid)?;
     es11.revocation
         .check(&[euicc, eum], &ci.cert, now, "ES11")
         .map_err(Es11Error::Revoked)?;

@@ -61,7 +61,8 @@ fn a_revoked_eum_is_refused_and_the_other_curves_eum_is_not() {
     check_euicc(&r, &h, Curve::BrainpoolP256r1, now).expect("brainpool EUM not revoked");
     let dp = cert(&h, Role::Dptls, Curve::NistP256);
     let ci = cert(&h, Role::Ci, Curve::NistP256);
-    r.check(&[&dp], &ci, now, "ES12").expect("DP TLS not revoked");
+    r.check(&[&dp], &ci, now, "ES12")
+        .expect("DP TLS not revoked");
     r.update_gauges(now);
     assert_eq!(r.metrics.loaded.get(), 2);
 }
@@ -99,7 +100,10 @@ fn a_tampered_crl_is_reported_and_is_a_refusal_only_when_strict() {
         let got = check_euicc(&r, &h, Curve::NistP256, now);
         if strict {
             let err = got.expect_err("strict refuses");
-            assert!(matches!(err, RevocationError::Unverifiable { depth: 1, .. }), "{err}");
+            assert!(
+                matches!(err, RevocationError::Unverifiable { depth: 1, .. }),
+                "{err}"
+            );
         } else {
             got.expect("lab mode: the tampered CRL is not used, the EUM passes");
         }
@@ -136,7 +140,8 @@ fn a_stale_crl_warns_in_lab_mode_and_refuses_when_strict() {
     h.issue_crls(Some(Role::Ci), 1, now - 10 * DAY)
         .expect("crl");
     let dir = h.root.join("crl");
-    let (lab_mode, report) = Revocation::load(Some(dir.clone()), true, false, cis(&h)).expect("load");
+    let (lab_mode, report) =
+        Revocation::load(Some(dir.clone()), true, false, cis(&h)).expect("load");
     assert!(
         report.problems.iter().any(|p| p.contains("nextUpdate")),
         "{report:?}"
@@ -144,7 +149,10 @@ fn a_stale_crl_warns_in_lab_mode_and_refuses_when_strict() {
     check_euicc(&lab_mode, &h, Curve::NistP256, now).expect("lab mode: a warning");
     let (strict, _) = Revocation::load(Some(dir), true, true, cis(&h)).expect("load");
     let err = check_euicc(&strict, &h, Curve::NistP256, now).expect_err("strict");
-    assert!(matches!(err, RevocationError::Stale { depth: 1, .. }), "{err}");
+    assert!(
+        matches!(err, RevocationError::Stale { depth: 1, .. }),
+        "{err}"
+    );
     // The eUICC's issuer (the EUM) has no CRL file here: not checked.
     assert_eq!(
         strict

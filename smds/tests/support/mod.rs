@@ -138,6 +138,9 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         pki: Some(pki.to_path_buf()),
         session_key_file: None,
         store: None,
+        crl_dir: None,
+        strict_crl: false,
+        crl_poll: Some(smds::revocation::DEFAULT_POLL_INTERVAL),
         limits,
     }
 }
