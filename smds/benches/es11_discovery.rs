@@ -9,6 +9,10 @@
 //! (a server the bench starts; its own CPU per discovery is shown apart) and for two nodes
 //! sharing that PostgreSQL, half of the clients on each.
 //!
+//! `crl` adds the revocation rows: server CPU per discovery with a 10,000-entry CRL from the CI
+//! (covering the EUM) and one from the EUM (covering the eUICC) loaded, against a node with an
+//! empty CRL directory, measured in alternating rounds.
+//!
 //! `scale` adds the store-size rows: one client's discovery latency (p50/p99) with 1,000 and
 //! with 1,000,000 events of other EIDs stored, on each store.
 
@@ -149,9 +153,14 @@ impl Bench {
     /// `smds serve` on its own data directory, on PostgreSQL when `url` is given (the session
     /// key file is shared by every node of the run).
     fn node(&self, name: &str, url: Option<&str>) -> Node {
+        self.node_with(name, url, "")
+    }
+
+    /// [`Bench::node`] with more configuration lines.
+    fn node_with(&self, name: &str, url: Option<&str>, extra: &str) -> Node {
         let config = self.dir.join(format!("{name}.toml"));
         let mut text = format!(
-            "session_key_file = \"{}\"\n",
+            "session_key_file = \"{}\"\n{extra}",
             self.dir.join("session.key").display()
         );
         if let Some(url) = url {
@@ -265,6 +274,65 @@ impl Bench {
                 (per - transport) / self.raw,
             );
         }
+    }
+
+    /// Server CPU per discovery (4 clients) on `node`, one round of `secs`.
+    async fn cpu_per_discovery(&self, node: &Node, secs: f64) -> f64 {
+        let cpu0 = cpu_seconds(node.child.id());
+        let n = self.discoveries(&[node], 4, secs).await.len();
+        (cpu_seconds(node.child.id()) - cpu0) / n as f64
+    }
+
+    /// The revocation rows: no CRL vs a 10,000-entry CRL at each level of the eUICC chain.
+    async fn crl_rows(&self) {
+        let empty = self.dir.join("crl-none");
+        let big = self.dir.join("crl-10000");
+        std::fs::create_dir_all(&empty).expect("dir");
+        std::fs::create_dir_all(&big).expect("dir");
+        let h = pki_tool::hierarchy::Hierarchy::open(&self.pki).expect("hierarchy");
+        let now = pki_tool::time::now();
+        for (issuer, name) in [(pki_tool::Role::Ci, "ci"), (pki_tool::Role::Eum, "eum")] {
+            let slot = h.slot(issuer, Curve::NistP256, None);
+            let revoked: Vec<_> = (0..10_000u32)
+                .map(|i| pki_tool::crl::RevokedEntry {
+                    // Serials no certificate of the hierarchy has: nothing is refused.
+                    serial: [&[0x7f, 0xee][..], &i.to_be_bytes()].concat(),
+                    date: now,
+                    reason: None,
+                })
+                .collect();
+            let crl = pki_tool::crl::issue(&pki_tool::crl::CrlInput {
+                issuer: &h.cert(&slot).expect("issuer"),
+                key: &h.key(&slot).expect("key"),
+                number: 1,
+                this_update: now,
+                next_update: now + 86_400,
+                revoked: &revoked,
+            })
+            .expect("CRL");
+            std::fs::write(big.join(format!("{name}.crl")), crl.der()).expect("write");
+        }
+        let line = |d: &Path| format!("crl_dir = \"{}\"\n", d.display());
+        let none = self.node_with("crl-none", None, &line(&empty));
+        let with = self.node_with("crl-10000", None, &line(&big));
+        self.register(&none).await;
+        self.register(&with).await;
+        let round = (self.secs / 2.0).max(1.0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            a.push(self.cpu_per_discovery(&none, round).await);
+            b.push(self.cpu_per_discovery(&with, round).await);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (a, b) = (mean(&a), mean(&b));
+        println!(
+            "revocation (4 clients, 3 alternating rounds of {round:.0}s): SM-DS CPU {:.0} us per discovery without CRLs, {:.0} us with two 10,000-entry CRLs = {:+.1}% ({:.1}x / {:.1}x raw ECDSA)",
+            a * 1e6,
+            b * 1e6,
+            (b / a - 1.0) * 100.0,
+            a / self.raw,
+            b / self.raw,
+        );
     }
 
     /// Server CPU per connection for TLS and two small requests (404s), no ES11 work.
@@ -403,6 +471,10 @@ async fn main() {
         bench
             .throughput("postgres, two nodes", &[&a, &b], pg.pid(), transport)
             .await;
+    }
+
+    if args.has("crl") {
+        bench.crl_rows().await;
     }
 
     if args.has("scale") {
