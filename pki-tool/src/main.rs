@@ -84,6 +84,61 @@ enum Command {
     /// distribution point URI in the certificates that CA issued (crl/NIST/ci.test.example.com/CRL-1.crl):
     /// serve crl/NIST/ as the web root of those hosts.
     Crl(CrlArgs),
+    /// List every certificate of a hierarchy as a tree, with its expiry; exit 1 when one is expired
+    /// or expires within --within days (for cron).
+    ///
+    /// Reads the directory itself (any layout, extra instances included): each certificate once,
+    /// under its issuer, with role, curve, notAfter and days left.
+    Status(StatusArgs),
+    /// Re-issue what expires within --within days, under the same issuer, same subject and
+    /// extensions, keeping the key unless --rekey.
+    ///
+    /// The serial follows the role's policy (a fixed or EID-derived one, which would repeat, becomes
+    /// random of the same length); the validity starts now and lasts the template's days. Every
+    /// file of a renewed certificate (DER and PEM copies, and the key files with --rekey) is
+    /// replaced atomically and the previous one kept as <file>.old until --prune. A running smds
+    /// picks renewed DS certificates up on SIGHUP.
+    ///
+    /// Examples:
+    ///   pki-tool renew lab                        (whatever expires within 30 days)
+    ///   pki-tool renew lab --role dstls --within 365 --rekey
+    ///   pki-tool renew lab --prune                (remove the *.old files)
+    #[command(verbatim_doc_comment)]
+    Renew(RenewArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The hierarchy directory.
+    dir: PathBuf,
+    /// Flag certificates expiring within this many days.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    within: u32,
+    /// One JSON object (certificates in tree order, counts) instead of the tree.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RenewArgs {
+    /// The hierarchy directory made by `pki-tool init`.
+    dir: PathBuf,
+    /// Only certificates of this role (repeatable): ci, cisubca, eum, eumsubca, euicc, dpauth,
+    /// dppb, dptls, dpsubca, dsauth, dstls, dssubca.
+    #[arg(long, value_parser = parse_role_arg)]
+    role: Vec<Role>,
+    /// Renew what expires within this many days (and what has expired).
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    within: u32,
+    /// Draw new keys for the renewed certificates (not for a CA that has issued certificates).
+    #[arg(long)]
+    rekey: bool,
+    /// Show what would be renewed; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only remove the *.old files earlier renewals kept; renew nothing.
+    #[arg(long, conflicts_with_all = ["role", "rekey", "dry_run"])]
+    prune: bool,
 }
 
 #[derive(Args)]
@@ -300,6 +355,10 @@ fn parse_reason(s: &str) -> Result<pki_tool::crl::Reason, String> {
 }
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse()
+}
+
+fn parse_role_arg(s: &str) -> Result<Role, String> {
     s.parse()
 }
 
@@ -583,6 +642,114 @@ fn crl(a: CrlArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// ANSI colour for a status word, when stdout is a terminal and NO_COLOR is unset.
+fn paint(status: &str, text: &str) -> String {
+    use std::io::IsTerminal;
+    let colour = match status {
+        "expired" => "31",
+        "expiring" => "33",
+        _ => return text.to_string(),
+    };
+    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        format!("\x1b[{colour}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// `status`: true when nothing is expired or expiring.
+fn status(a: StatusArgs) -> Result<bool, Error> {
+    let inv = pki_tool::inventory::Inventory::scan(&a.dir)?;
+    let rows = pki_tool::inventory::status(&inv, pki_tool::time::now(), a.within);
+    let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+    let (expired, expiring) = (count("expired"), count("expiring"));
+    if a.json {
+        let doc = serde_json::json!({
+            "dir": a.dir.display().to_string(),
+            "within_days": a.within,
+            "expired": expired,
+            "expiring": expiring,
+            "certificates": rows,
+        });
+        println!("{doc:#}");
+    } else {
+        for r in &rows {
+            let indent = "  ".repeat(r.depth);
+            let mark = match r.status {
+                "valid" => String::new(),
+                s => format!("  {}", paint(s, &s.to_uppercase())),
+            };
+            println!(
+                "{indent}{:<9} {:<5} {}  notAfter {} ({} days){mark}\n{indent}          {}",
+                r.role.as_deref().unwrap_or("?"),
+                r.curve,
+                r.subject,
+                r.not_after,
+                r.days_left,
+                r.file,
+            );
+        }
+        println!(
+            "{} certificate(s); {expired} expired, {expiring} expiring within {} days",
+            rows.len(),
+            a.within
+        );
+        if !inv.bundles.is_empty() {
+            println!(
+                "not listed (chain bundles): {}",
+                inv.bundles
+                    .iter()
+                    .map(|b| b.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(expired == 0 && expiring == 0)
+}
+
+fn renew(a: RenewArgs) -> Result<(), Error> {
+    if a.prune {
+        let removed = pki_tool::renewal::prune(&a.dir)?;
+        for f in &removed {
+            println!("removed {}", f.display());
+        }
+        println!("{} old file(s) removed", removed.len());
+        return Ok(());
+    }
+    let h = Hierarchy::open(&a.dir)?;
+    let renewed = h.renew(&pki_tool::renewal::RenewOptions {
+        roles: a.role,
+        within_days: a.within,
+        rekey: a.rekey,
+        dry_run: a.dry_run,
+        now: pki_tool::time::now(),
+    })?;
+    let fmt = pki_tool::time::format;
+    for r in &renewed {
+        println!(
+            "{} {:<8} {}: serial {} -> {}, notAfter {} -> {}{}",
+            if a.dry_run { "would renew" } else { "renewed" },
+            r.role.map_or("?", Role::name),
+            r.file.display(),
+            r.old_serial,
+            r.new_serial,
+            fmt(r.old_not_after),
+            fmt(r.new_not_after),
+            if r.rekeyed { ", new key" } else { "" }
+        );
+        if !a.dry_run {
+            for f in &r.files {
+                println!("    wrote {} (previous kept as .old)", f.display());
+            }
+        }
+    }
+    if renewed.is_empty() {
+        println!("nothing expires within {} days", a.within);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<bool, Error> {
     match cli.command {
         Command::Init(a) => init(a).map(|_| true),
@@ -593,6 +760,8 @@ fn run(cli: Cli) -> Result<bool, Error> {
         Command::Lint(a) => lint(a),
         Command::Revoke(a) => revoke(a).map(|_| true),
         Command::Crl(a) => crl(a).map(|_| true),
+        Command::Status(a) => status(a),
+        Command::Renew(a) => renew(a).map(|_| true),
     }
 }
 

@@ -9,59 +9,10 @@ use pki_tool::profile::Vars;
 use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, Role};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use workspace_tests::common::{TempDir, osmo, read, sgp26};
 
-fn pki_tool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pki-tool"))
-        .args(args)
-        .output()
-        .expect("pki-tool runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = pki_tool(args);
-    assert!(
-        out.status.success(),
-        "pki-tool {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command expected to fail with a usage/input error (exit 2) and returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = pki_tool(args);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "pki-tool {args:?}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        err.trim().lines().count(),
-        1,
-        "one-line error expected, got: {err}"
-    );
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
+mod support;
+use support::*;
 
 /// Checks a hierarchy directory with openssl, x509-cert, our validator and our linter: every
 /// certificate of its variant, on every curve it was minted on.
