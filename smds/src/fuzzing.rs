@@ -107,7 +107,7 @@ fn fixture() -> &'static Fixture {
                 path: dir.path().join("ds"),
                 chain: vec![],
             }],
-            SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300)),
+            Arc::new(SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300))),
             Arc::new(crate::revocation::Revocation::none()),
         );
         let peer = PeerIdentity::from_certificate(&dp, &ci.key_id());

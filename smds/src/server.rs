@@ -7,9 +7,10 @@ use crate::es11::Es11;
 use crate::pki::ServerPki;
 use crate::revocation::{CrlDirError, Revocation};
 use crate::store::{Backend, PgStore, RedbStore, StoreError, WriterConfig};
-use crate::transport::tls::{self, Clock, Sgp22ClientVerifier, TlsConfigError};
+use crate::transport::tls::{self, Clock, ServerCertificate, Sgp22ClientVerifier, TlsConfigError};
 use crate::transport::{AppState, admin, listener};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -107,16 +108,70 @@ async fn watch_crls(revocation: Arc<Revocation>, every: Duration, mut stop: watc
     }
 }
 
-/// Reloads a running server: the CRLs.
+/// Reloads a running server (SIGHUP): the CRLs, and the server's credentials from its PKI
+/// directory (CERT.DS.TLS for new handshakes, CERT.DSauth and the trusted CIs for new ES11
+/// requests), validated as at start. Open connections and requests in flight keep what they
+/// started with; credentials that do not validate are refused and the running ones stay.
 #[derive(Clone)]
 pub struct Reloader {
     revocation: Arc<Revocation>,
+    /// Weak: a reloader left in a signal handler does not keep a stopped server's state alive.
+    state: std::sync::Weak<AppState>,
+    certificate: Arc<ServerCertificate>,
+    pki_root: PathBuf,
+    hostname: String,
+    sessions: Arc<SessionKeys>,
 }
 
 impl Reloader {
-    pub async fn reload(&self) {
+    /// Reloads everything; `Err` says why the credentials were kept (the CRLs are reloaded
+    /// either way).
+    pub async fn reload(&self) -> Result<(), String> {
         let r = self.revocation.clone();
         let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+        let Some(state) = self.state.upgrade() else {
+            return Err("the server has stopped".into());
+        };
+        let root = self.pki_root.clone();
+        let now = state.now();
+        let loaded = tokio::task::spawn_blocking(move || ServerPki::load(&root, now))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        let pki = match loaded {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "credentials not reloaded; the running ones stay");
+                return Err(e.to_string());
+            }
+        };
+        if let Err(e) =
+            self.certificate
+                .replace(&pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
+        {
+            tracing::error!(error = %e, "CERT.DS.TLS not reloaded; the running one stays");
+            return Err(e.to_string());
+        }
+        if pki
+            .tls_hostname
+            .as_deref()
+            .is_some_and(|h| h != self.hostname)
+        {
+            tracing::warn!(hostname = %self.hostname, "the reloaded CERT.DS.TLS names another host; this SM-DS keeps its address");
+        }
+        state.replace_es11(Es11::new(
+            self.hostname.clone(),
+            pki.cis.clone(),
+            &pki.ds_auth,
+            self.sessions.clone(),
+            self.revocation.clone(),
+        ));
+        tracing::info!(
+            ds_tls_serial = %pki.ds_tls.cert.serial_hex(),
+            ds_tls_not_after = %pki_tool::time::format(pki.ds_tls.cert.not_after),
+            ds_auth = pki.ds_auth.len(),
+            "credentials reloaded"
+        );
+        Ok(())
     }
 }
 
@@ -125,6 +180,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
+    reloader: Reloader,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -146,8 +202,10 @@ impl Server {
         clock: Option<Clock>,
     ) -> Result<Server, StartError> {
         let admin_token = admin_token(cfg)?;
-        let sessions =
-            SessionKeys::load_or_create(&cfg.session_key_path(), cfg.limits.session_lifetime())?;
+        let sessions = Arc::new(SessionKeys::load_or_create(
+            &cfg.session_key_path(),
+            cfg.limits.session_lifetime(),
+        )?);
         let (crl_dir, required) = cfg.crl_dir(&pki.root);
         let (revocation, _) =
             Revocation::load(Some(crl_dir), required, cfg.strict_crl, pki.cis.clone())?;
@@ -157,16 +215,15 @@ impl Server {
             clock.clone(),
             revocation.clone(),
         ));
-        let tls = tls::server_config(
-            &pki.ds_tls.cert,
-            &pki.ds_tls.chain,
-            &pki.ds_tls.key,
-            verifier.clone(),
-        )
-        .map_err(|source| StartError::Tls {
+        let tls_error = |source| StartError::Tls {
             path: pki.ds_tls.path.clone(),
             source,
-        })?;
+        };
+        let certificate = Arc::new(
+            ServerCertificate::new(&pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
+                .map_err(tls_error)?,
+        );
+        let tls = tls::server_config(certificate.clone(), verifier.clone()).map_err(tls_error)?;
         let listen_error = |addr, admin| {
             move |source| StartError::Listen {
                 addr,
@@ -198,10 +255,10 @@ impl Server {
             .or_else(|| pki.tls_hostname.clone())
             .unwrap_or_else(|| "localhost".into());
         let es11 = Es11::new(
-            hostname,
+            hostname.clone(),
             pki.cis.clone(),
             &pki.ds_auth,
-            sessions,
+            sessions.clone(),
             revocation.clone(),
         );
         let state = Arc::new(AppState::new(
@@ -213,7 +270,7 @@ impl Server {
         ));
         let (stop, rx) = watch::channel(false);
         if let Some(every) = cfg.crl_poll {
-            tokio::spawn(watch_crls(revocation, every, rx.clone()));
+            tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));
         }
         let task_state = state.clone();
         let sweeper_state = state.clone();
@@ -252,25 +309,32 @@ impl Server {
             }
             store.shutdown().await;
         });
+        let reloader = Reloader {
+            revocation: state.revocation.clone(),
+            state: Arc::downgrade(&state),
+            certificate,
+            pki_root: pki.root.clone(),
+            hostname,
+            sessions,
+        };
         Ok(Server {
             addr,
             admin_addr,
             state,
+            reloader,
             stop,
             task,
         })
     }
 
     /// Reads what may change while the server runs again (what SIGHUP does); see [`Reloader`].
-    pub async fn reload(&self) {
-        self.reloader().reload().await;
+    pub async fn reload(&self) -> Result<(), String> {
+        self.reloader.reload().await
     }
 
     /// A handle that reloads this server, for a signal handler.
     pub fn reloader(&self) -> Reloader {
-        Reloader {
-            revocation: self.state.es11.revocation.clone(),
-        }
+        self.reloader.clone()
     }
 
     /// Stops accepting, drains in-flight requests, flushes the store.

@@ -99,7 +99,7 @@ async fn a_revoked_eum_stops_its_euiccs_and_not_the_other_eums() {
         pki_tool::time::now(),
     )
     .expect("pki-tool revoke");
-    server.reload().await;
+    server.reload().await.expect("reloaded");
     assert_eq!(
         discovery(&server, &pki, Curve::NistP256).await,
         Err("AuthenticateClient 8.1.2/6.1".into()),

@@ -40,7 +40,7 @@ pub struct Es11 {
     pub hostname: String,
     pub cis: Vec<TrustedCi>,
     /// Issues and checks transactions without storing them (see [`crate::auth`]).
-    pub sessions: SessionKeys,
+    pub sessions: Arc<SessionKeys>,
     /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter). Revocation is
     /// checked on every request, cached or not.
     pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, i64)>>,
@@ -54,7 +54,7 @@ impl Es11 {
         hostname: String,
         cis: Vec<Certificate>,
         ds_auth: &[Credential],
-        sessions: SessionKeys,
+        sessions: Arc<SessionKeys>,
         revocation: Arc<Revocation>,
     ) -> Self {
         let cis = cis

@@ -189,7 +189,7 @@ async fn admin(
     let query = req.uri().query().unwrap_or("");
     Ok(match req.uri().path() {
         "/metrics" => {
-            state.es11.revocation.update_gauges(state.now());
+            state.revocation.update_gauges(state.now());
             text(
                 hyper::StatusCode::OK,
                 state.metrics.render(state.store.count().await.ok()),

@@ -22,7 +22,9 @@ use tls::{Clock, Sgp22ClientVerifier};
 /// Everything a connection or request handler may use.
 pub struct AppState {
     pub store: Arc<dyn Backend>,
-    pub(crate) es11: Arc<Es11>,
+    /// Replaced whole when the server's credentials are reloaded (see [`AppState::es11`]).
+    es11: std::sync::RwLock<Arc<Es11>>,
+    pub(crate) revocation: Arc<crate::revocation::Revocation>,
     pub metrics: Metrics,
     pub(crate) verifier: Arc<Sgp22ClientVerifier>,
     pub(crate) limits: Limits,
@@ -48,13 +50,31 @@ impl AppState {
         metrics.register_revocation(&es11.revocation.metrics);
         AppState {
             store,
-            es11: Arc::new(es11),
+            revocation: es11.revocation.clone(),
+            es11: std::sync::RwLock::new(Arc::new(es11)),
             metrics,
             verifier,
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             limits,
             clock,
             next_request_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The ES11 context of the credentials in use; a request keeps the one it started with.
+    pub(crate) fn es11(&self) -> Arc<Es11> {
+        match self.es11.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves ES11 with reloaded credentials from the next request on.
+    pub(crate) fn replace_es11(&self, es11: Es11) {
+        let next = Arc::new(es11);
+        match self.es11.write() {
+            Ok(mut e) => *e = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
     }
 

@@ -144,7 +144,7 @@ async fn call(
             state,
             async {
                 let req = InitiateAuthenticationRequest::parse(body)?;
-                es11::initiate_authentication(state.es11.clone(), req, state.now())
+                es11::initiate_authentication(state.es11(), req, state.now())
                     .await
                     .map(|r| r.to_fields())
             }
@@ -155,7 +155,7 @@ async fn call(
             async {
                 let req = AuthenticateClientRequest::parse(body)?;
                 let store: Arc<dyn EventStore> = state.store.clone();
-                es11::authenticate_client(state.es11.clone(), store, req, state.now())
+                es11::authenticate_client(state.es11(), store, req, state.now())
                     .await
                     .map(|r| r.to_fields())
             }

@@ -405,21 +405,77 @@ fn rustls_error(what: &'static str) -> impl Fn(rustls::Error) -> TlsConfigError 
     move |source| TlsConfigError::Rustls { what, source }
 }
 
-/// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
-pub fn server_config(
+/// CERT.DS.TLS as the server presents it, replaceable while the server runs: handshakes after
+/// [`ServerCertificate::replace`] present the new chain, connections already open keep theirs.
+#[derive(Debug)]
+pub struct ServerCertificate {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+const DS_TLS: &str = "CERT.DS.TLS";
+
+fn certified_key(
     cert: &Certificate,
     intermediates: &[Certificate],
     key: &PrivateKey,
+) -> Result<Arc<rustls::sign::CertifiedKey>, TlsConfigError> {
+    let (chain, key) = rustls_identity(cert, intermediates, key, DS_TLS)?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(rustls_error(DS_TLS))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
+}
+
+impl ServerCertificate {
+    pub fn new(
+        cert: &Certificate,
+        intermediates: &[Certificate],
+        key: &PrivateKey,
+    ) -> Result<Self, TlsConfigError> {
+        Ok(ServerCertificate {
+            current: std::sync::RwLock::new(certified_key(cert, intermediates, key)?),
+        })
+    }
+
+    /// Presents `cert` (then `intermediates`) with `key` from the next handshake on.
+    pub fn replace(
+        &self,
+        cert: &Certificate,
+        intermediates: &[Certificate],
+        key: &PrivateKey,
+    ) -> Result<(), TlsConfigError> {
+        let next = certified_key(cert, intermediates, key)?;
+        match self.current.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        })
+    }
+}
+
+/// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
+pub fn server_config(
+    certificate: Arc<ServerCertificate>,
     verifier: Arc<Sgp22ClientVerifier>,
 ) -> Result<rustls::ServerConfig, TlsConfigError> {
-    const WHAT: &str = "CERT.DS.TLS";
-    let (chain, key) = rustls_identity(cert, intermediates, key, WHAT)?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(rustls_error(WHAT))?
+        .map_err(rustls_error(DS_TLS))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(rustls_error(WHAT))?;
+        .with_cert_resolver(certificate);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
