@@ -281,17 +281,7 @@ fn init_sgp26_v3_variants_a_b_c_with_subcas() {
 fn revoke_and_crl_agree_with_openssl() {
     let t = TempDir::new("crl");
     let h = t.0.join("A");
-    ok(&[
-        "init",
-        "--out",
-        s(&h),
-        "--curve",
-        "nist",
-        "--profile",
-        "sgp26-v3",
-        "--variant",
-        "A",
-    ]);
+    init_v3_nist(&h, "A");
     let text = ok(&["crl", "--hierarchy", s(&h)]);
     for ca in ["ci", "eum", "eumsubca", "dpsubca", "dssubca"] {
         assert!(

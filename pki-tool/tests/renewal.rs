@@ -161,17 +161,7 @@ fn renew_reissues_what_expires_and_keeps_the_rest() {
 fn renewing_a_v3_variant_c_hierarchy_keeps_every_chain_valid() {
     let t = TempDir::new("renew-v3");
     let h = t.0.join("C");
-    ok(&[
-        "init",
-        "--out",
-        s(&h),
-        "--curve",
-        "nist",
-        "--profile",
-        "sgp26-v3",
-        "--variant",
-        "C",
-    ]);
+    init_v3_nist(&h, "C");
     // Everything, CI and SubCAs included, keeping keys.
     let out = ok(&["renew", s(&h), "--within", "3000000"]);
     let hierarchy = Hierarchy::open(&h).expect("open");

@@ -55,3 +55,18 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
+
+/// `pki-tool init` of an SGP.26 v3 `variant` hierarchy, NIST only, into `dir`.
+pub fn init_v3_nist(dir: &Path, variant: &str) {
+    ok(&[
+        "init",
+        "--out",
+        s(dir),
+        "--curve",
+        "nist",
+        "--profile",
+        "sgp26-v3",
+        "--variant",
+        variant,
+    ]);
+}
