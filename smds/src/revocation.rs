@@ -199,7 +199,8 @@ fn crl_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let entry = entry?;
             let path = entry.path();
             let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            let kind = entry.file_type()?;
+            // Symbolic links are followed (a lab may link the CRLs it serves); depth bounds loops.
+            let kind = std::fs::metadata(&path)?.file_type();
             if hidden {
                 continue;
             }
