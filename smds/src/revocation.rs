@@ -200,7 +200,10 @@ fn crl_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let path = entry.path();
             let hidden = entry.file_name().to_string_lossy().starts_with('.');
             // Symbolic links are followed (a lab may link the CRLs it serves); depth bounds loops.
-            let kind = std::fs::metadata(&path)?.file_type();
+            // A dangling link is skipped rather than failing the whole load.
+            let Ok(kind) = std::fs::metadata(&path).map(|m| m.file_type()) else {
+                continue;
+            };
             if hidden {
                 continue;
             }
