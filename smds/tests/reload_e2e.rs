@@ -10,11 +10,9 @@ use pki_tool::renewal::RenewOptions;
 use pki_tool::{Certificate, Curve, Role};
 use smds::config::Limits;
 use smds::lab::https::Connection;
-use smds::lab::lpa::{Discovery, discover};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use smds::sgp22::responses::InitiateAuthenticationResponse;
-use std::path::Path;
 use std::time::Duration;
 use support::*;
 
@@ -36,15 +34,6 @@ fn presented(port: u16) -> Certificate {
 
 fn cert(h: &Hierarchy, role: Role) -> Certificate {
     h.cert(&h.slot(role, Curve::NistP256, None)).expect("cert")
-}
-
-async fn discovery_events(server: &smds::server::Server, pki: &Path) -> usize {
-    let euicc = SoftEuicc::load(pki, Curve::NistP256, None).expect("eUICC");
-    let opts = discovery_options(server, pki, None, Es11PathFamily::Es9Plus);
-    match discover(&euicc, &opts).await.expect("an answer") {
-        Discovery::Events { entries, .. } => entries.len(),
-        Discovery::Failed { step, result } => panic!("{step}: {:?}", result.body),
-    }
 }
 
 /// The CERT.DSauth an InitiateAuthentication on `conn` returns.
@@ -115,8 +104,8 @@ async fn renewed_ds_credentials_are_served_after_a_reload_without_dropping_conne
         "the connection opened before is still served, with the renewed DSauth"
     );
     assert_eq!(
-        discovery_events(&server, &pki).await,
-        1,
+        discovery_outcome(&server, &pki, Curve::NistP256).await,
+        Ok(1),
         "eUICCs accept the renewed DSauth"
     );
     // ES12 over the connection opened before the reload.
@@ -128,6 +117,9 @@ async fn renewed_ds_credentials_are_served_after_a_reload_without_dropping_conne
     let err = server.reload().await.expect_err("refused");
     assert!(err.contains("CERT_S_SM_DS_TLS_NIST"), "{err}");
     assert_eq!(presented(port).der(), new_tls.der());
-    assert_eq!(discovery_events(&server, &pki).await, 2);
+    assert_eq!(
+        discovery_outcome(&server, &pki, Curve::NistP256).await,
+        Ok(2)
+    );
     server.stop().await;
 }

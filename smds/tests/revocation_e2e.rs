@@ -10,9 +10,6 @@ use pki_tool::hierarchy::{Hierarchy, IssueOptions};
 use pki_tool::{Certificate, Curve, Role};
 use smds::config::Limits;
 use smds::lab::https::Connection;
-use smds::lab::lpa::{Discovery, discover};
-use smds::lab::soft_euicc::SoftEuicc;
-use smds::sgp22::Es11PathFamily;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
@@ -21,22 +18,6 @@ const DAY: i64 = 86_400;
 
 fn cert(h: &Hierarchy, role: Role, curve: Curve) -> Certificate {
     h.cert(&h.slot(role, curve, None)).expect("cert")
-}
-
-/// What a discovery by the eUICC of `curve` gives: its event IDs, or the failing status code.
-async fn discovery(
-    server: &smds::server::Server,
-    pki: &Path,
-    curve: Curve,
-) -> Result<usize, String> {
-    let euicc = SoftEuicc::load(pki, curve, None).expect("eUICC");
-    let opts = discovery_options(server, pki, None, Es11PathFamily::Es9Plus);
-    match discover(&euicc, &opts).await.expect("an answer") {
-        Discovery::Events { entries, .. } => Ok(entries.len()),
-        Discovery::Failed { step, result } => {
-            Err(format!("{step} {}", result.code().unwrap_or_default()))
-        }
-    }
 }
 
 /// An ES12 RegisterEvent as the SM-DP+ of `pki` (its current CERT.DP.TLS) on a new connection:
@@ -86,9 +67,12 @@ async fn a_revoked_eum_stops_its_euiccs_and_not_the_other_eums() {
         .expect("registered");
     assert!(r.is_success(), "{:?}", r.body);
     // The NIST and brainpool eUICCs carry the same EID, under two EUMs of the same name.
-    assert_eq!(discovery(&server, &pki, Curve::NistP256).await, Ok(1));
     assert_eq!(
-        discovery(&server, &pki, Curve::BrainpoolP256r1).await,
+        discovery_outcome(&server, &pki, Curve::NistP256).await,
+        Ok(1)
+    );
+    assert_eq!(
+        discovery_outcome(&server, &pki, Curve::BrainpoolP256r1).await,
         Ok(1)
     );
 
@@ -101,17 +85,17 @@ async fn a_revoked_eum_stops_its_euiccs_and_not_the_other_eums() {
     .expect("pki-tool revoke");
     server.reload().await.expect("reloaded");
     assert_eq!(
-        discovery(&server, &pki, Curve::NistP256).await,
+        discovery_outcome(&server, &pki, Curve::NistP256).await,
         Err("AuthenticateClient 8.1.2/6.1".into()),
         "a revoked EUM is an invalid EUM certificate"
     );
     assert_eq!(
-        discovery(&server, &pki, Curve::BrainpoolP256r1).await,
+        discovery_outcome(&server, &pki, Curve::BrainpoolP256r1).await,
         Ok(1)
     );
     // Twice: the second time the EUM validation comes from the cache, and is still refused.
     assert_eq!(
-        discovery(&server, &pki, Curve::NistP256).await,
+        discovery_outcome(&server, &pki, Curve::NistP256).await,
         Err("AuthenticateClient 8.1.2/6.1".into())
     );
     let metrics = server.state.metrics.render(None);
@@ -190,7 +174,7 @@ async fn strict_crl_refuses_on_a_stale_crl_and_lab_mode_does_not() {
             )
         };
         let server = start(&pki, &cfg, None).await;
-        let got = discovery(&server, &pki, Curve::NistP256).await;
+        let got = discovery_outcome(&server, &pki, Curve::NistP256).await;
         let es12 = es12_gets_through(&server, &pki).await;
         if strict {
             assert_eq!(got, Err("AuthenticateClient 8.1.2/6.1".into()));

@@ -247,6 +247,24 @@ pub fn discovery_options(
     }
 }
 
+/// A whole discovery against `server` by the eUICC of `pki` on `curve` (a new TLS connection,
+/// ES9+ paths): the number of events, or `"<step> <subject>/<reason>"` when the SM-DS refused.
+#[allow(dead_code)]
+pub async fn discovery_outcome(server: &Server, pki: &Path, curve: Curve) -> Result<usize, String> {
+    use smds::lab::lpa::Discovery;
+    let euicc = smds::lab::soft_euicc::SoftEuicc::load(pki, curve, None).expect("eUICC");
+    let opts = discovery_options(server, pki, None, smds::sgp22::Es11PathFamily::Es9Plus);
+    match smds::lab::lpa::discover(&euicc, &opts)
+        .await
+        .expect("an answer")
+    {
+        Discovery::Events { entries, .. } => Ok(entries.len()),
+        Discovery::Failed { step, result } => {
+            Err(format!("{step} {}", result.code().unwrap_or_default()))
+        }
+    }
+}
+
 /// InitiateAuthentication on `conn` for `address`, answered by the software eUICC: the body of
 /// the AuthenticateClient that completes the transaction (at this node or any other).
 pub async fn initiate_and_answer(
