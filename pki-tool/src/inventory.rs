@@ -95,36 +95,12 @@ pub struct Inventory {
     pub bundles: Vec<PathBuf>,
 }
 
+/// The files `status` and `renew` look at: all but `crl/` and `*.old`.
 fn files_below(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-        let dir = root.join(rel);
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| Error::file(&dir, format!("cannot read: {e}")))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::file(&dir, format!("cannot read: {e}")))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || name.ends_with(".old") {
-                continue;
-            }
-            let path = rel.join(&*name);
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::file(root.join(&path), e))?;
-            if kind.is_dir() {
-                if depth < MAX_DEPTH && !(depth == 0 && name == "crl") {
-                    walk(root, &path, depth + 1, out)?;
-                }
-            } else if kind.is_file() {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(root, Path::new(""), 0, &mut out)?;
-    out.sort();
-    Ok(out)
+    crate::layout::files_below(root, MAX_DEPTH, &|rel, is_dir| {
+        (is_dir && rel == Path::new("crl")) || rel.extension().is_some_and(|e| e == "old")
+    })
+    .map_err(|e| Error::file(root, format!("cannot read: {e}")))
 }
 
 impl Inventory {

@@ -292,6 +292,49 @@ pub fn write_atomic(
     })
 }
 
+/// The regular files below `root` (paths relative to it, sorted), at most `max_depth` directory
+/// levels down. Hidden entries (temporaries of atomic writes) are skipped, and so is every entry
+/// `skip` names (given its relative path and whether it is a directory). Symbolic links are
+/// followed; a dangling one is skipped, and `max_depth` bounds loops.
+pub fn files_below(
+    root: &Path,
+    max_depth: usize,
+    skip: &dyn Fn(&Path, bool) -> bool,
+) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(
+        root: &Path,
+        rel: &Path,
+        depth: usize,
+        max_depth: usize,
+        skip: &dyn Fn(&Path, bool) -> bool,
+        out: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(root.join(rel))? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = rel.join(entry.file_name());
+            let Ok(meta) = std::fs::metadata(root.join(&path)) else {
+                continue;
+            };
+            if skip(&path, meta.is_dir()) {
+                continue;
+            }
+            if meta.is_dir() && depth < max_depth {
+                walk(root, &path, depth + 1, max_depth, skip, out)?;
+            } else if meta.is_file() {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), 0, max_depth, skip, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
 /// Writes a directory of files at once: they are written into a hidden staging directory that is
 /// then renamed into place, so the directory appears complete or not at all. With `force` an
 /// existing directory of that name is replaced.

@@ -333,24 +333,14 @@ impl Hierarchy {
 
 /// `renew --prune`: removes every `*.old` file below `root`; returns them.
 pub fn prune(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("cannot read: {e}")))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::file(dir, e))?;
-            let path = entry.path();
-            let kind = entry.file_type().map_err(|e| Error::file(&path, e))?;
-            if kind.is_dir() && depth < 6 {
-                walk(&path, depth + 1, out)?;
-            } else if kind.is_file() && path.extension().is_some_and(|e| e == "old") {
-                std::fs::remove_file(&path).map_err(|e| Error::file(&path, e))?;
-                out.push(path);
-            }
-        }
-        Ok(())
+    let old = crate::layout::files_below(root, 6, &|_, _| false)
+        .map_err(|e| Error::file(root, format!("cannot read: {e}")))?
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "old"))
+        .map(|f| root.join(f))
+        .collect::<Vec<_>>();
+    for f in &old {
+        std::fs::remove_file(f).map_err(|e| Error::file(f, e))?;
     }
-    let mut out = Vec::new();
-    walk(root, 0, &mut out)?;
-    out.sort();
-    Ok(out)
+    Ok(old)
 }

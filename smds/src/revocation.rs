@@ -194,36 +194,14 @@ impl std::fmt::Debug for Revocation {
 
 /// Every CRL file below `dir` (see the module documentation), sorted.
 fn crl_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let path = entry.path();
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            // Symbolic links are followed (a lab may link the CRLs it serves); depth bounds loops.
-            // A dangling link is skipped rather than failing the whole load.
-            let Ok(kind) = std::fs::metadata(&path).map(|m| m.file_type()) else {
-                continue;
-            };
-            if hidden {
-                continue;
-            }
-            if kind.is_dir() && depth < MAX_DEPTH {
-                walk(&path, depth + 1, out)?;
-            } else if kind.is_file()
-                && matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("crl" | "pem")
-                )
-            {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, 0, &mut out)?;
-    out.sort();
-    Ok(out)
+    let is_crl = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("crl" | "pem"));
+    Ok(
+        pki_tool::layout::files_below(dir, MAX_DEPTH, &|_, _| false)?
+            .into_iter()
+            .filter(|p| is_crl(p))
+            .map(|p| dir.join(p))
+            .collect(),
+    )
 }
 
 fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
