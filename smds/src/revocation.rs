@@ -30,6 +30,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,7 +238,7 @@ fn load_set(dir: &Path, cis: &[Certificate], now: i64) -> std::io::Result<(CrlSe
     let mut seen = HashSet::new();
     let mut set = CrlSet::default();
     for path in crl_files(dir)?.into_iter().take(MAX_FILES) {
-        let crl = match read_crl_file(&path) {
+        let mut crl = match read_crl_file(&path) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(why) => {
@@ -245,14 +246,16 @@ fn load_set(dir: &Path, cis: &[Certificate], now: i64) -> std::io::Result<(CrlSe
                 continue;
             }
         };
-        if !seen.insert(crl.der().to_vec()) {
+        // The same CRL as DER, PEM and distribution-point copy is loaded once.
+        let digest: [u8; 32] = sha2::Sha256::digest(crl.der()).into();
+        if !seen.insert(digest) {
             continue;
         }
         let loaded = LoadedCrl {
-            revoked: crl
-                .revoked
-                .iter()
-                .map(|e| (e.serial.clone(), (e.date, e.reason)))
+            // Moved out: only the lookup map keeps the entries.
+            revoked: std::mem::take(&mut crl.revoked)
+                .into_iter()
+                .map(|e| (e.serial, (e.date, e.reason)))
                 .collect(),
             crl,
             path,
