@@ -40,3 +40,13 @@ impl TempDir {
         TempDir(dir.path().to_path_buf(), dir)
     }
 }
+
+/// Sends `signal` (`TERM`, `HUP`, ...) to process `pid` with the shell's built-in `kill`: the
+/// `kill` binary (procps) is not on a minimal Debian machine, `sh` always is. Whether it was sent.
+pub fn send_signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -s {signal} {pid}"))
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -16,7 +16,6 @@ use smds::lab::lpa::{Discovery, DiscoveryOptions};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -400,10 +399,7 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let rss_end = rss_kib(pid);
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
+    workspace_tests::common::send_signal(pid, "TERM");
     let status = child.wait().expect("exit");
 
     let t = tally.lock().expect("tally");

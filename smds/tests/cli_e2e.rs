@@ -136,10 +136,7 @@ fn serve_register_list_delete() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("8.9.5/3.9"));
 
     // Graceful stop, then the database is read directly.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    workspace_tests::common::send_signal(child.id(), "TERM");
     assert!(child.wait().expect("exit").success());
     let out = smds(&[&["events", "count"][..], &db].concat());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");

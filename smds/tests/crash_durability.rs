@@ -8,7 +8,7 @@ use smds::lab::https::{Connection, Endpoint};
 use smds::store::{EventAdmin, EventStore, RedbStore, WriterConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -108,10 +108,7 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     .await
     .expect("restarted server answers");
     assert!(register(&mut conn, EID, "after-restart").await.is_success());
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    workspace_tests::common::send_signal(child.id(), "TERM");
     let _ = child.wait();
 
     // ... and every acknowledged event is there, consistently, and nothing was invented.

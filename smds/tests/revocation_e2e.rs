@@ -251,11 +251,7 @@ fn smds_serve_reloads_its_crls_on_sighup() {
         cli_register(&pki, port, "not-reloaded-yet"),
         "without polling the CRL is read on SIGHUP only"
     );
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    assert!(workspace_tests::common::send_signal(child.id(), "HUP"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while cli_register(&pki, port, "after-hup") {
         assert!(Instant::now() < deadline, "SIGHUP did not reload the CRLs");
