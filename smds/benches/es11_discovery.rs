@@ -170,10 +170,7 @@ impl Bench {
         let (child, port) = support::spawn_serve(&self.pki, &self.dir.join(name), Some(&config));
         Node {
             child,
-            endpoint: Endpoint {
-                host: "localhost".into(),
-                port,
-            },
+            endpoint: Endpoint::localhost(port),
         }
     }
 

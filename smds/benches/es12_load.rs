@@ -101,10 +101,7 @@ async fn load(
     secs: f64,
     tag: &str,
 ) -> (f64, Vec<Duration>) {
-    let endpoint = Endpoint {
-        host: "localhost".into(),
-        port: server.addr.port(),
-    };
+    let endpoint = Endpoint::localhost(server.addr.port());
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();

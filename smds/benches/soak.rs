@@ -82,10 +82,7 @@ async fn main() {
     let data = dir.join("data");
     let (mut child, port) = support::spawn_serve(&pki, &data, Some(&config));
     let pid = child.id();
-    let endpoint = Endpoint {
-        host: "localhost".into(),
-        port,
-    };
+    let endpoint = Endpoint::localhost(port);
     let ci = pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der");
     let smdp_tls = smds::lab::smdp::smdp_tls_config(
         &pki.join("DPtls/CERT_S_SM_DP_TLS_NIST.der"),

@@ -149,15 +149,39 @@ pub enum ConfigError {
 }
 
 impl FileConfig {
+    /// Reads `path`; relative paths in it are taken from the file's directory, as every
+    /// config-file tool does, so that a service runs the same from any working directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let file: FileConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Ok(file.relative_to(dir))
+    }
+
+    /// The same settings with every relative path joined to `dir`.
+    pub fn relative_to(mut self, dir: &Path) -> Self {
+        for p in [
+            &mut self.admin_token_file,
+            &mut self.data_dir,
+            &mut self.pki,
+            &mut self.session_key_file,
+            &mut self.store_ca_file,
+            &mut self.crl_dir,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        self
     }
 }
 
@@ -337,5 +361,27 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("not a PostgreSQL URL"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_taken_from_its_directory() {
+        let dir = std::env::temp_dir().join(format!("smds-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("smds.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\npki = \"/etc/smds/pki\"\ncrl_dir = \"../crl\"\n",
+        )
+        .expect("write");
+        let file = FileConfig::load(&path).expect("loads");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(file.data_dir, Some(dir.join("data")));
+        assert_eq!(
+            file.pki,
+            Some(PathBuf::from("/etc/smds/pki")),
+            "absolute kept"
+        );
+        assert_eq!(file.crl_dir, Some(dir.join("../crl")));
+        assert_eq!(file.session_key_file, None);
     }
 }

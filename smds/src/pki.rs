@@ -41,6 +41,12 @@ pub enum PkiError {
     NoCi { dir: PathBuf, expected: String },
     #[error("{}: this key does not belong to {}", key.display(), cert.display())]
     KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error(
+        "{}: no CERT.DSauth (expected {expected}): every ES11 discovery would fail with 8.9.4/3.7; mint one with `pki-tool issue dsauth --hierarchy {}`",
+        dir.display(),
+        dir.display()
+    )]
+    NoDsAuth { dir: PathBuf, expected: String },
     #[error("{}: CERT.DS.TLS must use NIST P-256", .0.display())]
     DsTlsCurve(PathBuf),
     #[error("cannot mint the development PKI in {}: {source}", dir.display())]
@@ -81,6 +87,8 @@ pub struct ServerPki {
     pub root: PathBuf,
     /// Trusted CIs (one per curve found).
     pub cis: Vec<Certificate>,
+    /// The file of each of `cis`.
+    pub ci_files: Vec<PathBuf>,
     /// CERT.DS.TLS (NIST P-256: the TLS library signs only with NIST curves).
     pub ds_tls: Credential,
     /// CERT.DSauth, one per CI that has one.
@@ -142,6 +150,7 @@ impl ServerPki {
         let layout = hierarchy::layout_at(root)?;
         let slot = |role, curve| Slot::in_layout(layout, role, curve, None);
         let mut cis = Vec::new();
+        let mut ci_files = Vec::new();
         for curve in Curve::ALL {
             let path = slot(Role::Ci, curve).cert_der(root);
             if !path.exists() {
@@ -160,6 +169,7 @@ impl ServerPki {
             )
             .map_err(chain(&path))?;
             cis.push(ci);
+            ci_files.push(path);
         }
         if cis.is_empty() {
             return Err(PkiError::NoCi {
@@ -181,6 +191,15 @@ impl ServerPki {
                 ds_auth.push(credential(root, &auth, &cis, now)?);
             }
         }
+        if ds_auth.is_empty() {
+            return Err(PkiError::NoDsAuth {
+                dir: root.to_path_buf(),
+                expected: Curve::ALL
+                    .map(|c| slot(Role::Dsauth, c).cert_der(Path::new("")))
+                    .map(|p| p.display().to_string())
+                    .join(" or "),
+            });
+        }
         for d in ds_auth.iter().filter(|d| !d.chain.is_empty()) {
             // SGP.22 v2 eUICCs check CERT.DSauth against the CI directly; the SubCAs reach a v3
             // eUICC in otherCertsInChain, which this version does not send yet.
@@ -198,10 +217,31 @@ impl ServerPki {
         Ok(ServerPki {
             root: root.to_path_buf(),
             cis,
+            ci_files,
             ds_tls,
             ds_auth,
             tls_hostname,
         })
+    }
+}
+
+impl ServerPki {
+    /// Every certificate the server presents or trusts: what it is, the certificate, its file.
+    pub fn certificates(&self) -> Vec<(&'static str, &Certificate, &Path)> {
+        let mut out: Vec<(&'static str, &Certificate, &Path)> = self
+            .cis
+            .iter()
+            .zip(&self.ci_files)
+            .map(|(c, f)| ("CI", c, f.as_path()))
+            .collect();
+        for (what, cred) in std::iter::once(("CERT.DS.TLS", &self.ds_tls))
+            .chain(self.ds_auth.iter().map(|d| ("CERT.DSauth", d)))
+        {
+            out.push((what, &cred.cert, &cred.path));
+            // SubCA files are not kept; their certificates are named by the credential's file.
+            out.extend(cred.chain.iter().map(|c| ("SubCA", c, cred.path.as_path())));
+        }
+        out
     }
 }
 

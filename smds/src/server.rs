@@ -193,14 +193,76 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// The listeners of a server not yet started: bound first, so that a port in use fails a start
+/// before anything is minted or opened.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl Bound {
+    /// Binds the HTTPS and admin listeners of `cfg` (after checking the admin settings).
+    pub async fn bind(cfg: &Config) -> Result<Bound, StartError> {
+        admin_token(cfg)?;
+        let listen_error = |addr, admin| {
+            move |source| StartError::Listen {
+                addr,
+                admin,
+                source,
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(listen_error(cfg.listen, false))?;
+        let addr = listener
+            .local_addr()
+            .map_err(listen_error(cfg.listen, false))?;
+        let admin = match cfg.admin_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(listen_error(a, true))?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        Ok(Bound {
+            listener,
+            admin,
+            addr,
+            admin_addr,
+        })
+    }
+}
+
 impl Server {
-    /// Checks the settings, builds TLS, binds the listeners, opens the store and starts serving. `clock` replaces the system time
-    /// for client-certificate validity (tests use it for expired certificates).
+    /// Checks the settings, binds the listeners, builds TLS, opens the store and starts serving.
+    /// `clock` replaces the system time for client-certificate validity (tests use it for
+    /// expired certificates).
     pub async fn start(
         cfg: &Config,
         pki: &ServerPki,
         clock: Option<Clock>,
     ) -> Result<Server, StartError> {
+        let bound = Bound::bind(cfg).await?;
+        Server::start_bound(bound, cfg, pki, clock).await
+    }
+
+    /// [`Server::start`] on listeners bound already.
+    pub async fn start_bound(
+        bound: Bound,
+        cfg: &Config,
+        pki: &ServerPki,
+        clock: Option<Clock>,
+    ) -> Result<Server, StartError> {
+        let Bound {
+            listener,
+            admin,
+            addr,
+            admin_addr,
+        } = bound;
         let admin_token = admin_token(cfg)?;
         let sessions = Arc::new(SessionKeys::load_or_create(
             &cfg.session_key_path(),
@@ -224,28 +286,6 @@ impl Server {
                 .map_err(tls_error)?,
         );
         let tls = tls::server_config(certificate.clone(), verifier.clone()).map_err(tls_error)?;
-        let listen_error = |addr, admin| {
-            move |source| StartError::Listen {
-                addr,
-                admin,
-                source,
-            }
-        };
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(listen_error(cfg.listen, false))?;
-        let addr = listener
-            .local_addr()
-            .map_err(listen_error(cfg.listen, false))?;
-        let admin = match cfg.admin_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .map_err(listen_error(a, true))?,
-            ),
-            None => None,
-        };
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         // The store is opened last: a start that fails on its settings or ports leaves the
         // database untouched and closed.
         let store = open_store(cfg).await?;

@@ -31,10 +31,7 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     mint(&pki, "default", None);
     let data = tmp.0.join("data");
     let (mut child, port) = spawn_server(&pki, &data);
-    let endpoint = Endpoint {
-        host: "localhost".into(),
-        port,
-    };
+    let endpoint = Endpoint::localhost(port);
     let tls = smdp(&pki, "", &pki);
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let attempted = Arc::new(Mutex::new(BTreeSet::new()));
@@ -98,10 +95,7 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     // The server restarts on the same database...
     let (mut child, port) = spawn_server(&pki, &data);
     let mut conn = Connection::open(
-        &Endpoint {
-            host: "localhost".into(),
-            port,
-        },
+        &Endpoint::localhost(port),
         smdp(&pki, "", &pki),
         Duration::from_secs(10),
     )

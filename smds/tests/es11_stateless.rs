@@ -30,10 +30,7 @@ async fn an_initiate_authentication_flood_stores_nothing() {
     let (mut child, port) = spawn_serve(&pki, &tmp.0.join("data"), None);
     let euicc = SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC");
     let address = format!("localhost:{port}");
-    let endpoint = smds::lab::https::Endpoint {
-        host: "localhost".into(),
-        port,
-    };
+    let endpoint = smds::lab::https::Endpoint::localhost(port);
     let tls = lpa_tls(&pki);
     let body = initiate_body(&euicc, &address);
     // Warm up, then measure, then 110,000 more (past the old 100,000-session cap).

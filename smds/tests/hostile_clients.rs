@@ -160,10 +160,7 @@ async fn idle_connection_floods_do_not_lock_out_real_devices() {
     // Real discoveries during the attack.
     let euicc = SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC");
     let mut options = lpa::DiscoveryOptions {
-        endpoint: smds::lab::https::Endpoint {
-            host: "localhost".into(),
-            port,
-        },
+        endpoint: smds::lab::https::Endpoint::localhost(port),
         address: format!("localhost:{port}"),
         tls: lpa_tls(&pki),
         paths: Es11PathFamily::Es9Plus,

@@ -65,10 +65,7 @@ struct Node {
 
 impl Node {
     fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            host: "localhost".into(),
-            port: self.port,
-        }
+        Endpoint::localhost(self.port)
     }
 
     async fn connect(&self, tls: Arc<rustls::ClientConfig>) -> Connection {

@@ -1,24 +1,24 @@
 //! `smds discover`: act as a device (LPA + software eUICC) on ES11.
 
+use super::ServerArgs;
 use clap::Args;
-use smds::lab::https::{Endpoint, read_cas};
+use smds::lab::https::read_cas;
 use smds::lab::lpa::{self, Discovery, DiscoveryOptions};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args)]
 pub struct DiscoverArgs {
-    /// The SM-DS, e.g. https://localhost:8443
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Directory with CI, EUM and eUICC certificates and the eUICC key.
     #[arg(long, value_name = "DIR")]
     certdir: PathBuf,
     /// Which eUICC (one issued under eUICC/<EID>/); default: the hierarchy's own.
     #[arg(long)]
     eid: Option<String>,
+    /// Which of the eUICC's certificates (and CI) to use: NIST P-256 or brainpoolP256r1.
     #[arg(long, default_value = "nist", value_parser = ["nist", "brainpool"])]
     curve: String,
     /// An EventID, as an LPA sends when following a cascade from the Root SM-DS.
@@ -36,8 +36,6 @@ pub struct DiscoverArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-    #[arg(long, default_value_t = 15)]
-    timeout: u64,
 }
 
 pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
@@ -52,7 +50,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
         .map(|e| pki_tool::Eid::parse(e).map_err(|err| format!("--eid {e}: {err}")))
         .transpose()?;
     let euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
-    let endpoint = Endpoint::parse(&a.server).map_err(|e| e.to_string())?;
+    let endpoint = a.server.endpoint()?;
     let cas = if a.ca.is_empty() {
         let layout = pki_tool::hierarchy::layout_at(&a.certdir).map_err(|e| e.to_string())?;
         let candidates = pki_tool::layout::Slot::in_layout(
@@ -94,7 +92,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
             Es11PathFamily::Es9Plus
         },
         matching_id: a.matching_id.clone(),
-        timeout: Duration::from_secs(a.timeout.max(1)),
+        timeout: a.server.timeout(),
         now: pki_tool::time::now(),
     };
     match lpa::discover(&euicc, &opts)

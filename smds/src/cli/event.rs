@@ -1,17 +1,16 @@
 //! `smds event register|delete`: act as an SM-DP+ on ES12 over mutually authenticated TLS.
 
+use super::ServerArgs;
 use clap::{Args, Subcommand};
-use smds::lab::https::{Connection, Endpoint};
+use smds::lab::https::Connection;
 use smds::lab::smdp;
 use smds::sgp22::paths::path;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args)]
 pub struct SmdpArgs {
-    /// The SM-DS, e.g. https://localhost:8443
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// The SM-DP+'s TLS certificate (CERT.DP.TLS, NIST P-256; DER or PEM).
     #[arg(long, value_name = "FILE")]
     cert: PathBuf,
@@ -24,32 +23,35 @@ pub struct SmdpArgs {
     /// Print the SM-DS's answer as JSON.
     #[arg(long)]
     json: bool,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 15)]
-    timeout: u64,
 }
 
 #[derive(Subcommand)]
 pub enum EventCommand {
     /// ES12.RegisterEvent: tell the SM-DS a profile is waiting for EID at SM-DP+ address.
     Register {
+        /// The eUICC's EID: 32 digits with valid check digits.
         #[arg(long)]
         eid: String,
+        /// The EventID (1..256 characters): what the LPA later sends to the SM-DP+ as the
+        /// matchingId.
         #[arg(long, value_name = "ID")]
         event_id: String,
         /// The SM-DP+ address the LPA should contact (host[:port], no scheme).
         #[arg(long, value_name = "HOST")]
         smdp_address: String,
-        /// Ask an Alternative SM-DS to cascade the event to the Root SM-DS.
+        /// Ask an Alternative SM-DS to cascade the event to the Root SM-DS (sends
+        /// "forwardingIndicator": true; without it the field is not sent).
         #[arg(long)]
-        forwarding: Option<bool>,
+        forwarding: bool,
         #[command(flatten)]
         smdp: SmdpArgs,
     },
     /// ES12.DeleteEvent: remove an event this SM-DP+ registered.
     Delete {
+        /// The eUICC's EID.
         #[arg(long)]
         eid: String,
+        /// The EventID given at registration.
         #[arg(long, value_name = "ID")]
         event_id: String,
         #[command(flatten)]
@@ -68,7 +70,7 @@ pub async fn run(c: EventCommand) -> Result<bool, String> {
         } => (
             smdp,
             path::ES12_REGISTER_EVENT,
-            smdp::register_event_body(&eid, &event_id, &smdp_address, forwarding),
+            smdp::register_event_body(&eid, &event_id, &smdp_address, forwarding.then_some(true)),
         ),
         EventCommand::Delete {
             eid,
@@ -80,15 +82,15 @@ pub async fn run(c: EventCommand) -> Result<bool, String> {
             smdp::delete_event_body(&eid, &event_id),
         ),
     };
-    let endpoint = Endpoint::parse(&smdp.server).map_err(|e| e.to_string())?;
+    let endpoint = smdp.server.endpoint()?;
     let tls = smdp::smdp_tls_config(&smdp.cert, &smdp.key, &smdp.ca).map_err(|e| e.to_string())?;
-    let timeout = Duration::from_secs(smdp.timeout.max(1));
+    let timeout = smdp.server.timeout();
     let result = tokio::time::timeout(timeout, async {
         let mut conn = Connection::open(&endpoint, tls, timeout).await?;
         conn.call(path, &body).await
     })
     .await
-    .map_err(|_| format!("no answer from {} within {timeout:?}", smdp.server))?
+    .map_err(|_| format!("no answer from {} within {timeout:?}", endpoint.describe()))?
     .map_err(|e| e.to_string())?;
     if smdp.json {
         println!("{}", result.body);

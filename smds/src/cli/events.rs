@@ -12,7 +12,7 @@ pub struct DbArgs {
     /// the redb database in --data-dir.
     #[arg(long, value_name = "URL")]
     store: Option<StoreUrl>,
-    /// Data directory of the server [default: ./smds-data].
+    /// Data directory of the server (its events.redb).
     #[arg(long, value_name = "DIR", default_value = "./smds-data")]
     data_dir: PathBuf,
     /// Admin listener to ask when the server is running and holds the database.
@@ -27,9 +27,11 @@ pub struct DbArgs {
 pub enum EventsCommand {
     /// List events (FIFO order per EID), as JSON lines.
     List {
+        /// Only this EID's events.
         #[arg(long)]
         eid: Option<String>,
-        #[arg(long, default_value_t = 1000)]
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: usize,
         #[command(flatten)]
         db: DbArgs,

@@ -3,15 +3,16 @@
 use clap::Args;
 use smds::config::{Config, FileConfig, Flags};
 use smds::pki::{self, ServerPki};
-use smds::server::Server;
-use smds::store::StoreUrl;
+use smds::server::{Bound, Server, StartError};
+use smds::store::{StoreError, StoreUrl};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, admin_listen, data_dir, hostname, pki, store,
-    /// session_key_file, crl_dir, strict_crl, [limits]; see the README). SIGHUP reloads the CRLs.
+    /// session_key_file, crl_dir, strict_crl, [limits]; see contrib/smds.example.toml). Relative
+    /// paths in it are taken from the file's directory. Flags override the file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address of the HTTPS listener [default: 127.0.0.1:8443].
@@ -62,7 +63,23 @@ fn init_logging(format: &str) {
     }
 }
 
-fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
+/// `--data-dir`/`--admin` for the printed `events` hints, when not the defaults.
+fn events_options(cfg: &Config) -> String {
+    let mut o = String::new();
+    if cfg.data_dir != Path::new(smds::config::DEFAULT_DATA_DIR) {
+        o.push_str(&format!(" --data-dir {}", cfg.data_dir.display()));
+    }
+    match cfg.admin_listen {
+        Some(a) if a != smds::config::DEFAULT_ADMIN_LISTEN => o.push_str(&format!(" --admin {a}")),
+        _ => {}
+    }
+    if let Some(pg) = &cfg.store {
+        o = format!(" --store {}", pg.url);
+    }
+    o
+}
+
+fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str, cfg: &Config) {
     let p = |rel: &str| pki_dir.join(rel).display().to_string();
     let port = listen.port();
     println!("A development PKI was minted in {}:", pki_dir.display());
@@ -96,7 +113,10 @@ fn print_first_start(pki_dir: &Path, listen: SocketAddr, hostname: &str) {
         pki_dir.display()
     );
     println!("List stored events:");
-    println!("  cargo run --release -p smds -- events list");
+    println!(
+        "  cargo run --release -p smds -- events list{}",
+        events_options(cfg)
+    );
     println!();
 }
 
@@ -134,6 +154,48 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// The pid file in the data directory: what `kill -HUP $(cat smds-data/smds.pid)` reloads, and
+/// who holds the database when a second server is started on it.
+fn pid_file(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("smds.pid")
+}
+
+/// A start error in one line; for a database held by another process, that process's pid.
+fn start_error(e: StartError, cfg: &Config) -> String {
+    if let StartError::Store(s) = &e
+        && *s.root() == StoreError::Locked
+    {
+        let holder = std::fs::read_to_string(pid_file(cfg))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .map(|pid| format!(" (pid {pid}, from {})", pid_file(cfg).display()))
+            .unwrap_or_default();
+        return format!(
+            "{}: another smds is running on this data directory{holder}; stop it, or give this one its own --data-dir",
+            cfg.database_path().display()
+        );
+    }
+    e.to_string()
+}
+
+/// Warns about every configured certificate that expires within [`EXPIRY_WARNING_DAYS`].
+fn warn_expiring(pki: &ServerPki, now: i64) {
+    for (what, cert, file) in pki.certificates() {
+        let days = (cert.not_after - now) / 86_400;
+        if days < EXPIRY_WARNING_DAYS {
+            tracing::warn!(
+                certificate = what,
+                file = %file.display(),
+                not_after = %pki_tool::time::format(cert.not_after),
+                days_left = days,
+                "certificate expires soon; renew it (pki-tool renew) and reload (SIGHUP)"
+            );
+        }
+    }
+}
+
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
 pub async fn run(a: ServeArgs) -> Result<(), String> {
     init_logging(&a.log_format);
     let file = a
@@ -155,6 +217,8 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
             crl_dir: a.crl_dir,
         },
     );
+    // Ports first: a port in use fails the start before anything is minted or opened.
+    let bound = Bound::bind(&cfg).await.map_err(|e| start_error(e, &cfg))?;
     let now = pki_tool::time::now();
     let (pki_dir, minted) = match &cfg.pki {
         Some(dir) => (dir.clone(), false),
@@ -165,20 +229,27 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     };
     let server_pki = ServerPki::load(&pki_dir, now).map_err(|e| e.to_string())?;
+    warn_expiring(&server_pki, now);
     let hostname = cfg
         .hostname
         .clone()
         .or_else(|| server_pki.tls_hostname.clone())
         .unwrap_or_else(|| "localhost".into());
     if minted {
-        print_first_start(&pki_dir, cfg.listen, &hostname);
+        print_first_start(&pki_dir, bound.addr, &hostname, &cfg);
     }
-    let server = Server::start(&cfg, &server_pki, None)
+    let server = Server::start_bound(bound, &cfg, &server_pki, None)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| start_error(e, &cfg))?;
+    let pid_path = pid_file(&cfg);
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir)
+        .and_then(|()| std::fs::write(&pid_path, format!("{}\n", std::process::id())))
+    {
+        tracing::warn!(file = %pid_path.display(), error = %e, "pid file not written");
+    }
     tracing::info!(
         listen = %server.addr,
-        admin = ?server.admin_addr,
+        admin = %server.admin_addr.map_or("disabled".to_string(), |a| a.to_string()),
         hostname = %hostname,
         pki = %pki_dir.display(),
         store = %match &cfg.store {
@@ -186,6 +257,7 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
             None => cfg.database_path().display().to_string(),
         },
         cis = server_pki.cis.len(),
+        pid = std::process::id(),
         "SM-DS started"
     );
     // Before the line that tells a supervisor the server is up: a SIGHUP from then on reloads.
@@ -208,6 +280,12 @@ pub async fn run(a: ServeArgs) -> Result<(), String> {
         let _ = stop.send(true);
     });
     server.wait().await;
+    // Only our own: a pid file another server wrote since (it cannot have: it holds the
+    // database) is left alone.
+    if std::fs::read_to_string(&pid_path).is_ok_and(|p| p.trim() == std::process::id().to_string())
+    {
+        let _ = std::fs::remove_file(&pid_path);
+    }
     tracing::info!("store flushed; bye");
     Ok(())
 }

@@ -16,11 +16,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where a server is: from `https://host[:port][/]`.
+/// Where a server is: from `https://host[:port][/]`, and optionally where to connect instead
+/// (curl's `--connect-to`: the TLS name and the Host header stay those of the URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// The TCP address actually dialled, when not `host:port`.
+    pub connect_to: Option<(String, u16)>,
 }
 
 impl Endpoint {
@@ -40,11 +43,47 @@ impl Endpoint {
         Ok(Endpoint {
             host: host.to_string(),
             port,
+            connect_to: None,
         })
+    }
+
+    /// `https://localhost:port`.
+    pub fn localhost(port: u16) -> Self {
+        Endpoint {
+            host: "localhost".into(),
+            port,
+            connect_to: None,
+        }
+    }
+
+    /// Dials `HOST:PORT` (or `[v6]:PORT`, or `:PORT` for the URL's host on another port) while
+    /// TLS still checks the URL's name.
+    pub fn with_connect_to(mut self, spec: &str) -> Result<Self, LabError> {
+        let bad = |why: &str| LabError::Url(format!("--connect-to {spec:?} {why}"));
+        let (host, port) = spec
+            .rsplit_once(':')
+            .ok_or_else(|| bad("must be HOST:PORT"))?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("has an invalid port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = if host.is_empty() { &self.host } else { host };
+        self.connect_to = Some((host.to_string(), port));
+        Ok(self)
     }
 
     pub fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// What is dialled, for messages: `host:port`, or `host:port via addr:port`.
+    pub fn describe(&self) -> String {
+        match &self.connect_to {
+            Some((h, p)) => format!("{} via {h}:{p}", self.authority()),
+            None => self.authority(),
+        }
     }
 }
 
@@ -52,6 +91,9 @@ impl Endpoint {
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     endpoint: Endpoint,
+    /// The connection's driver: when a request fails because the connection ended, its error
+    /// (a TLS alert, say) is the reason, not the request's "channel closed".
+    driver: Option<tokio::task::JoinHandle<Result<(), hyper::Error>>>,
 }
 
 /// A raw HTTP answer.
@@ -76,9 +118,13 @@ impl Connection {
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
     ) -> Result<Self, LabError> {
-        let authority = endpoint.authority();
+        let authority = endpoint.describe();
+        let (dial_host, dial_port) = match &endpoint.connect_to {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (endpoint.host.as_str(), endpoint.port),
+        };
         let connect = async {
-            let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            let tcp = tokio::net::TcpStream::connect((dial_host, dial_port))
                 .await
                 .map_err(|source| LabError::Connect {
                     authority: authority.clone(),
@@ -99,18 +145,26 @@ impl Connection {
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(LabError::Http)?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok::<_, LabError>(sender)
+            Ok::<_, LabError>((sender, tokio::spawn(conn)))
         };
-        let sender = tokio::time::timeout(timeout, connect)
+        let (sender, driver) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| LabError::Timeout(format!("connecting to {authority}")))??;
         Ok(Connection {
             sender,
             endpoint: endpoint.clone(),
+            driver: Some(driver),
         })
+    }
+
+    /// The reason a request failed: the connection's own error when it ended with one.
+    async fn failure(&mut self, request_error: hyper::Error) -> LabError {
+        if let Some(driver) = self.driver.take()
+            && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), driver).await
+        {
+            return LabError::Http(e);
+        }
+        LabError::Http(request_error)
     }
 
     /// POSTs `body` with the given content type (tests use odd ones) and returns the raw answer.
@@ -120,7 +174,9 @@ impl Connection {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<RawResponse, LabError> {
-        self.sender.ready().await.map_err(LabError::Http)?;
+        if let Err(e) = self.sender.ready().await {
+            return Err(self.failure(e).await);
+        }
         let header = |v: &str| {
             HeaderValue::from_str(v)
                 .map_err(|_| LabError::Url(format!("invalid header value {v:?}")))
@@ -133,11 +189,10 @@ impl Connection {
         h.insert(CONTENT_TYPE, header(content_type)?);
         h.insert("x-admin-protocol", HeaderValue::from_static(ADMIN_PROTOCOL));
         h.insert("user-agent", HeaderValue::from_static("smds-lab-client"));
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(LabError::Http)?;
+        let resp = match self.sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.failure(e).await),
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp

@@ -20,6 +20,16 @@ pub fn smdp_tls_config(
     cas: &[impl AsRef<Path>],
 ) -> Result<Arc<rustls::ClientConfig>, LabError> {
     let certs = read_cert_chain(cert).map_err(|e| LabError::Credentials(e.to_string()))?;
+    if let Some(first) = certs.first()
+        && first
+            .extension(pki_tool::oid::known::EXT_EXTENDED_KEY_USAGE)
+            .is_none()
+    {
+        return Err(LabError::Credentials(format!(
+            "{}: not a TLS client certificate (a CERT.DP.TLS has EKU clientAuth and policy 2.23.146.1.2.1.3)",
+            cert.display()
+        )));
+    }
     let key = read_key(key).map_err(|e| LabError::Credentials(e.to_string()))?;
     let cfg = tls::client_config(
         super::https::read_cas(cas)?,

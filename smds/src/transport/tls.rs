@@ -363,11 +363,23 @@ pub enum TlsConfigError {
     KeyMismatch { what: &'static str },
     #[error("no client certificate in the certificate file")]
     NoCertificate,
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", rustls_reason(source))]
     Rustls {
         what: &'static str,
         source: rustls::Error,
     },
+}
+
+/// A rustls error in words: the reason inside `InvalidCertificate(Other(..))` rather than the
+/// nested debug text of its wrappers.
+pub fn rustls_reason(e: &rustls::Error) -> String {
+    match e {
+        Error::InvalidCertificate(CertificateError::Other(o)) => {
+            format!("certificate not usable: {}", o.0)
+        }
+        Error::InvalidCertificate(c) => format!("certificate not usable: {c}"),
+        other => other.to_string(),
+    }
 }
 
 /// The certificate chain to present (`cert`, then the SubCAs above it, nearest first) and its key,

@@ -182,10 +182,7 @@ pub fn anonymous_with_alpn(trust: &Path, alpn: &[u8]) -> Arc<rustls::ClientConfi
 }
 
 pub fn endpoint(server: &Server) -> Endpoint {
-    Endpoint {
-        host: "localhost".into(),
-        port: server.addr.port(),
-    }
+    Endpoint::localhost(server.addr.port())
 }
 
 pub async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Connection {
