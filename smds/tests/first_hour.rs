@@ -1,0 +1,247 @@
+//! What a lab engineer meets in the first hour with the `smds` binary: a server whose certificate
+//! names another host reached with `--connect-to`, start-up refusals that say what to do (port in
+//! use before anything is minted, a data directory held by another server, no CERT.DSauth), and
+//! client errors in one readable line.
+
+mod support;
+
+use pki_tool::Curve;
+use pki_tool::hierarchy::{self, InitOptions};
+use std::path::Path;
+use std::process::{Command, Output};
+use support::*;
+use workspace_tests::common::send_signal;
+
+fn smds<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("smds runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A hierarchy whose CERT.DS.TLS names `host`.
+fn mint_for(dir: &Path, host: &str) {
+    hierarchy::init(&InitOptions::lab(dir, &[Curve::NistP256], host).expect("options"))
+        .expect("pki-tool init");
+}
+
+/// `event register` as the SM-DP+ of `pki`, trusting the CI of `trust` for the server.
+fn register_args(server: &str, pki: &Path, trust: &Path) -> Vec<String> {
+    let file = |dir: &Path, rel: &str| dir.join(rel).display().to_string();
+    [
+        "event",
+        "register",
+        "--server",
+        server,
+        "--eid",
+        EID,
+        "--event-id",
+        "ev-1",
+        "--smdp-address",
+        "testsmdpplus1.example.com",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([
+        "--cert".into(),
+        file(pki, "DPtls/CERT_S_SM_DP_TLS_NIST.pem"),
+        "--key".into(),
+        file(pki, "DPtls/SK_S_SM_DP_TLS_NIST.pem"),
+        "--ca".into(),
+        file(trust, "CertificateIssuer/CERT_CI_ECDSA_NIST.pem"),
+    ])
+    .collect()
+}
+
+#[test]
+fn connect_to_reaches_a_server_under_its_certificate_name() {
+    let tmp = TempDir::new("connect-to");
+    let pki = tmp.0.join("pki");
+    mint_for(&pki, "smds.lab.example");
+    let (mut child, port) = spawn_serve(&pki, &tmp.0.join("data"), None);
+    let here = format!("127.0.0.1:{port}");
+
+    let mut args = register_args("https://smds.lab.example", &pki, &pki);
+    args.extend(["--connect-to".into(), here.clone()]);
+    let out = smds(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = smds(&[
+        "discover",
+        "--server",
+        "https://smds.lab.example",
+        "--connect-to",
+        &here,
+        "--certdir",
+        s(&pki),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["eventEntries"][0]["eventId"], "ev-1");
+
+    // The address itself is not the certificate's name: refused, and the message says what to do.
+    let out = smds(&[
+        "discover",
+        "--server",
+        &format!("https://{here}"),
+        "--certdir",
+        s(&pki),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not valid for the host name") && err.contains("--connect-to"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_refused_client_certificate_is_one_line_naming_the_alert() {
+    let tmp = TempDir::new("refused-client");
+    let pki = tmp.0.join("pki");
+    let other = tmp.0.join("other");
+    mint(&pki, "default", None);
+    mint(&other, "default", None);
+    let (mut child, port) = spawn_serve(&pki, &tmp.0.join("data"), None);
+    let server = format!("https://localhost:{port}");
+    // Another hierarchy's CERT.DP.TLS: the server does not trust its CI.
+    let out = smds(&register_args(&server, &other, &pki));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("the server refused our certificate (TLS alert "), "{err}");
+    assert!(!err.contains("Error(") && !err.contains("channel closed"), "{err}");
+    // And the other way: the server's certificate does not chain to the CI we were given.
+    let out = smds(&register_args(&server, &pki, &other));
+    let err = stderr(&out);
+    assert!(err.contains("the server's certificate was refused: "), "{err}");
+    assert!(!err.contains("OtherError"), "{err}");
+    // An eUICC certificate offered as a TLS client certificate.
+    let mut args = register_args(&server, &pki, &pki);
+    args[11] = pki.join("eUICC/CERT_EUICC_ECDSA_NIST.der").display().to_string();
+    args[13] = pki.join("eUICC/SK_EUICC_ECDSA_NIST.pem").display().to_string();
+    let err = stderr(&smds(&args));
+    assert!(err.contains("not a TLS client certificate"), "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_port_in_use_fails_the_start_before_anything_is_minted() {
+    let tmp = TempDir::new("port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let data = tmp.0.join("data");
+    let out = smds(&["serve", "--listen", &addr, "--data-dir", s(&data)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!data.exists(), "nothing minted, no database created");
+}
+
+#[test]
+fn a_second_server_on_a_held_data_directory_names_the_first() {
+    let tmp = TempDir::new("held");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    let data = tmp.0.join("data");
+    let (mut first, _) = spawn_serve(&pki, &data, None);
+    assert_eq!(
+        std::fs::read_to_string(data.join("smds.pid"))
+            .expect("pid file")
+            .trim(),
+        first.id().to_string()
+    );
+    let out = smds(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-admin",
+        "--pki",
+        s(&pki),
+        "--data-dir",
+        s(&data),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("another smds is running on this data directory")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    // A clean stop removes the pid file.
+    send_signal(first.id(), "TERM");
+    let _ = first.wait();
+    assert!(!data.join("smds.pid").exists());
+}
+
+#[test]
+fn a_pki_without_dsauth_refuses_to_start_and_says_what_to_add() {
+    let tmp = TempDir::new("no-dsauth");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    std::fs::remove_dir_all(pki.join("DSauth")).expect("remove DSauth");
+    let out = smds(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-admin",
+        "--pki",
+        s(&pki),
+        "--data-dir",
+        s(&tmp.0.join("data")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no CERT.DSauth") && err.contains("pki-tool issue dsauth"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_config_file_takes_relative_paths_from_its_own_directory() {
+    let tmp = TempDir::new("config-relative");
+    let etc = tmp.0.join("etc");
+    mint(&etc.join("pki"), "default", None);
+    std::fs::write(
+        etc.join("smds.toml"),
+        "pki = \"pki\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
+    // Run from elsewhere: the paths are the file's, not the working directory's.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(["serve", "--no-admin", "--config"])
+        .arg(etc.join("smds.toml"))
+        .current_dir(&tmp.0)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    assert!(line.contains("listening"), "{line}");
+    assert!(etc.join("data/events.redb").exists());
+    assert!(!tmp.0.join("data").exists());
+    send_signal(child.id(), "TERM");
+    let _ = child.wait();
+}
