@@ -311,6 +311,11 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
         ));
     }
     let profile = load_profile(&opts.profile, opts.variant, opts.templates.as_deref())?;
+    profile
+        .check_sets(opts.sets.keys(), None)
+        .map_err(Error::Usage)?;
+    check_dns_name("--smdp-fqdn", &opts.smdp_fqdn)?;
+    check_dns_name("--smds-fqdn", &opts.smds_fqdn)?;
     let layout = layout_of(&profile);
     let variant = profile.variant;
     let vars = base_vars(&opts.eid, &opts.smdp_fqdn, &opts.smds_fqdn, &opts.sets);
@@ -328,10 +333,36 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
                     .find(|m| m.slot.role == r)
                     .ok_or_else(|| Error::Template(format!("{r} is needed before {role}")))
             };
-            let cert = if role == Role::Ci {
-                mint_one(template, &vars, &key, Signer::SelfSigned(&key), opts.now)?
-            } else {
-                let issuer = of(variant.issuer(role))?;
+            if role == Role::Ci {
+                let cert = mint_one(template, &vars, &key, Signer::SelfSigned(&key), opts.now)?;
+                minted.push(Minted {
+                    slot,
+                    cert,
+                    key,
+                    key_source,
+                });
+                continue;
+            }
+            let issuer = of(variant.issuer(role))?;
+            let chain = variant
+                .intermediates(role)
+                .into_iter()
+                .map(|r| of(r).map(|m| m.cert.clone()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ci = of(Role::Ci)?;
+            let mut these = vec![(slot, key, key_source, vars.clone())];
+            // The template's further instances (SGP.26 v1.5's DP2), with their own values.
+            for extra in &template.instances {
+                let slot = Slot::in_layout(layout, role, curve, Some(extra.instance.clone()));
+                let (key, key_source) = obtain_key(&slot, keys)?;
+                let mut v = vars.clone();
+                for (k, val) in &extra.vars {
+                    v.set(k, val.clone());
+                }
+                these.push((slot, key, key_source, v));
+            }
+            let mut done = Vec::new();
+            for (slot, key, key_source, vars) in these {
                 let cert = mint_one(
                     template,
                     &vars,
@@ -339,20 +370,15 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
                     Signer::Issuer(&issuer.cert, &issuer.key),
                     opts.now,
                 )?;
-                let chain = variant
-                    .intermediates(role)
-                    .into_iter()
-                    .map(|r| of(r).map(|m| m.cert.clone()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                check(&cert, &chain, &of(Role::Ci)?.cert, role, opts.now)?;
-                cert
-            };
-            minted.push(Minted {
-                slot,
-                cert,
-                key,
-                key_source,
-            });
+                check(&cert, &chain, &ci.cert, role, opts.now)?;
+                done.push(Minted {
+                    slot,
+                    cert,
+                    key,
+                    key_source,
+                });
+            }
+            minted.extend(done);
         }
     }
 
@@ -376,6 +402,32 @@ pub fn init(opts: &InitOptions) -> Result<Vec<Minted>, Error> {
     });
     layout::write_all(&files, opts.force)?;
     Ok(minted)
+}
+
+/// A host name for a dNSName SAN (RFC 1035 letters, digits and hyphens, RFC 5280's preferred
+/// name syntax): `bad host!` would be written as it is and fail at every TLS client.
+pub fn check_dns_name(flag: &str, name: &str) -> Result<(), Error> {
+    let bad = |why: &str| Error::Usage(format!("{flag} {name:?}: {why}"));
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad("a host name has 1 to 253 characters"));
+    }
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad("each dot-separated label has 1 to 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(bad(
+                "a host name has only letters, digits, hyphens and dots",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("a label neither starts nor ends with a hyphen"));
+        }
+    }
+    Ok(())
 }
 
 /// A freshly minted chain must validate; anything else is a template problem worth reporting now.
@@ -545,6 +597,9 @@ impl Hierarchy {
                 KeySource::Generated,
             ),
         };
+        self.profile
+            .check_sets(opts.sets.keys(), Some(opts.role))
+            .map_err(Error::Usage)?;
         let vars = self.vars(opts.eid.as_ref(), &opts.sets)?;
         if opts.role == Role::Euicc
             && matches!(template.serial, SerialSpec::Fixed { .. })

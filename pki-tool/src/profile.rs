@@ -280,11 +280,42 @@ pub struct Template {
     pub validity: ValiditySpec,
     pub subject: Vec<AttributeSpec>,
     pub extensions: Vec<ExtensionSpec>,
+    /// Further instances `init` mints from this template (SGP.26 v1.5's second SM-DP+, DP2),
+    /// each with its own placeholder values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// A further instance of a role (`2` gives `S_SM_DP2auth_...`) and the values that make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    pub instance: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 impl Template {
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| format!("{origin}: {e}"))
+    }
+
+    /// The names of every `{placeholder}` this template uses, and of its defaults.
+    pub fn placeholders(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self.vars.keys().cloned().collect();
+        let text = toml::to_string(self).unwrap_or_default();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find('{') {
+            let after = &rest[start + 1..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if end > 0 && after[end..].starts_with('}') {
+                names.insert(after[..end].to_string());
+            }
+            rest = &after[end..];
+        }
+        names
     }
 }
 
@@ -443,6 +474,33 @@ impl Profile {
                 self.name, self.variant
             )
         })
+    }
+
+    /// Refuses `--set` names that no template of the profile (or of `role` only) uses: a typo
+    /// would otherwise be minted silently as the default.
+    pub fn check_sets<'a>(
+        &self,
+        sets: impl IntoIterator<Item = &'a String>,
+        role: Option<Role>,
+    ) -> Result<(), String> {
+        let known: std::collections::BTreeSet<String> = self
+            .templates
+            .iter()
+            .filter(|(r, _)| role.is_none_or(|want| **r == want))
+            .flat_map(|(_, t)| t.placeholders())
+            .collect();
+        for name in sets {
+            if !known.contains(name) {
+                return Err(format!(
+                    "--set {name}: no {} template of profile {} has a {{{name}}} placeholder; its placeholders are {}",
+                    role.map_or(String::new(), |r| r.to_string()),
+                    self.name,
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+                .replace("no  template", "no template"));
+            }
+        }
+        Ok(())
     }
 
     /// The template of one of the roles every variant has ([`Role::BASE`]).

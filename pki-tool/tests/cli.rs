@@ -162,7 +162,54 @@ fn init_sgp26_with_published_keys_reproduces_gsma_tbs() {
             let theirs = read_cert(&keys.join(gsma)).expect("theirs");
             assert_eq!(ours.tbs_der(), theirs.tbs_der(), "{role} {c}");
         }
+        // The set's second SM-DP+ (DP2), which init mints from the templates' instances.
+        for file in [
+            format!("DPauth/CERT_S_SM_DP2auth_ECDSA_{c}.der"),
+            format!("DPpb/CERT_S_SM_DP2pb_ECDSA_{c}.der"),
+        ] {
+            let ours = read_cert(&out.join(&file)).expect("DP2 written by init");
+            let theirs = read_cert(&keys.join(&file)).expect("theirs");
+            assert_eq!(ours.tbs_der(), theirs.tbs_der(), "{file}");
+        }
     }
+}
+
+#[test]
+fn init_refuses_unknown_placeholders_and_bad_host_names() {
+    let t = TempDir::new("init-refusals");
+    let out = t.0.join("lab");
+    let err = fails(&["init", "--out", s(&out), "--set", "unknown_placeholder=1"]);
+    assert!(
+        err.contains("--set unknown_placeholder") && err.contains("smdp_rid"),
+        "{err}"
+    );
+    for bad in ["bad host!", "-x.example", "a..b", ""] {
+        let err = fails(&["init", "--out", s(&out), &format!("--smds-fqdn={bad}")]);
+        assert!(err.contains("--smds-fqdn"), "{bad}: {err}");
+    }
+    let err = fails(&["init", "--out", s(&out), "--smdp-fqdn", "smdp_1.example"]);
+    assert!(err.contains("--smdp-fqdn"), "{err}");
+    assert!(!out.exists(), "nothing written");
+    ok(&[
+        "init",
+        "--out",
+        s(&out),
+        "--curve",
+        "nist",
+        "--smds-fqdn",
+        "smds.lab.example",
+    ]);
+    let err = fails(&[
+        "issue",
+        "dpauth",
+        "--hierarchy",
+        s(&out),
+        "--instance",
+        "2",
+        "--set",
+        "smdp_fqdn=dp2.example",
+    ]);
+    assert!(err.contains("no dpauth template"), "{err}");
 }
 
 /// The exact command issue 11 gives: with the published v3 Variant O keys (as the YggdraSIM copy

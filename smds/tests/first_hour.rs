@@ -120,17 +120,32 @@ fn a_refused_client_certificate_is_one_line_naming_the_alert() {
     let out = smds(&register_args(&server, &other, &pki));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("the server refused our certificate (TLS alert "), "{err}");
-    assert!(!err.contains("Error(") && !err.contains("channel closed"), "{err}");
+    assert!(
+        err.contains("the server refused our certificate (TLS alert "),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Error(") && !err.contains("channel closed"),
+        "{err}"
+    );
     // And the other way: the server's certificate does not chain to the CI we were given.
     let out = smds(&register_args(&server, &pki, &other));
     let err = stderr(&out);
-    assert!(err.contains("the server's certificate was refused: "), "{err}");
+    assert!(
+        err.contains("the server's certificate was refused: "),
+        "{err}"
+    );
     assert!(!err.contains("OtherError"), "{err}");
     // An eUICC certificate offered as a TLS client certificate.
     let mut args = register_args(&server, &pki, &pki);
-    args[11] = pki.join("eUICC/CERT_EUICC_ECDSA_NIST.der").display().to_string();
-    args[13] = pki.join("eUICC/SK_EUICC_ECDSA_NIST.pem").display().to_string();
+    args[11] = pki
+        .join("eUICC/CERT_EUICC_ECDSA_NIST.der")
+        .display()
+        .to_string();
+    args[13] = pki
+        .join("eUICC/SK_EUICC_ECDSA_NIST.pem")
+        .display()
+        .to_string();
     let err = stderr(&smds(&args));
     assert!(err.contains("not a TLS client certificate"), "{err}");
     let _ = child.kill();

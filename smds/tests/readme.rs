@@ -106,7 +106,9 @@ fn every_shell_block_of_the_readme_runs_as_written() {
 
     // <tmp>/shared -> the real ../shared, and the blocks run in <tmp>/repo.
     let tmp = TempDir::new("readme");
-    let sgp26 = support::shared().canonicalize().expect("../shared/sgp26 exists");
+    let sgp26 = support::shared()
+        .canonicalize()
+        .expect("../shared/sgp26 exists");
     let shared = sgp26.parent().expect("../shared");
     std::os::unix::fs::symlink(shared, tmp.0.join("shared")).expect("link shared");
     let work = tmp.0.join("repo");
