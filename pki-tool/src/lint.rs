@@ -100,13 +100,23 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     true
 }
 
-/// A rendering of an extension's value, without its criticality.
+/// An extension's value as a template writes it (`uris = ["http://..."]`), without its kind and
+/// criticality; `present` for an extension with no value of its own.
 fn render(spec: &ExtensionSpec) -> String {
-    format!("{spec:?}")
-        .replace(" { critical: false }", "")
-        .replace(" { critical: true }", "")
-        .replace("critical: false, ", "")
-        .replace("critical: true, ", "")
+    let fields = match serde_json::to_value(spec) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return "present".into(),
+    };
+    let shown: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| *k != "kind" && *k != "critical")
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    if shown.is_empty() {
+        "present".into()
+    } else {
+        shown.join(", ")
+    }
 }
 
 /// Lists every deviation of `cert` from `template`. `vars` fills placeholders; `issuer`, when

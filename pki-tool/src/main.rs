@@ -322,20 +322,27 @@ struct VerifyArgs {
     /// Check validity at this time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) instead of now.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// One JSON object (valid, path, CI, EID or error) instead of the line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
 struct LintArgs {
     /// The certificate to lint (DER or PEM).
     cert: PathBuf,
-    /// The role whose template it is compared with.
+    /// The role whose template it is compared with; by default the role its certificate policy
+    /// names (as `verify` reads it).
     #[arg(long)]
-    role: String,
+    role: Option<String>,
     #[command(flatten)]
     profile: ProfileArgs,
     /// The issuer's certificate, to check the issuer name and authority key identifier too.
     #[arg(long, value_name = "CERT")]
     issuer: Option<PathBuf>,
+    /// One JSON object (role, profile, deviations) instead of the report.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -540,7 +547,28 @@ fn verify(a: VerifyArgs) -> Result<bool, Error> {
     let (leaf, rest) = certs
         .split_first()
         .ok_or_else(|| Error::Usage("no certificate given".into()))?;
-    match validate::verify_chain(leaf, rest, &anchors, role, Options::at(at)) {
+    let result = validate::verify_chain(leaf, rest, &anchors, role, Options::at(at));
+    if a.json {
+        let doc = match &result {
+            Ok(v) => serde_json::json!({
+                "file": a.certs[0].display().to_string(),
+                "valid": true,
+                "at": pki_tool::time::format(at),
+                "path": v.path_roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
+                "ci": anchors[v.anchor].subject.to_string(),
+                "eid": v.eid.as_ref().map(|e| e.to_string()),
+            }),
+            Err(e) => serde_json::json!({
+                "file": a.certs[0].display().to_string(),
+                "valid": false,
+                "at": pki_tool::time::format(at),
+                "error": e.to_string(),
+            }),
+        };
+        println!("{doc}");
+        return Ok(result.is_ok());
+    }
+    match result {
         Ok(v) => {
             let path: Vec<&str> = v.path_roles.iter().map(|r| r.name()).collect();
             print!(
@@ -564,7 +592,16 @@ fn verify(a: VerifyArgs) -> Result<bool, Error> {
 }
 
 fn lint(a: LintArgs) -> Result<bool, Error> {
-    let role = parse_role(&a.role)?;
+    let cert = hierarchy::read_cert(&a.cert)?;
+    let role = match a.role.as_deref() {
+        Some(r) => parse_role(r)?,
+        None => validate::detect_role(&cert).ok_or_else(|| {
+            Error::file(
+                &a.cert,
+                "its certificate policies name no single SGP.22 role; give --role",
+            )
+        })?,
+    };
     let profile = hierarchy::load_profile(
         &a.profile.profile,
         a.profile.variant,
@@ -576,13 +613,27 @@ fn lint(a: LintArgs) -> Result<bool, Error> {
     } else {
         profile.name.clone()
     };
-    let cert = hierarchy::read_cert(&a.cert)?;
     let issuer = a.issuer.as_deref().map(hierarchy::read_cert).transpose()?;
     let mut vars = pki_tool::profile::Vars::default();
     for (k, v) in &a.profile.sets {
         vars.set(k, v.clone());
     }
     let deviations = pki_tool::lint::lint(&cert, template, &vars, issuer.as_ref());
+    if a.json {
+        let doc = serde_json::json!({
+            "file": a.cert.display().to_string(),
+            "role": role.name(),
+            "profile": profile_name,
+            "matches": deviations.is_empty(),
+            "deviations": deviations.iter().map(|d| serde_json::json!({
+                "field": d.field,
+                "expected": d.expected,
+                "found": d.found,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{doc}");
+        return Ok(deviations.is_empty());
+    }
     if deviations.is_empty() {
         println!(
             "{}: matches the {} {role} profile",

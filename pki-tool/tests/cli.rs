@@ -971,3 +971,51 @@ fn hierarchies_with_the_ci_key_in_the_old_place_still_issue() {
     }
     ok(&["issue", "dptls", "--hierarchy", s(&dir), "--instance", "3"]);
 }
+
+#[test]
+fn verify_and_lint_speak_json_and_lint_reads_the_role_from_the_certificate() {
+    let v = osmo();
+    let varo = v.join("DPtls/CERT_S_SM_DP_VARO_TLS_NIST.der");
+    // No --role: the certificate policy says dptls.
+    let out = pki_tool(&["lint", s(&varo), "--profile", "sgp26-v1.5", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["role"], "dptls");
+    assert_eq!(doc["matches"], false);
+    let crl = doc["deviations"]
+        .as_array()
+        .expect("deviations")
+        .iter()
+        .find(|d| d["field"] == "extension crl_distribution_points")
+        .expect("the CRL deviation");
+    assert!(
+        crl["found"].as_str().expect("text").contains("CRL-1.crl"),
+        "{crl}"
+    );
+    let text =
+        String::from_utf8_lossy(&pki_tool(&["lint", s(&varo), "--profile", "sgp26-v1.5"]).stdout)
+            .into_owned();
+    assert!(
+        !text.contains("CrlDistributionPoints {"),
+        "no debug text: {text}"
+    );
+
+    let euicc = v.join("eUICC/CERT_EUICC_ECDSA_NIST.der");
+    let eum = v.join("EUM/CERT_EUM_ECDSA_NIST.der");
+    let ci = v.join("CI/CERT_CI_ECDSA_NIST.der");
+    let out = ok(&["verify", s(&euicc), s(&eum), "--ci", s(&ci), "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["eid"], "89049032123451234512345678901235");
+    let out = pki_tool(&["verify", s(&euicc), "--ci", s(&ci), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["valid"], false);
+    assert!(
+        doc["error"]
+            .as_str()
+            .expect("error")
+            .contains("issuer not found"),
+        "{doc}"
+    );
+}
