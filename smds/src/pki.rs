@@ -225,7 +225,32 @@ impl ServerPki {
     }
 }
 
+/// What operators see of a configured certificate (metrics, readiness, the start-up warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// `CI`, `CERT.DS.TLS`, `CERT.DSauth` or `SubCA`.
+    pub what: &'static str,
+    pub file: PathBuf,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
 impl ServerPki {
+    /// [`ServerPki::certificates`], summarised.
+    pub fn summaries(&self) -> Vec<CertificateSummary> {
+        self.certificates()
+            .into_iter()
+            .map(|(what, c, file)| CertificateSummary {
+                what,
+                file: file.to_path_buf(),
+                subject: c.subject.to_string(),
+                not_before: c.not_before,
+                not_after: c.not_after,
+            })
+            .collect()
+    }
+
     /// Every certificate the server presents or trusts: what it is, the certificate, its file.
     pub fn certificates(&self) -> Vec<(&'static str, &Certificate, &Path)> {
         let mut out: Vec<(&'static str, &Certificate, &Path)> = self

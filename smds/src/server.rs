@@ -158,6 +158,7 @@ impl Reloader {
         {
             tracing::warn!(hostname = %self.hostname, "the reloaded CERT.DS.TLS names another host; this SM-DS keeps its address");
         }
+        state.set_certificates(pki.summaries());
         state.replace_es11(Es11::new(
             self.hostname.clone(),
             pki.cis.clone(),
@@ -308,6 +309,7 @@ impl Server {
             cfg.limits.clone(),
             clock,
         ));
+        state.set_certificates(pki.summaries());
         let (stop, rx) = watch::channel(false);
         if let Some(every) = cfg.crl_poll {
             tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));

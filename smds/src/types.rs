@@ -206,3 +206,17 @@ mod tests {
         assert!(serde_json::from_str::<RspServerAddress>("\"https://x\"").is_err());
     }
 }
+
+/// An EID as the logs show it: its first 8 digits (the EIN: which manufacturer) and its last 6,
+/// `89049032..901235`. Enough to find one device's lines (grep for that text), not enough to
+/// rebuild the EID from a log: an EID identifies a device as an IMEI does, and logs travel
+/// further and live longer than the event store.
+pub struct LoggedEid<'a>(pub &'a pki_tool::Eid);
+
+impl std::fmt::Display for LoggedEid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.as_str();
+        let (head, tail) = (&digits[..8], &digits[digits.len() - 6..]);
+        write!(f, "{head}..{tail}")
+    }
+}

@@ -138,3 +138,77 @@ async fn listings_are_streamed_in_pages_capped_and_checked() {
     assert_eq!(http_get(admin, "/admin/events?eid=123", None).await.0, 400);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_operational_metrics() {
+    let lab = Lab::new("admin-health");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let admin = server.admin_addr.expect("admin");
+    assert_eq!(
+        http_get(admin, "/healthz", None).await,
+        (200, "ok\n".into())
+    );
+    let (status, body) = http_get(admin, "/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["ready"], true);
+    assert_eq!(doc["events"], 0);
+    let (status, metrics) = http_get(admin, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!(
+            "smds_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    for name in [
+        "smds_uptime_seconds ",
+        "smds_process_resident_memory_bytes ",
+        "smds_process_open_fds ",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    // Every configured certificate, with the days it has left (CERT.DS.TLS: 398-day template).
+    let ds_tls = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("smds_certificate_days_left{")
+                && l.contains("certificate=\"CERT.DS.TLS\"")
+        })
+        .expect("CERT.DS.TLS days left");
+    let days: i64 = ds_tls
+        .rsplit(' ')
+        .next()
+        .and_then(|d| d.parse().ok())
+        .expect("a number");
+    assert!((390..=398).contains(&days), "{ds_tls}");
+    assert!(metrics.contains("certificate=\"CERT.DSauth\""), "{metrics}");
+    assert!(metrics.contains("certificate=\"CI\""), "{metrics}");
+    server.stop().await;
+
+    // The same server seen from a time when its certificates have expired: not ready, and why.
+    let data = lab.tmp.0.join("later");
+    let cfg = smds::config::Config {
+        data_dir: data,
+        ..lab.config(Limits::default())
+    };
+    let later: smds::transport::tls::Clock =
+        std::sync::Arc::new(|| pki_tool::time::now() + 3 * 365 * 86_400);
+    let server = start(&lab.pki, &cfg, Some(later)).await;
+    let (status, body) = http_get(server.admin_addr.expect("admin"), "/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["ready"], false);
+    assert!(
+        doc["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p
+                .as_str()
+                .is_some_and(|p| p.starts_with("CERT.DS.TLS ") && p.contains("expired"))),
+        "{doc}"
+    );
+    server.stop().await;
+}

@@ -194,7 +194,7 @@ pub async fn authenticate_client(
             one
         }
     };
-    tracing::info!(eid = %euicc.eid, events = selected.len(), "authenticateClient");
+    tracing::info!(eid = %crate::types::LoggedEid(&euicc.eid), events = selected.len(), "authenticateClient");
     Ok(AuthenticateClientResponse {
         transaction_id: euicc.transaction_id,
         event_entries: selected

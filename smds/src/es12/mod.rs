@@ -12,6 +12,7 @@ pub use error::Es12Error;
 use crate::identity::PeerIdentity;
 use crate::sgp22::requests::{DeleteEventRequest, RegisterEventRequest};
 use crate::store::{DeleteOutcome, EventRecord, EventStore, RegisterOutcome};
+use crate::types::LoggedEid;
 
 /// ES12.RegisterEvent: answers only after the event is durably committed.
 pub async fn register_event(
@@ -21,9 +22,11 @@ pub async fn register_event(
     now: i64,
 ) -> Result<(), Es12Error> {
     tracing::info!(
+        eid = %LoggedEid(&req.eid),
+        event_id = %req.event_id,
+        owner = %peer.owner,
         requester = %req.header.function_requester_identifier,
         call = %req.header.function_call_identifier,
-        owner = %peer.owner,
         "registerEvent"
     );
     let req_eid = req.eid;
@@ -40,7 +43,7 @@ pub async fn register_event(
         Ok(RegisterOutcome::Registered { .. }) => Ok(()),
         Ok(RegisterOutcome::TooMany) => Err(Es12Error::EventsFull),
         Ok(RegisterOutcome::EidFull) => {
-            tracing::warn!(eid = %req_eid, owner = %peer.owner, "the EID-wide event backstop is reached");
+            tracing::warn!(eid = %LoggedEid(&req_eid), owner = %peer.owner, "the EID-wide event backstop is reached");
             Err(Es12Error::EidBackstop)
         }
         Ok(RegisterOutcome::Duplicate) => Err(Es12Error::Duplicate),
@@ -57,6 +60,12 @@ pub async fn delete_event(
     peer: &PeerIdentity,
     req: DeleteEventRequest,
 ) -> Result<(), Es12Error> {
+    tracing::info!(
+        eid = %LoggedEid(&req.eid),
+        event_id = %req.event_id,
+        owner = %peer.owner,
+        "deleteEvent"
+    );
     match store
         .delete_event(&req.eid, &req.event_id, &peer.owner)
         .await

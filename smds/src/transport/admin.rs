@@ -1,5 +1,5 @@
 //! The admin listener (plain HTTP, loopback unless explicitly exposed with a token): `GET
-//! /metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`. Reads the store through
+//! /healthz`, `/readyz`, `/metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`. Reads the store through
 //! [`crate::store::EventAdmin`] only. Listings are streamed page by page and capped, so a large
 //! store is never held in memory for one answer.
 
@@ -188,8 +188,23 @@ async fn admin(
     }
     let query = req.uri().query().unwrap_or("");
     Ok(match req.uri().path() {
+        "/healthz" => text(hyper::StatusCode::OK, "ok\n".into(), "text/plain"),
+        "/readyz" => match super::health::readiness(&state).await {
+            Ok(doc) => full(json_response(hyper::StatusCode::OK, &doc)),
+            Err(problems) => full(json_response(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "ready": false, "problems": problems }),
+            )),
+        },
         "/metrics" => {
-            state.revocation.update_gauges(state.now());
+            let now = state.now();
+            state.revocation.update_gauges(now);
+            state.metrics.set_operations(
+                state.started.elapsed(),
+                super::health::ProcessStats::read(),
+                &state.certificates(),
+                now,
+            );
             text(
                 hyper::StatusCode::OK,
                 state.metrics.render(state.store.count().await.ok()),

@@ -176,7 +176,7 @@ async fn serve_http(
     let svc_conn = conn_state.clone();
     let service = hyper::service::service_fn(move |req| {
         let in_flight = InFlight::new(svc_conn.clone());
-        let answer = routes::handle(req, svc_state.clone(), peer.clone());
+        let answer = routes::handle(req, svc_state.clone(), peer.clone(), remote);
         async move {
             let r = answer.await;
             drop(in_flight);

@@ -61,6 +61,18 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CertificateLabels {
+    certificate: &'static str,
+    subject: String,
+    file: String,
+}
+
 type Latency = Family<FunctionLabel, Histogram, fn() -> Histogram>;
 
 /// Metrics shared by all connections.
@@ -73,6 +85,11 @@ pub struct Metrics {
     refusals: Family<ReasonLabel, Counter>,
     connections_closed: Family<ReasonLabel, Counter>,
     events_stored: Gauge,
+    uptime: Gauge,
+    resident_memory: Gauge,
+    open_fds: Gauge,
+    certificate_days_left: Family<CertificateLabels, Gauge>,
+    certificate_not_after: Family<CertificateLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -124,6 +141,43 @@ impl Default for Metrics {
             "Event records currently stored (as of the last scrape that could count them)",
             events_stored.clone(),
         );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("smds_build_info", "This build of smds (always 1)", build);
+        let uptime = Gauge::default();
+        registry.register(
+            "smds_uptime_seconds",
+            "Seconds since the server started",
+            uptime.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "smds_process_resident_memory_bytes",
+            "Resident memory of the process (VmRSS)",
+            resident_memory.clone(),
+        );
+        let open_fds = Gauge::default();
+        registry.register(
+            "smds_process_open_fds",
+            "Open file descriptors of the process (sockets, database files)",
+            open_fds.clone(),
+        );
+        let certificate_days_left = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "smds_certificate_days_left",
+            "Whole days until each configured certificate expires (CI, CERT.DS.TLS, CERT.DSauth, SubCAs); negative once expired",
+            certificate_days_left.clone(),
+        );
+        let certificate_not_after = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "smds_certificate_not_after_seconds",
+            "notAfter of each configured certificate, Unix time",
+            certificate_not_after.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -133,6 +187,11 @@ impl Default for Metrics {
             refusals,
             connections_closed,
             events_stored,
+            uptime,
+            resident_memory,
+            open_fds,
+            certificate_days_left,
+            certificate_not_after,
         }
     }
 }
@@ -192,6 +251,40 @@ impl Metrics {
 
     pub fn refused_connection(&self) {
         self.refused_connections.inc();
+    }
+
+    /// Sets the operational gauges before a scrape: uptime, process figures, and the configured
+    /// certificates (the families are cleared first, so a reloaded certificate replaces the old).
+    pub fn set_operations(
+        &self,
+        uptime: Duration,
+        process: Option<super::health::ProcessStats>,
+        certificates: &[crate::pki::CertificateSummary],
+        now: i64,
+    ) {
+        self.uptime
+            .set(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX));
+        if let Some(p) = process {
+            self.resident_memory
+                .set(i64::try_from(p.resident_bytes).unwrap_or(i64::MAX));
+            self.open_fds
+                .set(i64::try_from(p.open_fds).unwrap_or(i64::MAX));
+        }
+        self.certificate_days_left.clear();
+        self.certificate_not_after.clear();
+        for c in certificates {
+            let labels = CertificateLabels {
+                certificate: c.what,
+                subject: c.subject.clone(),
+                file: c.file.display().to_string(),
+            };
+            self.certificate_days_left
+                .get_or_create(&labels)
+                .set((c.not_after - now).div_euclid(86_400));
+            self.certificate_not_after
+                .get_or_create(&labels)
+                .set(c.not_after);
+        }
     }
 
     /// The exposition text; `events` is the current number of stored events, if known.

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod connections;
+pub mod health;
 pub(crate) mod listener;
 pub mod metrics;
 pub(crate) mod routes;
@@ -33,6 +34,10 @@ pub struct AppState {
     /// The server-wide budget of request-body bytes in flight (`max_inflight_body_bytes`).
     pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
     next_request_id: AtomicU64,
+    /// When the server started (uptime).
+    pub(crate) started: std::time::Instant,
+    /// The certificates configured now (replaced on reload), for metrics and readiness.
+    certificates: std::sync::RwLock<Arc<Vec<crate::pki::CertificateSummary>>>,
 }
 
 impl AppState {
@@ -58,6 +63,24 @@ impl AppState {
             limits,
             clock,
             next_request_id: AtomicU64::new(1),
+            started: std::time::Instant::now(),
+            certificates: std::sync::RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    /// The configured certificates, as of the start or the last reload.
+    pub fn certificates(&self) -> Arc<Vec<crate::pki::CertificateSummary>> {
+        match self.certificates.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_certificates(&self, certs: Vec<crate::pki::CertificateSummary>) {
+        let next = Arc::new(certs);
+        match self.certificates.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
     }
 

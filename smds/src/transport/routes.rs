@@ -263,6 +263,7 @@ pub async fn handle(
     req: Request<Incoming>,
     state: Arc<AppState>,
     peer: Option<Arc<PeerIdentity>>,
+    client: std::net::SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let id = state.request_id();
     let started = Instant::now();
@@ -275,6 +276,7 @@ pub async fn handle(
     let span = tracing::info_span!(
         "request",
         id,
+        %client,
         method = %req.method(),
         path = %req.uri().path(),
         peer = peer.as_ref().map_or("-", |p| p.owner.as_str())
