@@ -157,6 +157,20 @@ impl fmt::Display for EventId {
     }
 }
 
+/// An EID as the logs show it: its first 8 digits (the EIN: which manufacturer) and its last 6,
+/// `89049032..901235`. Enough to find one device's lines (grep for that text), not enough to
+/// rebuild the EID from a log: an EID identifies a device as an IMEI does, and logs travel
+/// further and live longer than the event store.
+pub struct LoggedEid<'a>(pub &'a pki_tool::Eid);
+
+impl std::fmt::Display for LoggedEid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.as_str();
+        let (head, tail) = (&digits[..8], &digits[digits.len() - 6..]);
+        write!(f, "{head}..{tail}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,18 +219,10 @@ mod tests {
         assert!(serde_json::from_str::<EventId>("\"\"").is_err());
         assert!(serde_json::from_str::<RspServerAddress>("\"https://x\"").is_err());
     }
-}
 
-/// An EID as the logs show it: its first 8 digits (the EIN: which manufacturer) and its last 6,
-/// `89049032..901235`. Enough to find one device's lines (grep for that text), not enough to
-/// rebuild the EID from a log: an EID identifies a device as an IMEI does, and logs travel
-/// further and live longer than the event store.
-pub struct LoggedEid<'a>(pub &'a pki_tool::Eid);
-
-impl std::fmt::Display for LoggedEid<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let digits = self.0.as_str();
-        let (head, tail) = (&digits[..8], &digits[digits.len() - 6..]);
-        write!(f, "{head}..{tail}")
+    #[test]
+    fn logged_eids_show_the_ein_and_the_last_six_digits() {
+        let eid = pki_tool::Eid::parse("89049032123451234512345678901235").expect("valid");
+        assert_eq!(LoggedEid(&eid).to_string(), "89049032..901235");
     }
 }
