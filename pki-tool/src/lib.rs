@@ -6,6 +6,7 @@
 //! SGP.26 / osmo-smdpp directory layout ([`layout`], [`hierarchy`]).
 
 pub mod cert;
+pub mod cli_docs;
 pub mod crl;
 pub mod eid;
 pub mod ext;

@@ -1,6 +1,6 @@
 //! The `pki-tool` command line: a thin clap layer over the library.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use pki_tool::hierarchy::{self, BatchOptions, Hierarchy, InitOptions, IssueOptions, KeySource};
 use pki_tool::validate::{self, Options};
 use pki_tool::{Certificate, Curve, Eid, Error, Role, Variant};
@@ -105,6 +105,20 @@ enum Command {
     ///   pki-tool renew lab --prune                (remove the *.old files)
     #[command(verbatim_doc_comment)]
     Renew(RenewArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `pki-tool completions bash > /etc/bash_completion.d/pki-tool`, or for zsh into a
+    /// directory of your $fpath as _pki-tool.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (pki-tool.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them (created if needed).
+        #[arg(long, value_name = "DIR", default_value = "man")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -807,6 +821,16 @@ fn run(cli: Cli) -> Result<bool, Error> {
         Command::Issue(a) => issue(a).map(|_| true),
         Command::EuiccBatch(a) => batch(a).map(|_| true),
         Command::Eid(c) => eid(c),
+        Command::Completions { shell } => {
+            pki_tool::cli_docs::print_completions(shell, Cli::command());
+            Ok(true)
+        }
+        Command::Man { out } => {
+            let written = pki_tool::cli_docs::write_man_pages(Cli::command(), &out)
+                .map_err(|e| Error::file(&out, e.to_string()))?;
+            println!("{} man pages written to {}", written.len(), out.display());
+            Ok(true)
+        }
         Command::Verify(a) => verify(a),
         Command::Lint(a) => lint(a),
         Command::Revoke(a) => revoke(a).map(|_| true),

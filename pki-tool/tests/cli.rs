@@ -1019,3 +1019,14 @@ fn verify_and_lint_speak_json_and_lint_reads_the_role_from_the_certificate() {
         "{doc}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let script = ok(&["completions", "bash"]);
+    assert!(script.contains("euicc-batch"), "{script}");
+    let t = TempDir::new("man");
+    ok(&["man", "--out", s(&t.0)]);
+    for page in ["pki-tool.1", "pki-tool-init.1", "pki-tool-eid-new.1"] {
+        assert!(t.0.join(page).exists(), "{page}");
+    }
+}

@@ -6,9 +6,10 @@ use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toml::Value;
 
 /// Limits that bound every resource a client can make the server spend.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body, in bytes (413 above); each function also has its own, smaller limit
@@ -308,6 +309,77 @@ impl Config {
         self.session_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("session.key"))
+    }
+
+    /// This configuration as a file that gives it (`smds config show`), defaults filled in;
+    /// a store URL without its password.
+    pub fn to_toml(&self) -> String {
+        let path = |p: &Path| Value::String(p.display().to_string());
+        let mut t = toml::Table::new();
+        t.insert("listen".into(), Value::String(self.listen.to_string()));
+        if let Some(a) = self.admin_listen {
+            t.insert("admin_listen".into(), Value::String(a.to_string()));
+        }
+        t.insert(
+            "admin_allow_remote".into(),
+            Value::Boolean(self.admin_allow_remote),
+        );
+        if let Some(f) = &self.admin_token_file {
+            t.insert("admin_token_file".into(), path(f));
+        }
+        t.insert("data_dir".into(), path(&self.data_dir));
+        if let Some(h) = &self.hostname {
+            t.insert("hostname".into(), Value::String(h.clone()));
+        }
+        t.insert(
+            "pki".into(),
+            path(
+                &self
+                    .pki
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("pki")),
+            ),
+        );
+        t.insert("session_key_file".into(), path(&self.session_key_path()));
+        if let Some(pg) = &self.store {
+            t.insert("store".into(), Value::String(pg.url.to_string()));
+            t.insert(
+                "store_pool_size".into(),
+                Value::Integer(i64::try_from(pg.pool_size).unwrap_or(i64::MAX)),
+            );
+            t.insert(
+                "store_timeout_secs".into(),
+                Value::Integer(i64::try_from(pg.timeout.as_secs()).unwrap_or(i64::MAX)),
+            );
+            if let Some(ca) = &pg.ca_file {
+                t.insert("store_ca_file".into(), path(ca));
+            }
+        }
+        let pki_root = self
+            .pki
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"));
+        t.insert("crl_dir".into(), path(&self.crl_dir(&pki_root).0));
+        t.insert("strict_crl".into(), Value::Boolean(self.strict_crl));
+        t.insert(
+            "crl_poll_secs".into(),
+            Value::Integer(
+                self.crl_poll
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            ),
+        );
+        if let Ok(limits) = Value::try_from(&self.limits) {
+            t.insert("limits".into(), limits);
+        }
+        let mut out = String::new();
+        if self.admin_listen.is_none() {
+            out.push_str("# the admin listener is disabled (--no-admin)\n");
+        }
+        if self.hostname.is_none() {
+            out.push_str("# hostname: the DNS name in CERT.DS.TLS\n");
+        }
+        out.push_str(&toml::to_string(&t).unwrap_or_default());
+        out
     }
 }
 

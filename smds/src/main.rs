@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// SM-DS (SGP.22 discovery server) for eSIM labs, and the lab's client tools.
@@ -40,6 +40,23 @@ enum Command {
     /// and serverSignature1, and refuses a server that fails; then it signs euiccSigned1 with
     /// EUICCInfo2 and DeviceInfo and prints the events.
     Discover(cli::discover::DiscoverArgs),
+    /// The effective server configuration.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `smds completions bash > /etc/bash_completion.d/smds`, or for zsh into a directory of
+    /// your $fpath as _smds.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (smds.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them (created if needed).
+        #[arg(long, value_name = "DIR", default_value = "man")]
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +77,17 @@ fn main() -> ExitCode {
             Command::Events(c) => cli::events::run(c).await.map(|_| true),
             Command::Event(c) => cli::event::run(c).await,
             Command::Discover(a) => cli::discover::run(a).await,
+            Command::Config(c) => cli::config::run(c).map(|_| true),
+            Command::Completions { shell } => {
+                pki_tool::cli_docs::print_completions(shell, Cli::command());
+                Ok(true)
+            }
+            Command::Man { out } => pki_tool::cli_docs::write_man_pages(Cli::command(), &out)
+                .map(|w| {
+                    println!("{} man pages written to {}", w.len(), out.display());
+                    true
+                })
+                .map_err(|e| format!("{}: {e}", out.display())),
         }
     });
     match result {

@@ -260,3 +260,27 @@ fn a_config_file_takes_relative_paths_from_its_own_directory() {
     send_signal(child.id(), "TERM");
     let _ = child.wait();
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = smds(&["completions", shell]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("connect-to"), "{shell}: {script}");
+    }
+    let tmp = TempDir::new("man");
+    let out = smds(&["man", "--out", s(&tmp.0)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "smds.1",
+        "smds-serve.1",
+        "smds-event-register.1",
+        "smds-config-show.1",
+    ] {
+        let text = std::fs::read_to_string(tmp.0.join(page)).expect(page);
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+    let serve = std::fs::read_to_string(tmp.0.join("smds-serve.1")).expect("serve page");
+    assert!(serve.contains("admin\\-listen"), "{serve}");
+}

@@ -1,6 +1,8 @@
-//! The subcommands of `smds`, one file each: [`serve`], [`events`], [`event`], [`discover`].
+//! The subcommands of `smds`, one file each: [`serve`], [`events`], [`event`], [`discover`],
+//! [`config`].
 //! Each turns its arguments into library calls and prints; errors are one readable line.
 
+pub mod config;
 pub mod discover;
 pub mod event;
 pub mod events;

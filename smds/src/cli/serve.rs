@@ -196,27 +196,34 @@ fn warn_expiring(pki: &ServerPki, now: i64) {
 
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
+impl ServeArgs {
+    /// The effective configuration: defaults, then the file, then the flags.
+    pub fn config(&self) -> Result<Config, String> {
+        let file = self
+            .config
+            .as_deref()
+            .map(FileConfig::load)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(Config::resolve(
+            file,
+            Flags {
+                listen: self.listen,
+                admin_listen: self.admin_listen,
+                no_admin: self.no_admin,
+                data_dir: self.data_dir.clone(),
+                hostname: self.hostname.clone(),
+                pki: self.pki.clone(),
+                store: self.store.clone(),
+                crl_dir: self.crl_dir.clone(),
+            },
+        ))
+    }
+}
+
 pub async fn run(a: ServeArgs) -> Result<(), String> {
     init_logging(&a.log_format);
-    let file = a
-        .config
-        .as_deref()
-        .map(FileConfig::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let cfg = Config::resolve(
-        file,
-        Flags {
-            listen: a.listen,
-            admin_listen: a.admin_listen,
-            no_admin: a.no_admin,
-            data_dir: a.data_dir,
-            hostname: a.hostname,
-            pki: a.pki,
-            store: a.store,
-            crl_dir: a.crl_dir,
-        },
-    );
+    let cfg = a.config()?;
     // Ports first: a port in use fails the start before anything is minted or opened.
     let bound = Bound::bind(&cfg).await.map_err(|e| start_error(e, &cfg))?;
     let now = pki_tool::time::now();
