@@ -108,18 +108,22 @@ fn run(
         for threads in [1, cores] {
             let out = dir.join(format!("batch-{}-{threads}", curve.cli_name()));
             let start = Instant::now();
-            let eids = h.euicc_batch(
-                &BatchOptions {
-                    curve,
-                    count,
-                    first,
-                    out,
-                    threads,
-                    force: false,
-                    now: pki_tool::time::now(),
-                },
-                &|_| {},
-            )?;
+            let eids = h
+                .euicc_batch(
+                    &BatchOptions {
+                        curve,
+                        count,
+                        first,
+                        out,
+                        threads,
+                        force: false,
+                        resume: false,
+                        cancel: None,
+                        now: pki_tool::time::now(),
+                    },
+                    &|_| {},
+                )?
+                .eids;
             let per_sec = eids.len() as f64 / start.elapsed().as_secs_f64();
             let base = if threads == 1 { sign_1 } else { sign_n };
             println!(

@@ -487,7 +487,33 @@ pub struct BatchOptions {
     pub out: PathBuf,
     pub threads: usize,
     pub force: bool,
+    /// Skip the EIDs whose directory is complete (certificate and the key that belongs to it) and
+    /// redo the others: how an interrupted batch is finished.
+    pub resume: bool,
+    /// Set (by a signal handler) to stop after the eUICCs being written; each directory appears
+    /// complete or not at all.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub now: i64,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Every EID of the batch, in order.
+    pub eids: Vec<Eid>,
+    /// eUICCs written by this run.
+    pub written: usize,
+    /// eUICCs found complete and kept (`resume`).
+    pub skipped: usize,
+    /// Whether the run was cancelled before the end.
+    pub cancelled: bool,
+}
+
+/// Whether `dir` holds a complete eUICC of `stem`: its certificate and the key that belongs to it.
+fn euicc_complete(dir: &Path, stem: &str) -> bool {
+    let cert = read_cert(&dir.join(format!("CERT_{stem}.der")));
+    let key = read_key(&dir.join(format!("SK_{stem}.pem")));
+    matches!((cert, key), (Ok(c), Ok(k)) if k.public_key() == &c.public_key)
 }
 
 impl Hierarchy {
@@ -660,7 +686,16 @@ impl Hierarchy {
         &self,
         opts: &BatchOptions,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<Eid>, Error> {
+    ) -> Result<BatchReport, Error> {
+        if opts.count == 0 {
+            return Err(Error::Usage("--count must be at least 1".into()));
+        }
+        if opts.out.exists() && !opts.out.is_dir() {
+            return Err(Error::file(
+                &opts.out,
+                "is not a directory (--out names the directory the eUICC directories go to)",
+            ));
+        }
         let (eum, eum_key) = self.issuer(Role::Euicc, opts.curve)?;
         // permittedEins sits on the EUM, above an EUM SubCA when there is one.
         let prefixes: Vec<String> = self
@@ -693,14 +728,47 @@ impl Hierarchy {
             }
             eids.push(e);
         }
-        if !opts.force
-            && let Some(existing) = eids.iter().find(|e| opts.out.join(e.as_str()).exists())
-        {
-            return Err(Error::file(
-                opts.out.join(existing.as_str()),
-                "already exists (use --force to overwrite)",
-            ));
+        let stem = |eid: &Eid| {
+            self.slot(Role::Euicc, opts.curve, Some(eid.to_string()))
+                .stem()
+        };
+        // Staging directories a killed run left behind (`.<EID>.<pid>.tmp`) go first.
+        if opts.resume {
+            for eid in &eids {
+                let prefix = format!(".{eid}.");
+                for entry in std::fs::read_dir(&opts.out).into_iter().flatten().flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
         }
+        let mut todo = Vec::with_capacity(eids.len());
+        for eid in &eids {
+            let dir = opts.out.join(eid.as_str());
+            if !dir.exists() || opts.force {
+                todo.push(*eid);
+            } else if opts.resume {
+                if !euicc_complete(&dir, &stem(eid)) {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::file(&dir, format!("cannot remove to redo: {e}")))?;
+                    todo.push(*eid);
+                }
+            } else {
+                return Err(Error::file(
+                    dir,
+                    "already exists (--resume skips the complete ones and redoes the rest; --force overwrites)",
+                ));
+            }
+        }
+        let skipped = eids.len() - todo.len();
+        let cancelled = || {
+            opts.cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+        };
         let mut template = self.profile.template(Role::Euicc).clone();
         if matches!(template.serial, SerialSpec::Fixed { .. }) {
             template.serial = SerialSpec::Eid;
@@ -708,16 +776,19 @@ impl Hierarchy {
         let base = self.vars(None, &BTreeMap::new())?;
         let done = AtomicUsize::new(0);
         let threads = opts.threads.clamp(1, 64);
-        let chunk = eids.len().div_ceil(threads).max(1);
+        let chunk = todo.len().div_ceil(threads).max(1);
         let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = eids
+            let handles: Vec<_> = todo
                 .chunks(chunk)
                 .map(|part| {
-                    let (template, base, eum, eum_key, done) =
-                        (&template, &base, &eum, &eum_key, &done);
+                    let (template, base, eum, eum_key, done, cancelled) =
+                        (&template, &base, &eum, &eum_key, &done, &cancelled);
                     s.spawn(move || -> Result<(), Error> {
                         let mut vars = base.clone();
                         for eid in part {
+                            if cancelled() {
+                                break;
+                            }
                             let key = PrivateKey::generate(opts.curve)
                                 .map_err(|e| Error::Random(e.to_string()))?;
                             vars.set("eid", eid.as_str());
@@ -728,8 +799,7 @@ impl Hierarchy {
                                 Signer::Issuer(eum, eum_key),
                                 opts.now,
                             )?;
-                            let slot = self.slot(Role::Euicc, opts.curve, Some(eid.to_string()));
-                            let stem = slot.stem();
+                            let stem = stem(eid);
                             let files = [
                                 (format!("CERT_{stem}.der"), cert.der().to_vec(), false),
                                 (format!("SK_{stem}.pem"), key.to_pem().into_bytes(), true),
@@ -756,6 +826,11 @@ impl Hierarchy {
         for r in results {
             r?;
         }
-        Ok(eids)
+        Ok(BatchReport {
+            written: done.load(Ordering::Relaxed),
+            skipped,
+            cancelled: cancelled(),
+            eids,
+        })
     }
 }

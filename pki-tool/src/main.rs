@@ -7,6 +7,8 @@ use pki_tool::{Certificate, Curve, Eid, Error, Role, Variant};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const ROLES_HELP: &str = "\
 Roles (SGP.22 4.5.2, shaped as in SGP.26):
@@ -286,9 +288,9 @@ struct BatchArgs {
     /// The hierarchy directory made by `pki-tool init`.
     #[arg(long, value_name = "DIR")]
     hierarchy: PathBuf,
-    /// How many eUICCs to issue.
-    #[arg(long)]
-    count: usize,
+    /// How many eUICCs to issue (at least 1).
+    #[arg(long, value_parser = parse_count)]
+    count: u64,
     /// First EID; the default is the one after the hierarchy's eUICC.
     #[arg(long, value_name = "EID")]
     first_eid: Option<String>,
@@ -301,8 +303,12 @@ struct BatchArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Overwrite existing eUICC directories.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Finish an interrupted batch: keep the eUICC directories that are complete (certificate and
+    /// its key), redo the rest, and clear what a killed run left half-written.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Subcommand)]
@@ -369,6 +375,14 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("at least 1 eUICC".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("a whole number".into()),
+    }
 }
 
 fn parse_reason(s: &str) -> Result<pki_tool::crl::Reason, String> {
@@ -470,7 +484,7 @@ fn issue(a: IssueArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn batch(a: BatchArgs) -> Result<(), Error> {
+fn batch(a: BatchArgs) -> Result<bool, Error> {
     let h = Hierarchy::open(&a.hierarchy)?;
     let first = match &a.first_eid {
         Some(e) => Eid::parse(e).map_err(|err| Error::Usage(format!("--first-eid {e}: {err}")))?,
@@ -484,37 +498,66 @@ fn batch(a: BatchArgs) -> Result<(), Error> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let bar = indicatif::ProgressBar::new(a.count as u64);
+    let count =
+        usize::try_from(a.count).map_err(|_| Error::Usage("--count is too large".into()))?;
+    let bar = indicatif::ProgressBar::new(a.count);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} eUICCs  {per_sec}  eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    // Ctrl-C (and SIGTERM) stop the batch after the eUICCs being written, which then appear
+    // whole; a second one ends the process at once.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let started = std::time::Instant::now();
-    let eids = h.euicc_batch(
+    let report = h.euicc_batch(
         &BatchOptions {
             curve: a.curve.into(),
-            count: a.count,
+            count,
             first,
             out: out.clone(),
             threads,
             force: a.force,
+            resume: a.resume,
+            cancel: Some(cancel),
             now: pki_tool::time::now(),
         },
         &|n| bar.set_position(n as u64),
     )?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    if let (Some(f), Some(l)) = (eids.first(), eids.last()) {
-        println!(
-            "{} eUICC certificates, EIDs {f} .. {l}, in {} ({secs:.2} s, {:.0}/s)",
-            eids.len(),
-            out.display(),
-            eids.len() as f64 / secs.max(1e-9)
+    let (Some(f), Some(l)) = (report.eids.first(), report.eids.last()) else {
+        return Ok(true);
+    };
+    let kept = if report.skipped > 0 {
+        format!(" ({} complete ones kept)", report.skipped)
+    } else {
+        String::new()
+    };
+    if report.cancelled {
+        eprintln!(
+            "pki-tool: interrupted: {} of {} eUICCs written{kept} under {}, EIDs {f} .. {l}; each directory there is complete. Run the same command with --resume to finish.",
+            report.written + report.skipped,
+            report.eids.len(),
+            out.display()
         );
+        // 128 + SIGINT, as a shell reports an interrupted command.
+        std::process::exit(130);
     }
-    Ok(())
+    println!(
+        "{} eUICC certificates{kept}, EIDs {f} .. {l}, in {} ({secs:.2} s, {:.0}/s)",
+        report.eids.len(),
+        out.display(),
+        report.written as f64 / secs.max(1e-9)
+    );
+    Ok(true)
 }
 
 fn eid(c: EidCommand) -> Result<bool, Error> {
@@ -819,7 +862,7 @@ fn run(cli: Cli) -> Result<bool, Error> {
     match cli.command {
         Command::Init(a) => init(a).map(|_| true),
         Command::Issue(a) => issue(a).map(|_| true),
-        Command::EuiccBatch(a) => batch(a).map(|_| true),
+        Command::EuiccBatch(a) => batch(a),
         Command::Eid(c) => eid(c),
         Command::Completions { shell } => {
             pki_tool::cli_docs::print_completions(shell, Cli::command());

@@ -1030,3 +1030,109 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
         assert!(t.0.join(page).exists(), "{page}");
     }
 }
+
+#[test]
+fn an_interrupted_euicc_batch_says_how_far_it_got_and_resumes() {
+    let t = TempDir::new("batch-interrupt");
+    let h = t.0.join("lab");
+    ok(&["init", "--out", s(&h), "--curve", "brainpool"]);
+    let out = t.0.join("batch");
+    let zero = pki_tool(&["euicc-batch", "--hierarchy", s(&h), "--count", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&zero.stderr)
+            .contains("'0' for '--count <COUNT>': at least 1 eUICC"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
+    let err = fails(&[
+        "euicc-batch",
+        "--hierarchy",
+        s(&h),
+        "--count",
+        "5",
+        "--out",
+        s(&h.join("pki-tool.toml")),
+    ]);
+    assert!(err.contains("is not a directory"), "{err}");
+
+    // Far more than can be minted before the interrupt (brainpool, one thread).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pki-tool"))
+        .args(["euicc-batch", "--hierarchy", s(&h), "--curve", "brainpool"])
+        .args(["--count", "1000000", "--threads", "1", "--out", s(&out)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("batch starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&out).map_or(0, |d| d.count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no eUICC written");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    workspace_tests::common::send_signal(child.id(), "INT");
+    let done = child.wait_with_output().expect("batch ends");
+    assert_eq!(done.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("interrupted: ")
+            && err.contains("of 1000000 eUICCs written")
+            && err.contains("--resume"),
+        "{err}"
+    );
+    // Every directory there is whole, and no staging directory is left.
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(
+        dirs.iter().all(|d| !d.to_string_lossy().ends_with(".tmp")),
+        "{dirs:?}"
+    );
+    let written = dirs.len();
+    for d in &dirs {
+        assert!(
+            d.join("CERT_EUICC_ECDSA_BRP.der").exists()
+                && d.join("SK_EUICC_ECDSA_BRP.pem").exists()
+        );
+    }
+
+    // A re-run refuses; --resume keeps the complete ones and redoes a damaged one and the rest,
+    // clearing what a killed run left half-written.
+    let count = (written + 3).to_string();
+    let args = [
+        "euicc-batch",
+        "--hierarchy",
+        s(&h),
+        "--curve",
+        "brainpool",
+        "--count",
+        &count,
+        "--out",
+        s(&out),
+    ];
+    assert!(fails(&args).contains("--resume"));
+    let damaged = &dirs[0];
+    std::fs::remove_file(damaged.join("SK_EUICC_ECDSA_BRP.pem")).expect("damage one");
+    let eid = damaged
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::create_dir(out.join(format!(".{eid}.4242.tmp"))).expect("stale staging dir");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let text = ok(&resume);
+    assert!(
+        text.contains(&format!("({} complete ones kept)", written - 1)),
+        "{text}"
+    );
+    let entries: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.len(), written + 3, "{entries:?}");
+    assert!(damaged.join("SK_EUICC_ECDSA_BRP.pem").exists(), "redone");
+    let cert = read_cert(&damaged.join("CERT_EUICC_ECDSA_BRP.der")).expect("cert");
+    let key = pki_tool::hierarchy::read_key(&damaged.join("SK_EUICC_ECDSA_BRP.pem")).expect("key");
+    assert_eq!(key.public_key(), &cert.public_key);
+}
