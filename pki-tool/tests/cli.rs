@@ -1057,7 +1057,7 @@ fn an_interrupted_euicc_batch_says_how_far_it_got_and_resumes() {
     assert!(err.contains("is not a directory"), "{err}");
 
     // Far more than can be minted before the interrupt (brainpool, one thread).
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pki-tool"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pki-tool"))
         .args(["euicc-batch", "--hierarchy", s(&h), "--curve", "brainpool"])
         .args(["--count", "1000000", "--threads", "1", "--out", s(&out)])
         .stdout(std::process::Stdio::null())
