@@ -130,6 +130,9 @@ pub struct FileConfig {
     pub strict_crl: Option<bool>,
     /// How often crl_dir is checked for changed files, seconds (default 2; 0: only on SIGHUP).
     pub crl_poll_secs: Option<u64>,
+    /// Events older than this many days are removed by the server (default 0: never; SGP.22
+    /// leaves deletion to the SM-DP+).
+    pub event_ttl_days: Option<u64>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -228,6 +231,9 @@ pub struct Config {
     pub strict_crl: bool,
     /// How often `crl_dir` is checked for changes; `None`: only on SIGHUP.
     pub crl_poll: Option<Duration>,
+    /// Events registered longer ago than this are removed (audited); `None`: kept until the
+    /// SM-DP+ deletes them.
+    pub event_ttl: Option<Duration>,
     pub limits: Limits,
 }
 
@@ -288,6 +294,10 @@ impl Config {
                 Some(s) => Some(Duration::from_secs(s)),
                 None => Some(crate::revocation::DEFAULT_POLL_INTERVAL),
             },
+            event_ttl: file
+                .event_ttl_days
+                .filter(|d| *d > 0)
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
             limits: file.limits,
         }
     }
@@ -367,6 +377,12 @@ impl Config {
                 self.crl_poll
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             ),
+        );
+        t.insert(
+            "event_ttl_days".into(),
+            Value::Integer(self.event_ttl.map_or(0, |d| {
+                i64::try_from(d.as_secs() / 86_400).unwrap_or(i64::MAX)
+            })),
         );
         if let Ok(limits) = Value::try_from(&self.limits) {
             t.insert("limits".into(), limits);

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
 use crate::revocation::{CrlDirError, Revocation};
+use crate::store::retention::{self, PurgeFilter};
 use crate::store::{Backend, PgStore, RedbStore, StoreError, WriterConfig};
 use crate::transport::tls::{self, Clock, ServerCertificate, Sgp22ClientVerifier, TlsConfigError};
 use crate::transport::{AppState, admin, listener};
@@ -103,6 +104,32 @@ async fn watch_crls(revocation: Arc<Revocation>, every: Duration, mut stop: watc
                 let r = revocation.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload_if_changed()).await;
             }
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+        }
+    }
+}
+
+/// How often the retention period is applied (and once at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Removes events older than `ttl`, at start and every [`RETENTION_EVERY`], until the server
+/// stops. Each removal is an audit line (see [`crate::store::retention`]).
+async fn apply_retention(state: Arc<AppState>, ttl: Duration, mut stop: watch::Receiver<bool>) {
+    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        let filter = PurgeFilter {
+            registered_before: Some(state.now().saturating_sub(ttl_secs)),
+            ..PurgeFilter::default()
+        };
+        match retention::purge(state.store.as_ref(), &filter, usize::MAX, "event_ttl_days").await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(removed = removed.len(), "retention: expired events removed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention: events could not be removed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
             r = stop.changed() => if r.is_err() || *stop.borrow() { break },
         }
     }
@@ -313,6 +340,9 @@ impl Server {
         let (stop, rx) = watch::channel(false);
         if let Some(every) = cfg.crl_poll {
             tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));
+        }
+        if let Some(ttl) = cfg.event_ttl {
+            tokio::spawn(apply_retention(state.clone(), ttl, rx.clone()));
         }
         let task_state = state.clone();
         let sweeper_state = state.clone();

@@ -9,11 +9,21 @@ use smds::server::{Server, StartError};
 use support::*;
 
 async fn http_get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    http(addr, "GET", path, token).await
+}
+
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .expect("write");
@@ -210,5 +220,105 @@ async fn health_readiness_and_operational_metrics() {
                 .is_some_and(|p| p.starts_with("CERT.DS.TLS ") && p.contains("expired"))),
         "{doc}"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_removes_events_whatever_their_owner_and_the_bounds_follow() {
+    let lab = Lab::new("admin-delete");
+    let limits = Limits {
+        max_events_per_eid: 2,
+        ..Limits::default()
+    };
+    let server = start(&lab.pki, &lab.config(limits), None).await;
+    let admin = server.admin_addr.expect("admin");
+    let mut dp1 = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    let mut dp2 = connect(&server, smdp(&lab.pki, "2", &lab.pki)).await;
+    assert!(register(&mut dp1, EID, "ev/1 x").await.is_success());
+    assert!(register(&mut dp1, EID, "ev-2").await.is_success());
+    assert!(register(&mut dp2, EID, "ev/1 x").await.is_success());
+    assert!(register(&mut dp2, EID2, "other").await.is_success());
+    // dp1 is at its bound for EID.
+    assert!(!register(&mut dp1, EID, "ev-3").await.is_success());
+
+    for (query, why) in [
+        ("", "say which events"),
+        ("?event_id=ev-2", "event_id needs eid"),
+        ("?eid=123", "eid:"),
+        ("?before=yesterday", "before:"),
+    ] {
+        let (status, body) = http(admin, "DELETE", &format!("/admin/events{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(why), "{query}: {body}");
+    }
+    // One EventID of one EID: both SM-DP+s' events of that name (percent-encoded in the query).
+    let (status, body) = http(
+        admin,
+        "DELETE",
+        &format!("/admin/events?eid={EID}&event_id=ev%2F1%20x"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["deleted"], 2, "{doc}");
+    // The owner's own delete now misses, and dp1 has room again.
+    assert!(!delete(&mut dp1, EID, "ev/1 x").await.is_success());
+    assert!(register(&mut dp1, EID, "ev-3").await.is_success());
+    // Everything registered before a time in the future: all that is left.
+    let later = pki_tool::time::now() + 60;
+    let (status, body) = http(
+        admin,
+        "DELETE",
+        &format!("/admin/events?before={later}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["deleted"], 3, "{doc}");
+    assert_eq!(server.state.store.count().await.expect("count"), 0);
+    assert_eq!(
+        server
+            .state
+            .store
+            .check_integrity()
+            .await
+            .expect("consistent"),
+        0
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_older_than_the_retention_period_are_removed() {
+    let lab = Lab::new("retention");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut dp, EID, "old-1").await.is_success());
+    assert!(register(&mut dp, EID2, "old-2").await.is_success());
+    drop(dp);
+    server.stop().await;
+    // Ten days later (the injected clock drives registered_at and the retention cut-off), with
+    // a five-day retention period: the old events go at start, a new one stays.
+    let later: smds::transport::tls::Clock =
+        std::sync::Arc::new(|| pki_tool::time::now() + 10 * 86_400);
+    let cfg = smds::config::Config {
+        event_ttl: Some(std::time::Duration::from_secs(5 * 86_400)),
+        ..lab.config(Limits::default())
+    };
+    let server = start(&lab.pki, &cfg, Some(later)).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut dp, EID, "new").await.is_success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = server.state.store.list(None, 10).await.expect("list");
+        if left.len() == 1 {
+            assert_eq!(left[0].record.event_id.as_str(), "new");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }

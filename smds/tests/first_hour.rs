@@ -284,3 +284,41 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
     let serve = std::fs::read_to_string(tmp.0.join("smds-serve.1")).expect("serve page");
     assert!(serve.contains("admin\\-listen"), "{serve}");
 }
+
+#[test]
+fn events_purge_removes_events_from_a_stopped_servers_database() {
+    let tmp = TempDir::new("purge");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    let data = tmp.0.join("data");
+    let (child, port) = spawn_serve(&pki, &data, None);
+    let server = format!("https://localhost:{port}");
+    for id in ["ev-1", "ev-2"] {
+        let mut args = register_args(&server, &pki, &pki);
+        args[7] = id.to_string();
+        let out = smds(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    send_signal(child.id(), "TERM");
+    let _ = child.wait_with_output();
+    let db = ["--data-dir", s(&data)];
+    let out = smds(&[&["events", "purge"][..], &db].concat());
+    assert_eq!(out.status.code(), Some(2), "a condition is required");
+    let out = smds(
+        &[
+            &["events", "purge", "--eid", EID, "--event-id", "ev-1"][..],
+            &db,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(removed["event_id"], "ev-1");
+    assert!(
+        stderr(&out).contains("1 event(s) removed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = smds(&[&["events", "count"][..], &db].concat());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}

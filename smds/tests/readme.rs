@@ -149,6 +149,10 @@ fn every_shell_block_of_the_readme_runs_as_written() {
     assert!(stdout.contains("\"eventId\":\"ev-1\""), "{stdout}");
     assert!(stdout.contains("smds_events_stored 1"), "{stdout}");
     assert!(stdout.contains("deleteEvent: Executed-Success"), "{stdout}");
+    assert!(
+        stdout.contains("\"event_id\":\"ev-2\""),
+        "events purge prints what it removed: {stdout}"
+    );
 }
 
 fn tail(text: &str, n: usize) -> String {

@@ -2,7 +2,9 @@
 //! running server's admin listener when the server holds the database.
 
 use clap::{Args, Subcommand};
+use smds::store::retention::{self, PurgeFilter};
 use smds::store::{Backend, PgOptions, PgStore, RedbStore, StoreError, StoreUrl, WriterConfig};
+use smds::types::EventId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -41,9 +43,34 @@ pub enum EventsCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Remove events whatever their SM-DP+ (an operator's action; SGP.22 leaves deletion to the
+    /// SM-DP+): one event (--eid and --event-id), all of an EID (--eid), or those registered
+    /// before a time (--older-than-days), combined as given. Each removal is an audit line in
+    /// the server's log; the removed events are printed as JSON lines.
+    Purge {
+        /// Only this EID's events.
+        #[arg(long, required_unless_present = "older_than_days")]
+        eid: Option<String>,
+        /// Only the events with this EventID (needs --eid).
+        #[arg(long, value_name = "ID", requires = "eid")]
+        event_id: Option<String>,
+        /// Only events registered more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than_days: Option<u64>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 async fn admin_get(db: &DbArgs, path: &str) -> Result<serde_json::Value, String> {
+    admin_call(db, hyper::Method::GET, path).await
+}
+
+async fn admin_call(
+    db: &DbArgs,
+    method: hyper::Method,
+    path: &str,
+) -> Result<serde_json::Value, String> {
     let addr = db.admin;
     let token = match &db.admin_token_file {
         Some(f) => Some(
@@ -62,7 +89,10 @@ async fn admin_get(db: &DbArgs, path: &str) -> Result<serde_json::Value, String>
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let mut req = hyper::Request::get(path).header("host", addr.to_string());
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -143,6 +173,66 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
             for e in list {
                 println!("{e}");
             }
+            Ok(())
+        }
+        EventsCommand::Purge {
+            eid,
+            event_id,
+            older_than_days,
+            db,
+        } => {
+            let eid = eid
+                .map(|e| pki_tool::Eid::parse(&e).map_err(|err| format!("--eid {e}: {err}")))
+                .transpose()?;
+            let event_id = event_id
+                .map(|e| EventId::parse(&e).map_err(|err| format!("--event-id {e:?}: {err}")))
+                .transpose()?;
+            let before = older_than_days.map(|d| {
+                pki_tool::time::now()
+                    .saturating_sub(i64::try_from(d).unwrap_or(i64::MAX / 2) * 86_400)
+            });
+            let removed: Vec<serde_json::Value> = match open_db(&db).await? {
+                Some(store) => {
+                    let filter = PurgeFilter {
+                        eid,
+                        event_id,
+                        registered_before: before,
+                    };
+                    let r =
+                        retention::purge(store.as_ref(), &filter, usize::MAX, "smds events purge")
+                            .await
+                            .map_err(|e| e.to_string());
+                    store.shutdown().await;
+                    r?.into_iter()
+                        .filter_map(|e| serde_json::to_value(e).ok())
+                        .collect()
+                }
+                None => {
+                    let mut q = Vec::new();
+                    if let Some(e) = &eid {
+                        q.push(format!("eid={e}"));
+                    }
+                    if let Some(id) = &event_id {
+                        let enc = percent_encoding::utf8_percent_encode(
+                            id.as_str(),
+                            percent_encoding::NON_ALPHANUMERIC,
+                        );
+                        q.push(format!("event_id={enc}"));
+                    }
+                    if let Some(t) = before {
+                        q.push(format!("before={t}"));
+                    }
+                    let path = format!("/admin/events?{}", q.join("&"));
+                    admin_call(&db, hyper::Method::DELETE, &path).await?["events"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            };
+            for e in &removed {
+                println!("{e}");
+            }
+            eprintln!("{} event(s) removed", removed.len());
             Ok(())
         }
         EventsCommand::Count { db } => {

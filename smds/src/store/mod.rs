@@ -15,6 +15,7 @@
 mod contract;
 pub mod postgres;
 pub mod redb;
+pub mod retention;
 
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;

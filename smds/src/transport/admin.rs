@@ -1,11 +1,14 @@
 //! The admin listener (plain HTTP, loopback unless explicitly exposed with a token): `GET
-//! /healthz`, `/readyz`, `/metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`. Reads the store through
+//! /healthz`, `/readyz`, `/metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`,
+//! and `DELETE /admin/events?eid=&event_id=&before=` (audited removal). Reads the store through
 //! [`crate::store::EventAdmin`] only. Listings are streamed page by page and capped, so a large
 //! store is never held in memory for one answer.
 
 use super::AppState;
 use super::metrics;
 use super::routes::json_response;
+use crate::store::retention::{self, PurgeError, PurgeFilter};
+use crate::types::EventId;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -158,10 +161,63 @@ fn stream_events(state: Arc<AppState>, eid: Option<Eid>, limit: usize) -> Respon
     r
 }
 
+/// `DELETE /admin/events?eid=&event_id=&before=`: removes the selected events whatever their
+/// owner (at least one condition; `before` is Unix seconds or an RFC 3339 time), each with an
+/// audit line naming the admin client, and answers with the removed events.
+async fn delete_events(state: &AppState, query: &str, client: &str) -> Response<AdminBody> {
+    let decoded = |name: &str| {
+        query_param(query, name).map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| format!("{name}: not UTF-8 once decoded\n"))
+        })
+    };
+    let filter = (|| {
+        let eid = decoded("eid")
+            .transpose()?
+            .map(|e| Eid::parse(&e).map_err(|err| format!("eid: {err}\n")))
+            .transpose()?;
+        let event_id = decoded("event_id")
+            .transpose()?
+            .map(|e| EventId::parse(&e).map_err(|err| format!("event_id: {err}\n")))
+            .transpose()?;
+        let registered_before = decoded("before")
+            .transpose()?
+            .map(|t| {
+                t.parse::<i64>()
+                    .or_else(|_| pki_tool::time::parse_rfc3339(&t))
+                    .map_err(|_| {
+                        format!("before: Unix seconds or YYYY-MM-DDTHH:MM:SSZ, not {t:?}\n")
+                    })
+            })
+            .transpose()?;
+        Ok::<_, String>(PurgeFilter {
+            eid,
+            event_id,
+            registered_before,
+        })
+    })();
+    let filter = match filter {
+        Ok(f) => f,
+        Err(why) => return bad_request(why),
+    };
+    let who = format!("admin {client}");
+    match retention::purge(state.store.as_ref(), &filter, MAX_LIST_LIMIT, &who).await {
+        Ok(removed) => full(json_response(
+            hyper::StatusCode::OK,
+            &serde_json::json!({ "deleted": removed.len(), "events": removed }),
+        )),
+        Err(PurgeError::Store(e)) => server_error(e),
+        Err(e) => bad_request(format!("{e}\n")),
+    }
+}
+
 async fn admin(
     req: Request<Incoming>,
     state: Arc<AppState>,
     token: Option<Token>,
+    client: String,
 ) -> Result<Response<AdminBody>, Infallible> {
     if let Some(token) = &token {
         let presented = req
@@ -179,14 +235,17 @@ async fn admin(
             return Ok(r);
         }
     }
+    let query = req.uri().query().unwrap_or("");
+    if req.method() == Method::DELETE && req.uri().path() == "/admin/events" {
+        return Ok(delete_events(&state, query, &client).await);
+    }
     if req.method() != Method::GET {
         return Ok(text(
             hyper::StatusCode::METHOD_NOT_ALLOWED,
-            "GET only\n".into(),
+            "GET only (and DELETE /admin/events)\n".into(),
             "text/plain",
         ));
     }
-    let query = req.uri().query().unwrap_or("");
     Ok(match req.uri().path() {
         "/healthz" => text(hyper::StatusCode::OK, "ok\n".into(), "text/plain"),
         "/readyz" => match super::health::readiness(&state).await {
@@ -252,14 +311,17 @@ pub async fn serve_admin(
     tokio::pin!(shutdown);
     loop {
         let tcp = tokio::select! {
-            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
+            r = listener.accept() => match r { Ok(t) => t, Err(_) => continue },
             () = &mut shutdown => break,
         };
+        let (tcp, client) = tcp;
+        let client = client.to_string();
         let state = state.clone();
         let token = token.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req| admin(req, state.clone(), token.clone()));
+            let service = hyper::service::service_fn(move |req| {
+                admin(req, state.clone(), token.clone(), client.clone())
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))

@@ -141,6 +141,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         crl_dir: None,
         strict_crl: false,
         crl_poll: Some(smds::revocation::DEFAULT_POLL_INTERVAL),
+        event_ttl: None,
         limits,
     }
 }
