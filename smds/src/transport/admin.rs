@@ -1,5 +1,5 @@
 //! The admin listener (plain HTTP, loopback unless explicitly exposed with a token): `GET
-//! /healthz`, `/readyz`, `/metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`,
+//! /status` (the HTML status page, also at `/`), `/healthz`, `/readyz`, `/metrics`, `/admin/events[?eid=&limit=]` and `/admin/events/count`,
 //! and `DELETE /admin/events?eid=&event_id=&before=` (audited removal). Reads the store through
 //! [`crate::store::EventAdmin`] only. Listings are streamed page by page and capped, so a large
 //! store is never held in memory for one answer.
@@ -248,6 +248,21 @@ async fn admin(
     }
     Ok(match req.uri().path() {
         "/healthz" => text(hyper::StatusCode::OK, "ok\n".into(), "text/plain"),
+        "/" | "/status" => {
+            let mut r = text(
+                hyper::StatusCode::OK,
+                super::status_page::render(&state).await,
+                "text/html; charset=utf-8",
+            );
+            // No script, no external asset: the page may load nothing but itself.
+            r.headers_mut().insert(
+                hyper::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                ),
+            );
+            r
+        }
         "/readyz" => match super::health::readiness(&state).await {
             Ok(doc) => full(json_response(hyper::StatusCode::OK, &doc)),
             Err(problems) => full(json_response(

@@ -90,6 +90,8 @@ pub struct Metrics {
     open_fds: Gauge,
     certificate_days_left: Family<CertificateLabels, Gauge>,
     certificate_not_after: Family<CertificateLabels, Gauge>,
+    /// The last minutes of ES11/ES12 answers, for the status page.
+    pub history: super::history::History,
 }
 
 fn latency_histogram() -> Histogram {
@@ -192,6 +194,7 @@ impl Default for Metrics {
             open_fds,
             certificate_days_left,
             certificate_not_after,
+            history: super::history::History::default(),
         }
     }
 }
@@ -226,6 +229,26 @@ impl Metrics {
 
     /// Records one request to `function` with its `outcome` and how long it took.
     pub fn record(&self, function: Option<Function>, outcome: Outcome, elapsed: Duration) {
+        use super::history::Series;
+        let ok = outcome == Outcome::Success;
+        let series = match function {
+            Some(Function::Es11InitiateAuthentication | Function::Es11AuthenticateClient) => {
+                Some(if ok {
+                    Series::Es11Success
+                } else {
+                    Series::Es11Failure
+                })
+            }
+            Some(Function::Es12RegisterEvent | Function::Es12DeleteEvent) => Some(if ok {
+                Series::Es12Success
+            } else {
+                Series::Es12Failure
+            }),
+            None => None,
+        };
+        if let Some(s) = series {
+            self.history.record(pki_tool::time::now(), s);
+        }
         let function = function.map_or(UNKNOWN_FUNCTION, Function::name);
         self.requests
             .get_or_create(&RequestLabels { function, outcome })

@@ -7,9 +7,11 @@
 pub mod admin;
 pub mod connections;
 pub mod health;
+pub mod history;
 pub(crate) mod listener;
 pub mod metrics;
 pub(crate) mod routes;
+pub mod status_page;
 pub mod tls;
 
 use crate::config::Limits;
