@@ -264,6 +264,7 @@ struct IssueArgs {
     /// The hierarchy directory made by `pki-tool init`.
     #[arg(long, value_name = "DIR")]
     hierarchy: PathBuf,
+    /// Which of the hierarchy's curves to issue under (its CI/EUM of that curve signs).
     #[arg(long, value_enum, default_value = "nist")]
     curve: OneCurve,
     /// Instance number for a further SM-DP+ or SM-DS: `2` gives S_SM_DP2auth_..., S_SM_DP2_TLS_...
@@ -294,6 +295,7 @@ struct BatchArgs {
     /// First EID; the default is the one after the hierarchy's eUICC.
     #[arg(long, value_name = "EID")]
     first_eid: Option<String>,
+    /// Which EUM signs: the hierarchy's NIST P-256 or brainpoolP256r1 one.
     #[arg(long, value_enum, default_value = "nist")]
     curve: OneCurve,
     /// Output directory; the default is <hierarchy>/eUICC.
@@ -318,11 +320,13 @@ enum EidCommand {
         /// Leading digits (an EUM's EIN/IIN prefix).
         #[arg(long, default_value = "89049032")]
         prefix: String,
+        /// How many EIDs to print.
         #[arg(long, default_value_t = 1)]
         count: usize,
     },
     /// Check EIDs; says which check failed for an invalid one.
     Check {
+        /// The EIDs to check (32 digits each).
         #[arg(required = true)]
         eids: Vec<String>,
     },

@@ -322,3 +322,60 @@ fn events_purge_removes_events_from_a_stopped_servers_database() {
     let out = smds(&[&["events", "count"][..], &db].concat());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
 }
+
+#[test]
+fn a_certificate_expiring_within_30_days_is_warned_about_at_start() {
+    let tmp = TempDir::new("expiring");
+    // The default templates with a 10-day CERT.DS.TLS.
+    let templates = tmp.0.join("templates");
+    std::fs::create_dir_all(&templates).expect("dir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs-templates/default");
+    let dstls = std::fs::read_to_string(repo.join("dstls.toml")).expect("template");
+    assert!(dstls.contains("days = 398"));
+    std::fs::write(
+        templates.join("dstls.toml"),
+        dstls.replace("days = 398", "days = 10"),
+    )
+    .expect("write");
+    let pki = tmp.0.join("pki");
+    hierarchy::init(&InitOptions {
+        templates: Some(templates),
+        ..InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options")
+    })
+    .expect("init");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
+        .arg(&pki)
+        .arg("--data-dir")
+        .arg(tmp.0.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    assert!(line.contains("listening"), "{line}");
+    send_signal(child.id(), "TERM");
+    let out = child.wait_with_output().expect("ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = err
+        .lines()
+        .find(|l| l.contains("certificate expires soon"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(
+        warning.contains("CERT.DS.TLS")
+            && (warning.contains("days_left=9") || warning.contains("days_left=10")),
+        "{warning}"
+    );
+    assert!(warning.contains("CERT_S_SM_DS_TLS_NIST.der"), "{warning}");
+    assert_eq!(
+        err.matches("certificate expires soon").count(),
+        1,
+        "only DS TLS:\n{err}"
+    );
+}
