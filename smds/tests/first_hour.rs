@@ -34,6 +34,27 @@ fn mint_for(dir: &Path, host: &str) {
         .expect("pki-tool init");
 }
 
+/// `smds serve ARGS` in `cwd`, once it says it listens (stderr kept for the caller).
+fn serve(args: &[&str], cwd: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    assert!(line.contains("listening"), "{line}");
+    child
+}
+
 /// `event register` as the SM-DP+ of `pki`, trusting the CI of `trust` for the server.
 fn register_args(server: &str, pki: &Path, trust: &Path) -> Vec<String> {
     let file = |dir: &Path, rel: &str| dir.join(rel).display().to_string();
@@ -239,26 +260,12 @@ fn a_config_file_takes_relative_paths_from_its_own_directory() {
     )
     .expect("config");
     // Run from elsewhere: the paths are the file's, not the working directory's.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--no-admin", "--config"])
-        .arg(etc.join("smds.toml"))
-        .current_dir(&tmp.0)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("line");
-    assert!(line.contains("listening"), "{line}");
+    let toml = etc.join("smds.toml");
+    let child = serve(&["--no-admin", "--config", s(&toml)], &tmp.0);
     assert!(etc.join("data/events.redb").exists());
     assert!(!tmp.0.join("data").exists());
     send_signal(child.id(), "TERM");
-    let _ = child.wait();
+    let _ = child.wait_with_output();
 }
 
 #[test]
@@ -343,23 +350,17 @@ fn a_certificate_expiring_within_30_days_is_warned_about_at_start() {
         ..InitOptions::lab(&pki, &[Curve::NistP256], "localhost").expect("options")
     })
     .expect("init");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-admin", "--pki"])
-        .arg(&pki)
-        .arg("--data-dir")
-        .arg(tmp.0.join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("line");
-    assert!(line.contains("listening"), "{line}");
+    let data = tmp.0.join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--no-admin",
+        "--pki",
+        s(&pki),
+        "--data-dir",
+        s(&data),
+    ];
+    let child = serve(&args, &tmp.0);
     send_signal(child.id(), "TERM");
     let out = child.wait_with_output().expect("ends");
     let err = String::from_utf8_lossy(&out.stderr);

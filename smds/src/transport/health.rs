@@ -52,23 +52,20 @@ pub async fn readiness(state: &AppState) -> Result<serde_json::Value, Vec<String
     let now = state.now();
     let certs = state.certificates();
     for c in certs.iter() {
-        if c.not_after < now {
-            problems.push(format!(
-                "{} {} ({}) expired at {}",
-                c.what,
-                c.subject,
-                c.file.display(),
-                pki_tool::time::format(c.not_after)
-            ));
+        let (what, when) = if c.not_after < now {
+            ("expired at", c.not_after)
         } else if c.not_before > now {
-            problems.push(format!(
-                "{} {} ({}) is not valid before {}",
-                c.what,
-                c.subject,
-                c.file.display(),
-                pki_tool::time::format(c.not_before)
-            ));
-        }
+            ("is not valid before", c.not_before)
+        } else {
+            continue;
+        };
+        problems.push(format!(
+            "{} {} ({}) {what} {}",
+            c.what,
+            c.subject,
+            c.file.display(),
+            pki_tool::time::format(when)
+        ));
     }
     if problems.is_empty() {
         Ok(serde_json::json!({
