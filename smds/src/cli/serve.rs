@@ -168,6 +168,8 @@ fn start_error(e: StartError, cfg: &Config) -> String {
         let holder = std::fs::read_to_string(pid_file(cfg))
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok())
+            // A pid file left by a killed server names nobody (the holder may be a reader).
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
             .map(|pid| format!(" (pid {pid}, from {})", pid_file(cfg).display()))
             .unwrap_or_default();
         return format!(

@@ -224,3 +224,32 @@ pub fn read_cas(paths: &[impl AsRef<Path>]) -> Result<Vec<Certificate>, LabError
         .map(|p| read_cert(p.as_ref()).map_err(|e| LabError::Credentials(e.to_string())))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_to_keeps_the_name_and_dials_elsewhere() {
+        let e = Endpoint::parse("https://smds.lab.example")
+            .and_then(|e| e.with_connect_to("127.0.0.1:9443"))
+            .expect("valid");
+        assert_eq!(e.authority(), "smds.lab.example:443");
+        assert_eq!(e.connect_to, Some(("127.0.0.1".into(), 9443)));
+        assert_eq!(e.describe(), "smds.lab.example:443 via 127.0.0.1:9443");
+        let v6 = Endpoint::localhost(8443)
+            .with_connect_to("[::1]:9443")
+            .expect("valid");
+        assert_eq!(v6.connect_to, Some(("::1".into(), 9443)));
+        let same_host = Endpoint::localhost(8443)
+            .with_connect_to(":9443")
+            .expect("valid");
+        assert_eq!(same_host.connect_to, Some(("localhost".into(), 9443)));
+        for bad in ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:http", "h:99999"] {
+            assert!(
+                Endpoint::localhost(1).with_connect_to(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
