@@ -9,6 +9,14 @@
 //! (a server the bench starts; its own CPU per discovery is shown apart) and for two nodes
 //! sharing that PostgreSQL, half of the clients on each.
 //!
+//! First, how real LPAs connect (redb, one node): lpac-style (a new TLS connection for each of
+//! the two requests, no session resumption: lpac makes a curl handle per request), one
+//! HTTP/1.1 keep-alive connection for both, and one HTTP/2 connection for both (euicc-go). The
+//! client offers what curl with OpenSSL 3.0 offers first (TLS 1.3, TLS_AES_256_GCM_SHA384
+//! before TLS_AES_128_GCM_SHA256, X25519). Each row's crypto floor is measured in the same run
+//! from its parts: ES11's ECDSA, and per TLS connection the server's X25519 key exchange and
+//! its CertificateVerify signature.
+//!
 //! `crl` adds the revocation rows: server CPU per discovery with a 10,000-entry CRL from the CI
 //! (covering the EUM) and one from the EUM (covering the eUICC) loaded, against a node with an
 //! empty CRL directory, measured in alternating rounds.
@@ -126,6 +134,72 @@ fn raw_ecdsa() -> f64 {
     raw
 }
 
+/// The server's share of one TLS 1.3 handshake's crypto: an X25519 key pair and agreement, and
+/// a P-256 CertificateVerify signature; measured now.
+fn raw_handshake() -> (f64, f64) {
+    use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let peer = EphemeralPrivateKey::generate(&X25519, &rng)
+        .and_then(|k| k.compute_public_key())
+        .expect("peer key");
+    let peer = peer.as_ref().to_vec();
+    let kx = per_op(1.0, || {
+        let k = EphemeralPrivateKey::generate(&X25519, &rng).expect("key");
+        std::hint::black_box(k.compute_public_key().expect("public"));
+        let _ = agreement::agree_ephemeral(k, UnparsedPublicKey::new(&X25519, &peer), (), |s| {
+            std::hint::black_box(s.len());
+            Ok(())
+        });
+    });
+    let key = PrivateKey::generate(Curve::NistP256).expect("key");
+    let transcript = [0x20u8; 130];
+    let sign = per_op(1.0, || {
+        std::hint::black_box(key.sign_der(&transcript));
+    });
+    println!(
+        "raw TLS 1.3 server handshake crypto: X25519 {:.1} us, CertificateVerify (P-256) {:.1} us",
+        kx * 1e6,
+        sign * 1e6
+    );
+    (kx, sign)
+}
+
+/// How a client connects, for the rows of [`Bench::connection_rows`].
+struct ClientStyle {
+    label: &'static str,
+    connections: smds::lab::lpa::Connections,
+    /// TLS connections per discovery.
+    handshakes: f64,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// A client TLS configuration offering what curl with OpenSSL 3.0 offers first: TLS 1.3 with
+/// TLS_AES_256_GCM_SHA384 before TLS_AES_128_GCM_SHA256, X25519 then P-256; no resumption.
+fn curl_like_tls(pki: &Path, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+    use rustls::crypto::aws_lc_rs::{cipher_suite as cs, kx_group};
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
+    let ci = pki_tool::hierarchy::read_cert(&support::ci(pki)).expect("CI");
+    let mut cfg = smds::transport::tls::client_config_with(
+        Arc::new(provider),
+        vec![ci],
+        pki_tool::Role::Dstls,
+        None,
+        None,
+    )
+    .expect("client TLS");
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(cfg)
+}
+
 struct Bench {
     dir: PathBuf,
     pki: PathBuf,
@@ -134,6 +208,8 @@ struct Bench {
     smdp_tls: Arc<rustls::ClientConfig>,
     secs: f64,
     raw: f64,
+    /// The server's crypto per TLS handshake (X25519 + CertificateVerify).
+    handshake: f64,
 }
 
 /// A running `smds serve`.
@@ -203,11 +279,30 @@ impl Bench {
     /// Discoveries back to back by `clients` clients spread over `nodes` until the deadline;
     /// each discovery's latency.
     async fn discoveries(&self, nodes: &[&Node], clients: usize, secs: f64) -> Vec<Duration> {
+        self.discoveries_as(
+            nodes,
+            clients,
+            secs,
+            self.lpa_tls.clone(),
+            smds::lab::lpa::Connections::Shared,
+        )
+        .await
+    }
+
+    /// [`Bench::discoveries`] with a given client TLS configuration and connection use.
+    async fn discoveries_as(
+        &self,
+        nodes: &[&Node],
+        clients: usize,
+        secs: f64,
+        tls: Arc<rustls::ClientConfig>,
+        connections: smds::lab::lpa::Connections,
+    ) -> Vec<Duration> {
         let deadline = Instant::now() + Duration::from_secs_f64(secs);
         let mut tasks = Vec::new();
         for c in 0..clients {
             let endpoint = nodes[c % nodes.len()].endpoint.clone();
-            let (euicc, tls) = (self.euicc.clone(), self.lpa_tls.clone());
+            let (euicc, tls) = (self.euicc.clone(), tls.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while Instant::now() < deadline {
@@ -221,7 +316,7 @@ impl Bench {
                         now: pki_tool::time::now(),
                     };
                     let t = Instant::now();
-                    match smds::lab::lpa::discover(&euicc, &opts)
+                    match smds::lab::lpa::discover_over(&euicc, &opts, connections)
                         .await
                         .expect("discovery")
                     {
@@ -270,6 +365,62 @@ impl Bench {
                 (per - transport) * 1e6,
                 (per - transport) / self.raw,
             );
+        }
+    }
+
+    /// The connection-style rows: server CPU per discovery against each style's crypto floor.
+    async fn connection_rows(&self, node: &Node) {
+        use smds::lab::lpa::Connections;
+        let styles = [
+            ClientStyle {
+                label: "lpac-style (2 new TLS connections)",
+                connections: Connections::OnePerRequest,
+                handshakes: 2.0,
+                tls: curl_like_tls(&self.pki, b"http/1.1"),
+            },
+            ClientStyle {
+                label: "one HTTP/1.1 keep-alive connection",
+                connections: Connections::Shared,
+                handshakes: 1.0,
+                tls: curl_like_tls(&self.pki, b"http/1.1"),
+            },
+            ClientStyle {
+                label: "one HTTP/2 connection",
+                connections: Connections::Shared,
+                handshakes: 1.0,
+                tls: curl_like_tls(&self.pki, b"h2"),
+            },
+        ];
+        for style in &styles {
+            let floor = self.raw + style.handshakes * self.handshake;
+            for clients in [1usize, 4] {
+                let cpu0 = cpu_seconds(node.child.id());
+                let start = Instant::now();
+                let n = self
+                    .discoveries_as(
+                        &[node],
+                        clients,
+                        self.secs,
+                        style.tls.clone(),
+                        style.connections,
+                    )
+                    .await
+                    .len();
+                let elapsed = start.elapsed().as_secs_f64();
+                let per = (cpu_seconds(node.child.id()) - cpu0) / n as f64;
+                println!(
+                    "{:<36} {clients} client(s): {:>4.0} discoveries/s; server CPU {:.0} us per discovery = {:.2}x its crypto floor of {:.0} us (ES11 ECDSA {:.0} + {} x TLS handshake {:.0}) = {:.2}x the ES11 ECDSA",
+                    style.label,
+                    n as f64 / elapsed,
+                    per * 1e6,
+                    per / floor,
+                    floor * 1e6,
+                    self.raw * 1e6,
+                    style.handshakes,
+                    self.handshake * 1e6,
+                    per / self.raw,
+                );
+            }
         }
     }
 
@@ -439,6 +590,7 @@ async fn main() {
     let pki = dir.join("pki");
     support::mint(&pki, "default", None);
     let raw = raw_ecdsa();
+    let (kx, cert_verify) = raw_handshake();
     let bench = Bench {
         euicc: Arc::new(SoftEuicc::load(&pki, Curve::NistP256, None).expect("eUICC")),
         lpa_tls: support::lpa_tls(&pki),
@@ -447,10 +599,15 @@ async fn main() {
         pki,
         secs: args.secs,
         raw,
+        handshake: kx + cert_verify,
     };
 
     let redb = bench.node("redb", None);
     bench.register(&redb).await;
+    bench.connection_rows(&redb).await;
+    if args.has("styles") {
+        return;
+    }
     let transport = bench.transport(&redb).await;
     if args.store("redb") {
         bench.throughput("redb", &[&redb], None, transport).await;

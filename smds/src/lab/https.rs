@@ -87,9 +87,35 @@ impl Endpoint {
     }
 }
 
-/// An HTTP/1.1 connection over TLS, reusable for several requests (keep-alive).
+/// The request half of a connection: HTTP/1.1, or HTTP/2 when the server chose `h2` by ALPN
+/// (offered only when the TLS configuration lists it).
+enum Sender {
+    Http1(SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Sender::Http1(s) => s.ready().await,
+            Sender::Http2(s) => s.ready().await,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
+        match self {
+            Sender::Http1(s) => s.send_request(req).await,
+            Sender::Http2(s) => s.send_request(req).await,
+        }
+    }
+}
+
+/// An HTTP/1.1 or HTTP/2 connection over TLS, reusable for several requests (keep-alive).
 pub struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     endpoint: Endpoint,
     /// The connection's driver: when a request fails because the connection ended, its error
     /// (a TLS alert, say) is the reason, not the request's "channel closed".
@@ -142,10 +168,19 @@ impl Connection {
                     authority: authority.clone(),
                     source,
                 })?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let (sender, conn) = hyper::client::conn::http2::handshake(
+                    hyper_util::rt::TokioExecutor::new(),
+                    TokioIo::new(stream),
+                )
+                .await
+                .map_err(LabError::Http)?;
+                return Ok::<_, LabError>((Sender::Http2(sender), tokio::spawn(conn)));
+            }
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(LabError::Http)?;
-            Ok::<_, LabError>((sender, tokio::spawn(conn)))
+            Ok::<_, LabError>((Sender::Http1(sender), tokio::spawn(conn)))
         };
         let (sender, driver) = tokio::time::timeout(timeout, connect)
             .await
@@ -184,12 +219,20 @@ impl Connection {
         let mut req = hyper::Request::post(path)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| LabError::Url(format!("invalid request to {path:?}: {e}")))?;
+        if let Sender::Http2(_) = self.sender {
+            // HTTP/2 carries the authority in the request URI, not a Host header.
+            *req.uri_mut() = format!("https://{}{path}", self.endpoint.authority())
+                .parse()
+                .map_err(|e| LabError::Url(format!("invalid request to {path:?}: {e}")))?;
+        } else {
+            req.headers_mut()
+                .insert(HOST, header(&self.endpoint.authority())?);
+        }
         let h = req.headers_mut();
-        h.insert(HOST, header(&self.endpoint.authority())?);
         h.insert(CONTENT_TYPE, header(content_type)?);
         h.insert("x-admin-protocol", HeaderValue::from_static(ADMIN_PROTOCOL));
         h.insert("user-agent", HeaderValue::from_static("smds-lab-client"));
-        let resp = match self.sender.send_request(req).await {
+        let resp = match self.sender.send(req).await {
             Ok(r) => r,
             Err(e) => return Err(self.failure(e).await),
         };

@@ -56,9 +56,28 @@ fn object(fields: &[(Field, String)]) -> Value {
     )
 }
 
+/// How a discovery's two requests reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Both over one new connection (euicc-go; any client that keeps its connection).
+    Shared,
+    /// A new TLS connection for each request, as lpac does (a curl handle per request, no
+    /// shared session cache).
+    OnePerRequest,
+}
+
 /// Runs InitiateAuthentication, AuthenticateServer on the software eUICC, and AuthenticateClient,
-/// over one new TLS connection (as lpac does per discovery).
+/// over one new TLS connection.
 pub async fn discover(euicc: &SoftEuicc, opts: &DiscoveryOptions) -> Result<Discovery, LabError> {
+    discover_over(euicc, opts, Connections::Shared).await
+}
+
+/// [`discover`], with the two requests on one connection or each on its own.
+pub async fn discover_over(
+    euicc: &SoftEuicc,
+    opts: &DiscoveryOptions,
+    connections: Connections,
+) -> Result<Discovery, LabError> {
     let mut conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
     let challenge = SoftEuicc::challenge().map_err(|e| LabError::Asn1(e.to_string()))?;
     let info1 = euicc
@@ -90,6 +109,9 @@ pub async fn discover(euicc: &SoftEuicc, opts: &DiscoveryOptions) -> Result<Disc
         (Field::AuthenticateServerResponse, b64_encode(&response)),
     ]);
     let path = opts.paths.authenticate_client();
+    if connections == Connections::OnePerRequest {
+        conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
+    }
     let r = call(&mut conn, path, &auth, opts.timeout).await?;
     if !r.is_success() {
         return Ok(Discovery::Failed {

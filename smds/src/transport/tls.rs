@@ -500,8 +500,20 @@ pub fn client_config(
     client: Option<(&[Certificate], &PrivateKey)>,
     clock: Option<Clock>,
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
+    client_config_with(provider(), cis, role, client, clock)
+}
+
+/// [`client_config`] with another crypto provider: other suites or groups in another order,
+/// as a benchmark does to connect the way a given LPA does.
+pub fn client_config_with(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    cis: Vec<Certificate>,
+    role: Role,
+    client: Option<(&[Certificate], &PrivateKey)>,
+    clock: Option<Clock>,
+) -> Result<rustls::ClientConfig, TlsConfigError> {
     const WHAT: &str = "client certificate";
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(rustls_error(WHAT))?
         .dangerous()
