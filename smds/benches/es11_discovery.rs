@@ -17,6 +17,12 @@
 //! from its parts: ES11's ECDSA, and per TLS connection the server's X25519 key exchange and
 //! its CertificateVerify signature.
 //!
+//! `ab` compares two server builds on the lpac-style load instead: `SMDS_BIN` (A, default this
+//! build) and `SMDS_BIN_B` (B), both running, in alternating rounds (server CPU per discovery,
+//! 4 clients; mean and spread of each), which is how one change is measured on a noisy machine.
+//! `SMDS_CONFIG_A` / `SMDS_CONFIG_B` add configuration lines to A's or B's file (e.g.
+//! `tls13_session_tickets = 2`), to compare settings of one build.
+//!
 //! `crl` adds the revocation rows: server CPU per discovery with a 10,000-entry CRL from the CI
 //! (covering the EUM) and one from the EUM (covering the eUICC) loaded, against a node with an
 //! empty CRL directory, measured in alternating rounds.
@@ -424,6 +430,80 @@ impl Bench {
         }
     }
 
+    /// Server CPU per discovery of one round of the lpac-style load (4 clients) on `node`.
+    async fn lpac_round(&self, node: &Node, tls: &Arc<rustls::ClientConfig>) -> f64 {
+        let pid = node.child.id();
+        let cpu0 = cpu_seconds(pid);
+        let n = self
+            .discoveries_as(
+                &[node],
+                4,
+                self.secs,
+                tls.clone(),
+                smds::lab::lpa::Connections::OnePerRequest,
+            )
+            .await
+            .len();
+        (cpu_seconds(pid) - cpu0) / n as f64
+    }
+
+    /// A/B: two server builds, alternating rounds of the lpac-style load.
+    async fn ab_rows(&self, b_bin: &std::ffi::OsStr) {
+        let a_bin =
+            std::env::var_os("SMDS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_smds").into());
+        let spawn = |bin: &std::ffi::OsStr, name: &str, extra: &str| {
+            let config = self.dir.join(format!("{name}.toml"));
+            let extra = std::env::var(extra)
+                .unwrap_or_default()
+                .replace("\\n", "\n");
+            std::fs::write(
+                &config,
+                format!(
+                    "session_key_file = \"{}\"\n{extra}\n",
+                    self.dir.join("session.key").display()
+                ),
+            )
+            .expect("config");
+            let (child, port) =
+                support::spawn_serve_bin(bin, &self.pki, &self.dir.join(name), Some(&config));
+            Node {
+                child,
+                endpoint: Endpoint::localhost(port),
+            }
+        };
+        let (a, b) = (
+            spawn(&a_bin, "ab-a", "SMDS_CONFIG_A"),
+            spawn(b_bin, "ab-b", "SMDS_CONFIG_B"),
+        );
+        self.register(&a).await;
+        self.register(&b).await;
+        let tls = curl_like_tls(&self.pki, b"http/1.1");
+        let floor = self.raw + 2.0 * self.handshake;
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for _ in 0..6 {
+            xs.push(self.lpac_round(&a, &tls).await);
+            ys.push(self.lpac_round(&b, &tls).await);
+        }
+        let stats = |v: &[f64]| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            (m, sd)
+        };
+        let ((ma, sa), (mb, sb)) = (stats(&xs), stats(&ys));
+        println!(
+            "A/B lpac-style, 4 clients, 6 alternating rounds of {:.0} s: A {:.0} us (sd {:.0}) = {:.2}x floor; B {:.0} us (sd {:.0}) = {:.2}x floor; B - A = {:+.0} us ({:+.1}%)",
+            self.secs,
+            ma * 1e6,
+            sa * 1e6,
+            ma / floor,
+            mb * 1e6,
+            sb * 1e6,
+            mb / floor,
+            (mb - ma) * 1e6,
+            (mb / ma - 1.0) * 100.0
+        );
+    }
+
     /// Server CPU per discovery (4 clients) on `node`, one round of `secs`.
     async fn cpu_per_discovery(&self, node: &Node, secs: f64) -> f64 {
         let cpu0 = cpu_seconds(node.child.id());
@@ -602,6 +682,11 @@ async fn main() {
         handshake: kx + cert_verify,
     };
 
+    if args.has("ab") {
+        let b = std::env::var_os("SMDS_BIN_B").expect("ab needs SMDS_BIN_B (and SMDS_BIN for A)");
+        bench.ab_rows(&b).await;
+        return;
+    }
     let redb = bench.node("redb", None);
     bench.register(&redb).await;
     bench.connection_rows(&redb).await;

@@ -133,6 +133,8 @@ pub struct FileConfig {
     /// Events older than this many days are removed by the server (default 0: never; SGP.22
     /// leaves deletion to the SM-DP+).
     pub event_ttl_days: Option<u64>,
+    /// TLS 1.3 session tickets sent per connection (default 0: no session resumption).
+    pub tls13_session_tickets: Option<usize>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -234,6 +236,10 @@ pub struct Config {
     /// Events registered longer ago than this are removed (audited); `None`: kept until the
     /// SM-DP+ deletes them.
     pub event_ttl: Option<Duration>,
+    /// TLS 1.3 session tickets per connection; 0 (the default) turns resumption off. lpac
+    /// cannot resume (a curl handle per request, no shared cache) and a device discovers
+    /// rarely, so tickets are work for nothing unless a lab's clients keep them.
+    pub tls13_session_tickets: usize,
     pub limits: Limits,
 }
 
@@ -298,6 +304,7 @@ impl Config {
                 .event_ttl_days
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+            tls13_session_tickets: file.tls13_session_tickets.unwrap_or(0).min(8),
             limits: file.limits,
         }
     }
@@ -383,6 +390,10 @@ impl Config {
             Value::Integer(self.event_ttl.map_or(0, |d| {
                 i64::try_from(d.as_secs() / 86_400).unwrap_or(i64::MAX)
             })),
+        );
+        t.insert(
+            "tls13_session_tickets".into(),
+            Value::Integer(i64::try_from(self.tls13_session_tickets).unwrap_or(8)),
         );
         if let Ok(limits) = Value::try_from(&self.limits) {
             t.insert("limits".into(), limits);

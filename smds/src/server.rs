@@ -313,7 +313,12 @@ impl Server {
             ServerCertificate::new(&pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
                 .map_err(tls_error)?,
         );
-        let tls = tls::server_config(certificate.clone(), verifier.clone()).map_err(tls_error)?;
+        let tls = tls::server_config(
+            certificate.clone(),
+            verifier.clone(),
+            cfg.tls13_session_tickets,
+        )
+        .map_err(tls_error)?;
         // The store is opened last: a start that fails on its settings or ports leaves the
         // database untouched and closed.
         let store = open_store(cfg).await?;

@@ -478,17 +478,46 @@ impl rustls::server::ResolvesServerCert for ServerCertificate {
     }
 }
 
-/// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1.
+/// The server's crypto provider: every suite and group of the default one, the SGP.22 suites
+/// first (TLS_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256). With the server's
+/// order deciding, a client that lists AES-256-GCM-SHA384 first (curl with OpenSSL) still gets
+/// a SHA-256 key schedule and transcript, which run on accelerated SHA-256; every suite a
+/// client may ask for remains, and so do the groups (post-quantum hybrids included).
+fn server_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::CipherSuite as C;
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    let rank = |s: &rustls::SupportedCipherSuite| match s.suite() {
+        C::TLS13_AES_128_GCM_SHA256 => 0,
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => 1,
+        C::TLS13_AES_256_GCM_SHA384 => 2,
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => 3,
+        C::TLS13_CHACHA20_POLY1305_SHA256 => 4,
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => 5,
+        _ => 6,
+    };
+    p.cipher_suites.sort_by_key(rank);
+    Arc::new(p)
+}
+
+/// The SM-DS server configuration: CERT.DS.TLS, optional client authentication, h2 and HTTP/1.1,
+/// the server's suite order, and `tls13_tickets` TLS 1.3 session tickets per connection (0: no
+/// resumption at all, TLS 1.2 session IDs included).
 pub fn server_config(
     certificate: Arc<ServerCertificate>,
     verifier: Arc<Sgp22ClientVerifier>,
+    tls13_tickets: usize,
 ) -> Result<rustls::ServerConfig, TlsConfigError> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(server_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(rustls_error(DS_TLS))?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(certificate);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.ignore_client_order = true;
+    cfg.send_tls13_tickets = tls13_tickets;
+    if tls13_tickets == 0 {
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
     Ok(cfg)
 }
 

@@ -142,6 +142,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         strict_crl: false,
         crl_poll: Some(smds::revocation::DEFAULT_POLL_INTERVAL),
         event_ttl: None,
+        tls13_session_tickets: 0,
         limits,
     }
 }
@@ -316,6 +317,18 @@ pub async fn delete(conn: &mut Connection, eid: &str, event_id: &str) -> Functio
 /// `data` and optionally a config file, and returns the child and its HTTPS port (read from its
 /// first stdout line).
 pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::process::Child, u16) {
+    // Benchmarks compare server builds with the same client: SMDS_BIN names another binary.
+    let bin = std::env::var_os("SMDS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_smds").into());
+    spawn_serve_bin(&bin, pki, data, config)
+}
+
+/// [`spawn_serve`] of a given `smds` binary.
+pub fn spawn_serve_bin(
+    bin: &std::ffi::OsStr,
+    pki: &Path,
+    data: &Path,
+    config: Option<&Path>,
+) -> (std::process::Child, u16) {
     use std::io::BufRead;
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "--listen".as_ref(),
@@ -329,8 +342,6 @@ pub fn spawn_serve(pki: &Path, data: &Path, config: Option<&Path>) -> (std::proc
     if let Some(c) = config {
         args.extend(["--config".as_ref(), c.as_os_str()]);
     }
-    // Benchmarks compare server builds with the same client: SMDS_BIN names another binary.
-    let bin = std::env::var_os("SMDS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_smds").into());
     let mut child = std::process::Command::new(bin)
         .arg("serve")
         .args(args)
