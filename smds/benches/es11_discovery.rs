@@ -431,9 +431,10 @@ impl Bench {
     }
 
     /// Server CPU per discovery of one round of the lpac-style load (4 clients) on `node`.
-    async fn lpac_round(&self, node: &Node, tls: &Arc<rustls::ClientConfig>) -> f64 {
+    async fn lpac_round(&self, node: &Node, tls: &Arc<rustls::ClientConfig>) -> (f64, f64) {
         let pid = node.child.id();
         let cpu0 = cpu_seconds(pid);
+        let start = Instant::now();
         let n = self
             .discoveries_as(
                 &[node],
@@ -444,7 +445,10 @@ impl Bench {
             )
             .await
             .len();
-        (cpu_seconds(pid) - cpu0) / n as f64
+        (
+            (cpu_seconds(pid) - cpu0) / n as f64,
+            n as f64 / start.elapsed().as_secs_f64(),
+        )
     }
 
     /// A/B: two server builds, alternating rounds of the lpac-style load.
@@ -479,10 +483,14 @@ impl Bench {
         self.register(&b).await;
         let tls = curl_like_tls(&self.pki, b"http/1.1");
         let floor = self.raw + 2.0 * self.handshake;
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        let (mut xs, mut ys, mut rates) = (Vec::new(), Vec::new(), [0.0f64; 2]);
         for _ in 0..6 {
-            xs.push(self.lpac_round(&a, &tls).await);
-            ys.push(self.lpac_round(&b, &tls).await);
+            let (cpu, rate) = self.lpac_round(&a, &tls).await;
+            xs.push(cpu);
+            rates[0] += rate / 6.0;
+            let (cpu, rate) = self.lpac_round(&b, &tls).await;
+            ys.push(cpu);
+            rates[1] += rate / 6.0;
         }
         let stats = |v: &[f64]| {
             let m = v.iter().sum::<f64>() / v.len() as f64;
@@ -491,14 +499,16 @@ impl Bench {
         };
         let ((ma, sa), (mb, sb)) = (stats(&xs), stats(&ys));
         println!(
-            "A/B lpac-style, 4 clients, 6 alternating rounds of {:.0} s: A {:.0} us (sd {:.0}) = {:.2}x floor; B {:.0} us (sd {:.0}) = {:.2}x floor; B - A = {:+.0} us ({:+.1}%)",
+            "A/B lpac-style, 4 clients, 6 alternating rounds of {:.0} s: A {:.0} us (sd {:.0}) = {:.2}x floor, {:.0}/s; B {:.0} us (sd {:.0}) = {:.2}x floor, {:.0}/s; B - A = {:+.0} us ({:+.1}%)",
             self.secs,
             ma * 1e6,
             sa * 1e6,
             ma / floor,
+            rates[0],
             mb * 1e6,
             sb * 1e6,
             mb / floor,
+            rates[1],
             (mb - ma) * 1e6,
             (mb / ma - 1.0) * 100.0
         );

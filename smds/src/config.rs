@@ -135,6 +135,8 @@ pub struct FileConfig {
     pub event_ttl_days: Option<u64>,
     /// TLS 1.3 session tickets sent per connection (default 0: no session resumption).
     pub tls13_session_tickets: Option<usize>,
+    /// Threads running connections (TLS, HTTP, ES12); default half the CPUs, at least one.
+    pub worker_threads: Option<usize>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -240,7 +242,19 @@ pub struct Config {
     /// cannot resume (a curl handle per request, no shared cache) and a device discovers
     /// rarely, so tickets are work for nothing unless a lab's clients keep them.
     pub tls13_session_tickets: usize,
+    /// Threads of the async runtime (connections, TLS, HTTP, ES12). ES11's signature checks run
+    /// on the blocking pool beside them. Half the CPUs by default: on a 2-CPU machine one worker
+    /// saves a tenth of the CPU per discovery (fewer wake-ups and migrations) for 5% fewer
+    /// discoveries per second (see the README's ES11 figures).
+    pub worker_threads: usize,
     pub limits: Limits,
+}
+
+/// Half the CPUs, at least one.
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().div_ceil(2))
+        .max(1)
 }
 
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
@@ -305,6 +319,11 @@ impl Config {
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
             tls13_session_tickets: file.tls13_session_tickets.unwrap_or(0).min(8),
+            worker_threads: file
+                .worker_threads
+                .filter(|n| *n > 0)
+                .unwrap_or_else(default_worker_threads)
+                .min(1024),
             limits: file.limits,
         }
     }
@@ -390,6 +409,10 @@ impl Config {
             Value::Integer(self.event_ttl.map_or(0, |d| {
                 i64::try_from(d.as_secs() / 86_400).unwrap_or(i64::MAX)
             })),
+        );
+        t.insert(
+            "worker_threads".into(),
+            Value::Integer(i64::try_from(self.worker_threads).unwrap_or(1)),
         );
         t.insert(
             "tls13_session_tickets".into(),

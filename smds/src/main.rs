@@ -61,10 +61,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(a) = &cli.command {
+        // The server's runtime is sized by its configuration, read before it starts.
+        match a.config() {
+            Ok(cfg) => {
+                builder.worker_threads(cfg.worker_threads);
+            }
+            Err(e) => {
+                eprintln!("smds: error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("smds: error: cannot start the runtime: {e}");

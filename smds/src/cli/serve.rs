@@ -48,19 +48,28 @@ pub struct ServeArgs {
     log_format: String,
 }
 
-fn init_logging(format: &str) {
+/// Logs to stderr through a writer thread, so that no request waits for a write(2); nothing is
+/// dropped (a full queue makes the logging task wait instead). The guard flushes on drop: keep
+/// it until the process ends.
+fn init_logging(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("smds-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_writer(writer)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 /// `--data-dir`/`--admin` for the printed `events` hints, when not the defaults.
@@ -224,7 +233,7 @@ impl ServeArgs {
 }
 
 pub async fn run(a: ServeArgs) -> Result<(), String> {
-    init_logging(&a.log_format);
+    let _log = init_logging(&a.log_format);
     let cfg = a.config()?;
     // Ports first: a port in use fails the start before anything is minted or opened.
     let bound = Bound::bind(&cfg).await.map_err(|e| start_error(e, &cfg))?;

@@ -143,6 +143,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         crl_poll: Some(smds::revocation::DEFAULT_POLL_INTERVAL),
         event_ttl: None,
         tls13_session_tickets: 0,
+        worker_threads: 2,
         limits,
     }
 }
@@ -345,7 +346,11 @@ pub fn spawn_serve_bin(
     let mut child = std::process::Command::new(bin)
         .arg("serve")
         .args(args)
-        .env("RUST_LOG", "warn")
+        // Benchmarks run the server at the level operators use: SMDS_SERVE_LOG=info.
+        .env(
+            "RUST_LOG",
+            std::env::var("SMDS_SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
