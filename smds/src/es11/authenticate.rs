@@ -9,44 +9,46 @@ use crate::sgp22::normalize_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry};
 use crate::store::EventStore;
+use crate::pki::CiKeyId;
 use pki_tool::validate::{Options, verify_chain};
+use sha2::Digest;
 use pki_tool::{Certificate, Eid};
 use std::sync::Arc;
 
 const EUM_CACHE_MAX: usize = 4096;
 
-/// Validates the eUICC chain under the session's CI, using a cached EUM validation when there is one.
+/// An EUM certificate validated under `ci` before, if this DER is one and it is still within its
+/// validity: the certificate as parsed then.
+fn cached_eum(es11: &Es11, key: &[u8; 32], now: i64) -> Option<(CiKeyId, Arc<Certificate>)> {
+    let m = es11.eum_cache.lock().ok()?;
+    let (ci, eum) = m.get(key)?;
+    (now >= eum.not_before && now <= eum.not_after).then(|| (ci.clone(), eum.clone()))
+}
+
+/// Validates the eUICC chain under `ci`: the eUICC alone under an EUM validated before
+/// (`cached`), else the EUM too, which is then remembered.
 fn validate_euicc(
     es11: &Es11,
     ci: &TrustedCi,
     euicc: &Certificate,
-    eum: &Certificate,
-    eum_der: &[u8],
+    eum: &Arc<Certificate>,
+    eum_key: [u8; 32],
+    cached: bool,
     now: i64,
 ) -> Result<Eid, Es11Error> {
-    use sha2::Digest;
-    let key: [u8; 32] = sha2::Sha256::digest(eum_der).into();
-    let cached = es11
-        .eum_cache
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&key).cloned())
-        .is_some_and(|(cached_ci, not_after)| {
-            cached_ci == ci.key_id && now <= not_after && now >= eum.not_before
-        });
     let verified = if cached {
         // The EUM was validated under this CI before: it is the anchor for the eUICC certificate.
         verify_chain(
             euicc,
             &[],
-            std::slice::from_ref(eum),
+            std::slice::from_ref(&**eum),
             Some(pki_tool::Role::Euicc),
             Options::at(now),
         )
     } else {
         let v = verify_chain(
             euicc,
-            std::slice::from_ref(eum),
+            std::slice::from_ref(&**eum),
             std::slice::from_ref(&ci.cert),
             Some(pki_tool::Role::Euicc),
             Options::at(now),
@@ -57,7 +59,7 @@ fn validate_euicc(
             if m.len() >= EUM_CACHE_MAX {
                 m.clear();
             }
-            m.insert(key, (ci.key_id.clone(), eum.not_after));
+            m.insert(eum_key, (ci.key_id.clone(), eum.clone()));
         }
         v
     };
@@ -119,15 +121,19 @@ fn authenticate_euicc(
             });
         }
     };
-    let eum =
-        Certificate::from_der(eum_der).map_err(|e| Es11Error::EumCertificate(e.to_string()))?;
-    let ci: &TrustedCi = eum
-        .aki()
-        .and_then(|id| es11.ci(&id))
-        .ok_or(Es11Error::EumCiUnknown)?;
+    let eum_key: [u8; 32] = sha2::Sha256::digest(eum_der).into();
+    let (ci, eum, cached) = match cached_eum(es11, &eum_key, now) {
+        Some((ci, eum)) => (es11.ci(ci.as_bytes()), eum, true),
+        None => {
+            let eum = Certificate::from_der(eum_der)
+                .map_err(|e| Es11Error::EumCertificate(e.to_string()))?;
+            (eum.aki().and_then(|id| es11.ci(&id)), Arc::new(eum), false)
+        }
+    };
+    let ci: &TrustedCi = ci.ok_or(Es11Error::EumCiUnknown)?;
     let euicc =
         Certificate::from_der(euicc_der).map_err(|e| Es11Error::EuiccCertificate(e.to_string()))?;
-    let eid = validate_euicc(es11, ci, &euicc, &eum, eum_der, now)?;
+    let eid = validate_euicc(es11, ci, &euicc, &eum, eum_key, cached, now)?;
     if signature.len() != 64 || !euicc.public_key.verify_raw(signed.raw, signature) {
         return Err(Es11Error::EuiccSignature);
     }

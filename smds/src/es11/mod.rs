@@ -41,9 +41,10 @@ pub struct Es11 {
     pub cis: Vec<TrustedCi>,
     /// Issues and checks transactions without storing them (see [`crate::auth`]).
     pub sessions: Arc<SessionKeys>,
-    /// EUM certificates already validated: SHA-256 of the DER -> (CI, notAfter). Revocation is
-    /// checked on every request, cached or not.
-    pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, i64)>>,
+    /// EUM certificates already validated: SHA-256 of the DER -> the CI it chains to and the
+    /// certificate as parsed (so a known EUM is neither parsed nor validated again). Revocation
+    /// is checked on every request, cached or not.
+    pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, Arc<pki_tool::Certificate>)>>,
     /// The CRLs the eUICC chain is checked against.
     pub revocation: Arc<Revocation>,
 }
