@@ -5,14 +5,14 @@
 use super::{Es11, Es11Error, TrustedCi};
 use crate::asn1::{self, AuthenticateServerResponseView, TransactionId};
 use crate::auth::SessionError;
+use crate::pki::CiKeyId;
 use crate::sgp22::normalize_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry};
 use crate::store::EventStore;
-use crate::pki::CiKeyId;
 use pki_tool::validate::{Options, verify_chain};
-use sha2::Digest;
 use pki_tool::{Certificate, Eid};
+use sha2::Digest;
 use std::sync::Arc;
 
 const EUM_CACHE_MAX: usize = 4096;
