@@ -35,6 +35,9 @@ pub struct TrustedCi {
 }
 
 /// What ES11 needs besides the store.
+/// SHA-256 of an EUM certificate's DER -> the CI it was validated under, and the certificate.
+pub(crate) type EumCache = HashMap<[u8; 32], (CiKeyId, Arc<pki_tool::Certificate>)>;
+
 pub struct Es11 {
     /// This SM-DS's address (as configured), for serverSigned1 and the address checks.
     pub hostname: String,
@@ -44,7 +47,7 @@ pub struct Es11 {
     /// EUM certificates already validated: SHA-256 of the DER -> the CI it chains to and the
     /// certificate as parsed (so a known EUM is neither parsed nor validated again). Revocation
     /// is checked on every request, cached or not.
-    pub(crate) eum_cache: Mutex<HashMap<[u8; 32], (CiKeyId, Arc<pki_tool::Certificate>)>>,
+    pub(crate) eum_cache: Mutex<EumCache>,
     /// The CRLs the eUICC chain is checked against.
     pub revocation: Arc<Revocation>,
 }
