@@ -34,10 +34,10 @@ pub struct TrustedCi {
     pub ds_auth: Option<Credential>,
 }
 
-/// What ES11 needs besides the store.
 /// SHA-256 of an EUM certificate's DER -> the CI it was validated under, and the certificate.
 pub(crate) type EumCache = HashMap<[u8; 32], (CiKeyId, Arc<pki_tool::Certificate>)>;
 
+/// What ES11 needs besides the store.
 pub struct Es11 {
     /// This SM-DS's address (as configured), for serverSigned1 and the address checks.
     pub hostname: String,
