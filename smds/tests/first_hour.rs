@@ -34,6 +34,21 @@ fn mint_for(dir: &Path, host: &str) {
         .expect("pki-tool init");
 }
 
+/// `smds serve` on `pki` and `data`, expected to stop at start.
+fn serve_refused(pki: &Path, data: &Path) -> Output {
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-admin",
+        "--pki",
+        s(pki),
+        "--data-dir",
+        s(data),
+    ];
+    smds(&args)
+}
+
 /// `smds serve ARGS` in `cwd`, once it says it listens (stderr kept for the caller).
 fn serve(args: &[&str], cwd: &Path) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smds"))
@@ -202,16 +217,7 @@ fn a_second_server_on_a_held_data_directory_names_the_first() {
             .trim(),
         first.id().to_string()
     );
-    let out = smds(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-admin",
-        "--pki",
-        s(&pki),
-        "--data-dir",
-        s(&data),
-    ]);
+    let out = serve_refused(&pki, &data);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
@@ -231,16 +237,7 @@ fn a_pki_without_dsauth_refuses_to_start_and_says_what_to_add() {
     let pki = tmp.0.join("pki");
     mint(&pki, "default", None);
     std::fs::remove_dir_all(pki.join("DSauth")).expect("remove DSauth");
-    let out = smds(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-admin",
-        "--pki",
-        s(&pki),
-        "--data-dir",
-        s(&tmp.0.join("data")),
-    ]);
+    let out = serve_refused(&pki, &tmp.0.join("data"));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
