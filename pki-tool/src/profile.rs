@@ -489,15 +489,14 @@ impl Profile {
             .filter(|(r, _)| role.is_none_or(|want| **r == want))
             .flat_map(|(_, t)| t.placeholders())
             .collect();
+        let which = role.map_or(String::new(), |r| format!("{r} "));
         for name in sets {
             if !known.contains(name) {
                 return Err(format!(
-                    "--set {name}: no {} template of profile {} has a {{{name}}} placeholder; its placeholders are {}",
-                    role.map_or(String::new(), |r| r.to_string()),
+                    "--set {name}: no {which}template of profile {} has a {{{name}}} placeholder; its placeholders are {}",
                     self.name,
                     known.iter().cloned().collect::<Vec<_>>().join(", ")
-                )
-                .replace("no  template", "no template"));
+                ));
             }
         }
         Ok(())

@@ -116,17 +116,31 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// stops. Each removal is an audit line (see [`crate::store::retention`]).
 async fn apply_retention(state: Arc<AppState>, ttl: Duration, mut stop: watch::Receiver<bool>) {
     let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    // Removed events are returned (for the admin's answer): taken in chunks, so that a large
+    // backlog is never held in memory at once.
+    const CHUNK: usize = 10_000;
     loop {
         let filter = PurgeFilter {
             registered_before: Some(state.now().saturating_sub(ttl_secs)),
             ..PurgeFilter::default()
         };
-        match retention::purge(state.store.as_ref(), &filter, usize::MAX, "event_ttl_days").await {
-            Ok(removed) if !removed.is_empty() => {
-                tracing::info!(removed = removed.len(), "retention: expired events removed");
+        let mut total = 0;
+        loop {
+            match retention::purge(state.store.as_ref(), &filter, CHUNK, "event_ttl_days").await {
+                Ok(removed) => {
+                    total += removed.len();
+                    if removed.len() < CHUNK {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention: events could not be removed");
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention: events could not be removed"),
+        }
+        if total > 0 {
+            tracing::info!(removed = total, "retention: expired events removed");
         }
         tokio::select! {
             () = tokio::time::sleep(RETENTION_EVERY) => {}
