@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// mimalloc instead of the system allocator: the server allocates and frees small buffers on
-/// every TLS record and request (see the README's ES11 figures for what it saves).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
