@@ -62,18 +62,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(a) = &cli.command {
-        // The server's runtime is sized by its configuration, read before it starts.
-        match a.config() {
+    // The server's configuration is read before its runtime exists: it sizes the runtime.
+    let serve_config = match &cli.command {
+        Command::Serve(a) => match a.config() {
             Ok(cfg) => {
                 builder.worker_threads(cfg.worker_threads);
+                Some(cfg)
             }
             Err(e) => {
                 eprintln!("smds: error: {e}");
                 return ExitCode::from(2);
             }
-        }
-    }
+        },
+        _ => None,
+    };
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -83,7 +85,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(a) => cli::serve::run(a).await.map(|_| true),
+            Command::Serve(a) => match serve_config {
+                Some(cfg) => cli::serve::run(&a.log_format, cfg).await.map(|_| true),
+                None => Err("the configuration was not read".into()),
+            },
             Command::Events(c) => cli::events::run(c).await.map(|_| true),
             Command::Event(c) => cli::event::run(c).await,
             Command::Discover(a) => cli::discover::run(a).await,

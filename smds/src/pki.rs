@@ -225,7 +225,8 @@ impl ServerPki {
     }
 }
 
-/// What operators see of a configured certificate (metrics, readiness, the start-up warning).
+/// What operators see of a configured certificate (metrics, readiness, the status page, the
+/// start-up warning).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateSummary {
     /// `CI`, `CERT.DS.TLS`, `CERT.DSauth` or `SubCA`.
@@ -236,35 +237,40 @@ pub struct CertificateSummary {
     pub not_after: i64,
 }
 
-impl ServerPki {
-    /// [`ServerPki::certificates`], summarised.
-    pub fn summaries(&self) -> Vec<CertificateSummary> {
-        self.certificates()
-            .into_iter()
-            .map(|(what, c, file)| CertificateSummary {
-                what,
-                file: file.to_path_buf(),
-                subject: c.subject.to_string(),
-                not_before: c.not_before,
-                not_after: c.not_after,
-            })
-            .collect()
+impl CertificateSummary {
+    /// Whole days until notAfter at `now`; negative once expired.
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
     }
 
-    /// Every certificate the server presents or trusts: what it is, the certificate, its file.
-    pub fn certificates(&self) -> Vec<(&'static str, &Certificate, &Path)> {
-        let mut out: Vec<(&'static str, &Certificate, &Path)> = self
+    pub fn expired(&self, now: i64) -> bool {
+        self.not_after < now
+    }
+}
+
+impl ServerPki {
+    /// Every certificate the server presents or trusts (CIs, CERT.DS.TLS, CERT.DSauth and the
+    /// SubCAs above them), summarised.
+    pub fn summaries(&self) -> Vec<CertificateSummary> {
+        let summary = |what, c: &Certificate, file: &Path| CertificateSummary {
+            what,
+            file: file.to_path_buf(),
+            subject: c.subject.to_string(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+        };
+        let mut out: Vec<CertificateSummary> = self
             .cis
             .iter()
             .zip(&self.ci_files)
-            .map(|(c, f)| ("CI", c, f.as_path()))
+            .map(|(c, f)| summary("CI", c, f))
             .collect();
         for (what, cred) in std::iter::once(("CERT.DS.TLS", &self.ds_tls))
             .chain(self.ds_auth.iter().map(|d| ("CERT.DSauth", d)))
         {
-            out.push((what, &cred.cert, &cred.path));
+            out.push(summary(what, &cred.cert, &cred.path));
             // SubCA files are not kept; their certificates are named by the credential's file.
-            out.extend(cred.chain.iter().map(|c| ("SubCA", c, cred.path.as_path())));
+            out.extend(cred.chain.iter().map(|c| summary("SubCA", c, &cred.path)));
         }
         out
     }

@@ -188,8 +188,8 @@ pub async fn run(c: EventsCommand) -> Result<(), String> {
                 .map(|e| EventId::parse(&e).map_err(|err| format!("--event-id {e:?}: {err}")))
                 .transpose()?;
             let before = older_than_days.map(|d| {
-                pki_tool::time::now()
-                    .saturating_sub(i64::try_from(d).unwrap_or(i64::MAX / 2) * 86_400)
+                let secs = i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(86_400);
+                pki_tool::time::now().saturating_sub(secs)
             });
             let removed: Vec<serde_json::Value> = match open_db(&db).await? {
                 Some(store) => {

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     crl_dir: Option<PathBuf>,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    pub log_format: String,
 }
 
 /// Logs to stderr through a writer thread, so that no request waits for a write(2); nothing is
@@ -194,13 +194,13 @@ fn start_error(e: StartError, cfg: &Config) -> String {
 
 /// Warns about every configured certificate that expires within [`EXPIRY_WARNING_DAYS`].
 fn warn_expiring(pki: &ServerPki, now: i64) {
-    for (what, cert, file) in pki.certificates() {
-        let days = (cert.not_after - now) / 86_400;
+    for c in pki.summaries() {
+        let days = c.days_left(now);
         if days < EXPIRY_WARNING_DAYS {
             tracing::warn!(
-                certificate = what,
-                file = %file.display(),
-                not_after = %pki_tool::time::format(cert.not_after),
+                certificate = c.what,
+                file = %c.file.display(),
+                not_after = %pki_tool::time::format(c.not_after),
                 days_left = days,
                 "certificate expires soon; renew it (pki-tool renew) and reload (SIGHUP)"
             );
@@ -235,9 +235,9 @@ impl ServeArgs {
     }
 }
 
-pub async fn run(a: ServeArgs) -> Result<(), String> {
-    let _log = init_logging(&a.log_format);
-    let cfg = a.config()?;
+/// Runs the server with `cfg` (from [`ServeArgs::config`]) until SIGINT or SIGTERM.
+pub async fn run(log_format: &str, cfg: Config) -> Result<(), String> {
+    let _log = init_logging(log_format);
     // Ports first: a port in use fails the start before anything is minted or opened.
     let bound = Bound::bind(&cfg).await.map_err(|e| start_error(e, &cfg))?;
     let now = pki_tool::time::now();

@@ -52,7 +52,7 @@ pub async fn readiness(state: &AppState) -> Result<serde_json::Value, Vec<String
     let now = state.now();
     let certs = state.certificates();
     for c in certs.iter() {
-        let (what, when) = if c.not_after < now {
+        let (what, when) = if c.expired(now) {
             ("expired at", c.not_after)
         } else if c.not_before > now {
             ("is not valid before", c.not_before)

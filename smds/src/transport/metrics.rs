@@ -303,7 +303,7 @@ impl Metrics {
             };
             self.certificate_days_left
                 .get_or_create(&labels)
-                .set((c.not_after - now).div_euclid(86_400));
+                .set(c.days_left(now));
             self.certificate_not_after
                 .get_or_create(&labels)
                 .set(c.not_after);

@@ -97,8 +97,8 @@ fn certificates(out: &mut String, state: &AppState, now: i64) {
          <th>notAfter</th><th>days left</th></tr>",
     );
     for c in state.certificates().iter() {
-        let days = (c.not_after - now).div_euclid(86_400);
-        let class = if c.not_after < now {
+        let days = c.days_left(now);
+        let class = if c.expired(now) {
             "bad"
         } else if days < EXPIRING_DAYS {
             "warn"
@@ -112,7 +112,7 @@ fn certificates(out: &mut String, state: &AppState, now: i64) {
             esc(&c.subject),
             esc(&c.file.display().to_string()),
             pki_tool::time::format(c.not_after),
-            if c.not_after < now {
+            if c.expired(now) {
                 "expired".to_string()
             } else {
                 days.to_string()
