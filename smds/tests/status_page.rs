@@ -23,6 +23,8 @@ fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            // Containers give /dev/shm 64 MB, too little for Chromium's renderer.
+            "--disable-dev-shm-usage",
             "--disable-quic",
             "--no-first-run",
             "--disable-background-networking",
