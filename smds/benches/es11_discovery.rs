@@ -430,19 +430,18 @@ impl Bench {
         }
     }
 
-    /// Server CPU per discovery of one round of the lpac-style load (4 clients) on `node`.
-    async fn lpac_round(&self, node: &Node, tls: &Arc<rustls::ClientConfig>) -> (f64, f64) {
+    /// Server CPU per discovery of one round of `connections` load (4 clients) on `node`.
+    async fn ab_round(
+        &self,
+        node: &Node,
+        tls: &Arc<rustls::ClientConfig>,
+        connections: smds::lab::lpa::Connections,
+    ) -> (f64, f64) {
         let pid = node.child.id();
         let cpu0 = cpu_seconds(pid);
         let start = Instant::now();
         let n = self
-            .discoveries_as(
-                &[node],
-                4,
-                self.secs,
-                tls.clone(),
-                smds::lab::lpa::Connections::OnePerRequest,
-            )
+            .discoveries_as(&[node], 4, self.secs, tls.clone(), connections)
             .await
             .len();
         (
@@ -451,8 +450,19 @@ impl Bench {
         )
     }
 
-    /// A/B: two server builds, alternating rounds of the lpac-style load.
-    async fn ab_rows(&self, b_bin: &std::ffi::OsStr) {
+    /// A/B: two server builds, alternating rounds of the lpac-style load (or, with `keep_alive`,
+    /// of one HTTP/1.1 connection per discovery).
+    async fn ab_rows(&self, b_bin: &std::ffi::OsStr, keep_alive: bool) {
+        use smds::lab::lpa::Connections;
+        let (style, connections, floor) = if keep_alive {
+            ("keep-alive", Connections::Shared, self.raw + self.handshake)
+        } else {
+            (
+                "lpac-style",
+                Connections::OnePerRequest,
+                self.raw + 2.0 * self.handshake,
+            )
+        };
         let a_bin =
             std::env::var_os("SMDS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_smds").into());
         let spawn = |bin: &std::ffi::OsStr, name: &str, extra: &str| {
@@ -482,13 +492,12 @@ impl Bench {
         self.register(&a).await;
         self.register(&b).await;
         let tls = curl_like_tls(&self.pki, b"http/1.1");
-        let floor = self.raw + 2.0 * self.handshake;
         let (mut xs, mut ys, mut rates) = (Vec::new(), Vec::new(), [0.0f64; 2]);
         for _ in 0..6 {
-            let (cpu, rate) = self.lpac_round(&a, &tls).await;
+            let (cpu, rate) = self.ab_round(&a, &tls, connections).await;
             xs.push(cpu);
             rates[0] += rate / 6.0;
-            let (cpu, rate) = self.lpac_round(&b, &tls).await;
+            let (cpu, rate) = self.ab_round(&b, &tls, connections).await;
             ys.push(cpu);
             rates[1] += rate / 6.0;
         }
@@ -499,15 +508,17 @@ impl Bench {
         };
         let ((ma, sa), (mb, sb)) = (stats(&xs), stats(&ys));
         println!(
-            "A/B lpac-style, 4 clients, 6 alternating rounds of {:.0} s: A {:.0} us (sd {:.0}) = {:.2}x floor, {:.0}/s; B {:.0} us (sd {:.0}) = {:.2}x floor, {:.0}/s; B - A = {:+.0} us ({:+.1}%)",
+            "A/B {style}, 4 clients, 6 alternating rounds of {:.0} s: A {:.0} us (sd {:.0}) = {:.2}x floor, {:.2}x ES11 ECDSA, {:.0}/s; B {:.0} us (sd {:.0}) = {:.2}x floor, {:.2}x ES11 ECDSA, {:.0}/s; B - A = {:+.0} us ({:+.1}%)",
             self.secs,
             ma * 1e6,
             sa * 1e6,
             ma / floor,
+            ma / self.raw,
             rates[0],
             mb * 1e6,
             sb * 1e6,
             mb / floor,
+            mb / self.raw,
             rates[1],
             (mb - ma) * 1e6,
             (mb / ma - 1.0) * 100.0
@@ -694,7 +705,7 @@ async fn main() {
 
     if args.has("ab") {
         let b = std::env::var_os("SMDS_BIN_B").expect("ab needs SMDS_BIN_B (and SMDS_BIN for A)");
-        bench.ab_rows(&b).await;
+        bench.ab_rows(&b, args.has("keepalive")).await;
         return;
     }
     let redb = bench.node("redb", None);

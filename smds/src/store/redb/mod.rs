@@ -2,12 +2,13 @@
 //!
 //! Events are kept per EID in registration (FIFO) order under a global sequence number, with an
 //! index by (EID, EventID) and a per-EID counter ([`schema`]). All writes go through one writer
-//! thread with group commit ([`writer`]); reads use their own read transactions on the blocking
-//! pool and never wait for the writer ([`queries`]). This module touches only the database file
-//! (and a probe file next to it).
+//! thread with group commit ([`writer`]); reads use their own read transactions and never wait
+//! for the writer ([`queries`]). Used ES11 transactions are answered from memory and saved in
+//! batches ([`used`]). This module touches only the database file (and a probe file next to it).
 
 mod queries;
 mod schema;
+mod used;
 mod writer;
 
 use super::{
@@ -18,10 +19,10 @@ use crate::identity::OwnerId;
 use crate::types::EventId;
 use pki_tool::Eid;
 use redb::Database;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use used::{Use, UsedTransactions};
 use writer::{DbSlot, Msg, Op, Outcome};
 
 /// Limits of the writer.
@@ -65,12 +66,9 @@ pub struct RedbStore {
     tx: mpsc::Sender<Msg>,
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     path: PathBuf,
-    /// Used transactions the database could not record (see [`RedbStore::use_transaction`]).
-    used_fallback: Arc<std::sync::Mutex<HashMap<TransactionId, i64>>>,
+    /// Used ES11 transactions of this node (see [`used`]).
+    used: Arc<std::sync::Mutex<UsedTransactions>>,
 }
-
-/// Most used transactions kept in memory while the database refuses writes.
-const USED_FALLBACK_MAX: usize = 100_000;
 
 impl RedbStore {
     /// Opens (or creates) the database at `path` and starts the writer thread. Errors name the
@@ -81,6 +79,7 @@ impl RedbStore {
             source: Box::new(source),
         };
         let db = schema::open(path, cfg.cache_bytes).map_err(wrap)?;
+        let used = queries::used_transactions(&db, pki_tool::time::now()).map_err(wrap)?;
         let db = Arc::new(DbSlot::new(db, path.to_path_buf(), cfg.cache_bytes));
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
         let writer_db = db.clone();
@@ -103,7 +102,7 @@ impl RedbStore {
             tx,
             writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             path: path.to_path_buf(),
-            used_fallback: Arc::default(),
+            used: Arc::new(std::sync::Mutex::new(UsedTransactions::loaded(used))),
         })
     }
 
@@ -118,6 +117,23 @@ impl RedbStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn used(&self) -> std::sync::MutexGuard<'_, UsedTransactions> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands used transactions to the writer. When the database refuses them (a full disk) they
+    /// stay in memory only, which is all this node needs to refuse them again until they
+    /// expire: discovery, which only reads, goes on through the outage.
+    async fn save_used(&self, entries: Vec<(TransactionId, i64)>, durable: bool) {
+        if entries.is_empty() && !durable {
+            return;
+        }
+        let n = entries.len();
+        if let Err(e) = self.submit(Op::RecordUsed { entries, durable }).await {
+            tracing::warn!(error = %e, transactions = n, "used transactionIds kept in memory only: the database refused them");
+        }
     }
 
     /// Runs a read with the current database handle on the blocking pool, in place when the
@@ -164,52 +180,46 @@ impl EventStore for RedbStore {
         }
     }
 
+    /// In place, on whichever thread asks: one EID's events are a point lookup in pages redb
+    /// keeps cached, cheaper than the thread hand-off that [`RedbStore::read`] would add to
+    /// every discovery.
     async fn events_for(&self, eid: &Eid) -> Result<Vec<StoredEvent>, StoreError> {
-        let eid = *eid;
-        self.read(move |db| queries::events_for(db, &eid)).await
+        queries::events_for(&self.db.get(), eid)
     }
 
-    /// While the database refuses writes (a full disk), a used transaction is kept in this
-    /// process's memory instead, so that discovery (which only reads) goes on through the
-    /// outage: this store serves one node, so nothing else needs to see it. Only authenticated
-    /// eUICCs get here and each entry lives for its transaction's lifetime; bounded all the same.
+    /// Answered from memory (see [`used`]); the database is asked only past the memory bound.
     async fn use_transaction(&self, tid: &TransactionId, expires: i64) -> Result<bool, StoreError> {
-        let fallback = || self.used_fallback.lock().unwrap_or_else(|e| e.into_inner());
-        if fallback().contains_key(tid) {
-            return Ok(false);
-        }
-        let mut key = [0u8; 16];
-        let bytes = tid.as_bytes();
-        key[..bytes.len()].copy_from_slice(bytes);
-        let recorded = self
-            .submit(Op::UseTransaction {
-                tid: key,
-                len: bytes.len(),
-                expires,
-            })
-            .await;
-        let e = match recorded {
-            Ok(Outcome::FirstUse(first)) => return Ok(first),
-            Ok(_) => return Err(StoreError::Backend(MISMATCHED.into())),
-            Err(e) => e,
-        };
-        tracing::warn!(error = %e, "used transactionId kept in memory: the database refused it");
-        let mut used = fallback();
-        if used.len() >= USED_FALLBACK_MAX {
-            let now = pki_tool::time::now();
-            used.retain(|_, exp| *exp >= now);
-            if used.len() >= USED_FALLBACK_MAX {
-                return Err(e);
+        let now = pki_tool::time::now();
+        let decided = self.used().use_transaction(tid, expires, now);
+        match decided {
+            Use::Used => Ok(false),
+            Use::First { flush } => {
+                if let Some(entries) = flush {
+                    self.save_used(entries, false).await;
+                }
+                Ok(true)
+            }
+            Use::AskDatabase => {
+                let op = Op::UseTransaction { tid: *tid, expires };
+                match self.submit(op).await? {
+                    Outcome::FirstUse(first) => {
+                        self.used().recorded_in_database(expires);
+                        Ok(first)
+                    }
+                    _ => Err(StoreError::Backend(MISMATCHED.into())),
+                }
             }
         }
-        Ok(used.insert(*tid, expires).is_none())
     }
 
+    /// Saves what memory holds unsaved, then sweeps both (the sweep's commit is durable).
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError> {
-        self.used_fallback
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, exp| *exp >= now);
+        let unsaved = {
+            let mut used = self.used();
+            used.forget_expired(now);
+            used.take_unsaved()
+        };
+        self.save_used(unsaved, false).await;
         match self.submit(Op::SweepTransactions { now }).await? {
             Outcome::Swept(n) => Ok(n),
             _ => Err(StoreError::Backend(MISMATCHED.into())),
@@ -217,6 +227,8 @@ impl EventStore for RedbStore {
     }
 
     async fn shutdown(&self) {
+        let unsaved = self.used().take_unsaved();
+        self.save_used(unsaved, true).await;
         let _ = self.tx.send(Msg::Stop).await;
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {

@@ -1,9 +1,12 @@
 //! Reads, each in its own read transaction: they never wait for the writer. Synchronous (redb
-//! does blocking file I/O); [`super::RedbStore`] runs them off the async workers.
+//! does blocking file I/O); [`super::RedbStore`] runs the large ones (admin pages, integrity) off
+//! the async workers and one EID's events in place.
 
 use super::schema::{
-    BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, error, unreadable,
+    BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, USED_TRANSACTIONS, error,
+    unreadable,
 };
+use crate::asn1::TransactionId;
 use crate::store::{StoreError, StoredEvent};
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -21,6 +24,27 @@ pub(super) fn events_for(db: &Database, eid: &Eid) -> Result<Vec<StoredEvent>, S
     for item in table.range((key, 0u64)..=(key, u64::MAX)).map_err(error)? {
         let (_, v) = item.map_err(error)?;
         out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// The used ES11 transactions that expire at `now` or later (read once, at open).
+pub(super) fn used_transactions(
+    db: &Database,
+    now: i64,
+) -> Result<Vec<(TransactionId, i64)>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let table = txn.open_table(USED_TRANSACTIONS).map_err(error)?;
+    let mut out = Vec::new();
+    for item in table.iter().map_err(error)? {
+        let (k, v) = item.map_err(error)?;
+        let expires = v.value();
+        // A key that is no transactionId cannot be presented again: nothing to remember.
+        if let Some(tid) = TransactionId::new(k.value())
+            && expires >= now
+        {
+            out.push((tid, expires));
+        }
     }
     Ok(out)
 }

@@ -184,3 +184,36 @@ async fn keeps_the_store_contract() {
         std::sync::Arc::new(RedbStore::open(&dir.path().join("c.redb"), racing).expect("open"));
     contract::racing_writers(&[s.clone(), s], 10).await;
 }
+
+#[tokio::test]
+async fn used_transactions_are_saved_at_each_sweep_and_outlive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("events.redb");
+    let now = pki_tool::time::now();
+    let tid = |b: u8| TransactionId::new(&[b; 16]).expect("16 bytes");
+    let saved = |s: &RedbStore| {
+        queries::used_transactions(&s.db.get(), now)
+            .expect("read")
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect::<Vec<_>>()
+    };
+    {
+        let s = RedbStore::open(&path, WriterConfig::default()).expect("open");
+        assert!(s.use_transaction(&tid(1), now + 300).await.expect("ok"));
+        assert!(saved(&s).is_empty(), "answered from memory, not yet saved");
+        s.sweep_transactions(now).await.expect("swept");
+        assert_eq!(saved(&s), [tid(1)], "saved by the sweep");
+        assert!(s.use_transaction(&tid(2), now + 300).await.expect("ok"));
+        s.shutdown().await;
+    }
+    let s = RedbStore::open(&path, WriterConfig::default()).expect("reopen");
+    for t in [tid(1), tid(2)] {
+        assert!(
+            !s.use_transaction(&t, now + 300).await.expect("ok"),
+            "still used after a restart"
+        );
+    }
+    assert!(s.use_transaction(&tid(3), now + 300).await.expect("ok"));
+    s.shutdown().await;
+}

@@ -10,6 +10,7 @@ use super::schema::{
     self, BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_SEQ, OWNERS,
     USED_TRANSACTIONS, error, unreadable,
 };
+use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
 use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
 use crate::types::EventId;
@@ -22,9 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 pub(super) enum Op {
     Register(EventRecord),
     UseTransaction {
-        tid: [u8; 16],
-        len: usize,
+        tid: TransactionId,
         expires: i64,
+    },
+    /// Transactions already known used in memory (see [`super::used`]), written as a batch;
+    /// `durable` at shutdown.
+    RecordUsed {
+        entries: Vec<(TransactionId, i64)>,
+        durable: bool,
     },
     SweepTransactions {
         now: i64,
@@ -41,6 +47,7 @@ pub(super) enum Outcome {
     Delete(DeleteOutcome),
     /// Whether the transaction was recorded now (false: it was used already).
     FirstUse(bool),
+    Recorded,
     Swept(u64),
 }
 
@@ -200,11 +207,14 @@ fn apply_batch(
     let mut txn = db.begin_write().map_err(error)?;
     // Events are acknowledged only once fsynced. A batch that only records used ES11
     // transactions is committed without fsync: it becomes durable with the next durable commit
-    // (any event write, or the periodic sweep), so a crash forgets at most the transactions used
-    // since then, which only their own eUICC's signed response could replay until they expire.
-    let only_transactions = batch
-        .iter()
-        .all(|(op, _)| matches!(op, Op::UseTransaction { .. }));
+    // (any event write, the periodic sweep, shutdown), so a crash forgets at most the transactions
+    // used since then, which only their own eUICC's signed response could replay until they expire.
+    let only_transactions = batch.iter().all(|(op, _)| {
+        matches!(
+            op,
+            Op::UseTransaction { .. } | Op::RecordUsed { durable: false, .. }
+        )
+    });
     let durability = if only_transactions {
         redb::Durability::None
     } else {
@@ -228,13 +238,19 @@ fn apply_batch(
         let mut next_owner = first_owner;
         for (op, _) in batch {
             match op {
-                Op::UseTransaction { tid, len, expires } => {
-                    let key = &tid[..*len];
+                Op::UseTransaction { tid, expires } => {
+                    let key = tid.as_bytes();
                     let seen = used.get(key).map_err(error)?.is_some();
                     if !seen {
                         used.insert(key, *expires).map_err(error)?;
                     }
                     outcomes.push(Outcome::FirstUse(!seen));
+                }
+                Op::RecordUsed { entries, .. } => {
+                    for (tid, expires) in entries {
+                        used.insert(tid.as_bytes(), *expires).map_err(error)?;
+                    }
+                    outcomes.push(Outcome::Recorded);
                 }
                 Op::SweepTransactions { now } => {
                     let before = used.len().map_err(error)?;
