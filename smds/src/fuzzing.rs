@@ -110,7 +110,8 @@ fn fixture() -> &'static Fixture {
             Arc::new(SessionKeys::new(&[[0x5e; 32]], Duration::from_secs(300))),
             Arc::new(crate::revocation::Revocation::none()),
         );
-        let peer = PeerIdentity::from_certificate(&dp, &ci.key_id());
+        let peer =
+            PeerIdentity::from_certificate(&dp, &ci.key_id(), crate::identity::PeerRole::SmDp);
         Fixture {
             runtime,
             store: Arc::new(store),

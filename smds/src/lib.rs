@@ -4,7 +4,7 @@
 //! - [`server`]: starts and stops a whole SM-DS from a [`config::Config`] and [`pki::ServerPki`].
 //! - [`transport`]: TLS listener and connection limits, routing, admin listener, rustls
 //!   verifiers, metrics.
-//! - [`es11`], [`es12`]: the SGP.22 function handlers, each with its error enum mapped to status
+//! - [`es11`], [`es12`], [`es15`]: the SGP.22 function handlers, each with its error enum mapped to status
 //!   codes in one place.
 //! - Domain: [`auth`] (ES11 sessions), [`pki`] (the server's credentials), [`revocation`] (CRLs),
 //!   [`store`] (the event store traits and the redb backend), [`identity`] (who a TLS peer is).
@@ -19,6 +19,7 @@ pub(crate) mod blocking;
 pub mod config;
 pub(crate) mod es11;
 pub(crate) mod es12;
+pub(crate) mod es15;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

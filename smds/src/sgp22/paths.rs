@@ -13,7 +13,8 @@ pub mod path {
     /// ES12 (SM-DP+ to SM-DS, mutual TLS).
     pub const ES12_REGISTER_EVENT: &str = "/gsma/rsp2/es12/registerEvent";
     pub const ES12_DELETE_EVENT: &str = "/gsma/rsp2/es12/deleteEvent";
-    /// ES15 (Alternative SM-DS to Root SM-DS, mutual TLS). Not served yet.
+    /// ES15 (Alternative SM-DS to Root SM-DS, mutual TLS with CERT.DS.TLS on both sides). The
+    /// paths follow ES12's pattern: inferred, not read in SGP.22 (`es11-es12-notes.md` 8.3).
     pub const ES15_REGISTER_EVENT: &str = "/gsma/rsp2/es15/registerEvent";
     pub const ES15_DELETE_EVENT: &str = "/gsma/rsp2/es15/deleteEvent";
     /// SGP.22 v3 Event Checking. The path is inferred (`sgp22-v3-es15-notes.md`); not served yet.
@@ -29,6 +30,8 @@ pub enum Function {
     Es11AuthenticateClient,
     Es12RegisterEvent,
     Es12DeleteEvent,
+    Es15RegisterEvent,
+    Es15DeleteEvent,
 }
 
 impl Function {
@@ -43,6 +46,8 @@ impl Function {
             }
             path::ES12_REGISTER_EVENT => Some(Function::Es12RegisterEvent),
             path::ES12_DELETE_EVENT => Some(Function::Es12DeleteEvent),
+            path::ES15_REGISTER_EVENT => Some(Function::Es15RegisterEvent),
+            path::ES15_DELETE_EVENT => Some(Function::Es15DeleteEvent),
             _ => None,
         }
     }
@@ -54,6 +59,8 @@ impl Function {
             Function::Es11AuthenticateClient => "ES11.AuthenticateClient",
             Function::Es12RegisterEvent => "ES12.RegisterEvent",
             Function::Es12DeleteEvent => "ES12.DeleteEvent",
+            Function::Es15RegisterEvent => "ES15.RegisterEvent",
+            Function::Es15DeleteEvent => "ES15.DeleteEvent",
         }
     }
 
@@ -65,16 +72,27 @@ impl Function {
         match self {
             Function::Es11InitiateAuthentication => 8 * 1024,
             Function::Es11AuthenticateClient => 32 * 1024,
-            Function::Es12RegisterEvent | Function::Es12DeleteEvent => 16 * 1024,
+            Function::Es12RegisterEvent
+            | Function::Es12DeleteEvent
+            | Function::Es15RegisterEvent
+            | Function::Es15DeleteEvent => 16 * 1024,
         }
     }
 
     /// Functions only an authenticated server (a TLS client certificate) may call.
     pub fn needs_client_certificate(self) -> bool {
-        matches!(
-            self,
-            Function::Es12RegisterEvent | Function::Es12DeleteEvent
-        )
+        self.caller().is_some()
+    }
+
+    /// The kind of server whose TLS certificate may call this function: an SM-DP+ (CERT.DP.TLS)
+    /// on ES12, an SM-DS (CERT.DS.TLS) on ES15; `None` for ES11, which anyone may call.
+    pub fn caller(self) -> Option<crate::identity::PeerRole> {
+        use crate::identity::PeerRole;
+        match self {
+            Function::Es11InitiateAuthentication | Function::Es11AuthenticateClient => None,
+            Function::Es12RegisterEvent | Function::Es12DeleteEvent => Some(PeerRole::SmDp),
+            Function::Es15RegisterEvent | Function::Es15DeleteEvent => Some(PeerRole::SmDs),
+        }
     }
 }
 
@@ -119,7 +137,11 @@ mod tests {
                 Some(Function::Es11AuthenticateClient)
             );
         }
-        assert_eq!(Function::route(path::ES15_REGISTER_EVENT), None);
+        assert_eq!(
+            Function::route(path::ES15_REGISTER_EVENT),
+            Some(Function::Es15RegisterEvent)
+        );
+        assert_eq!(Function::route(path::ES11_CHECK_EVENT), None);
         assert!(Function::Es12DeleteEvent.needs_client_certificate());
         assert!(!Function::Es11AuthenticateClient.needs_client_certificate());
     }

@@ -239,7 +239,13 @@ impl Metrics {
                     Series::Es11Failure
                 })
             }
-            Some(Function::Es12RegisterEvent | Function::Es12DeleteEvent) => Some(if ok {
+            // Event writes, from SM-DP+s (ES12) or Alternative SM-DSs (ES15), share a series.
+            Some(
+                Function::Es12RegisterEvent
+                | Function::Es12DeleteEvent
+                | Function::Es15RegisterEvent
+                | Function::Es15DeleteEvent,
+            ) => Some(if ok {
                 Series::Es12Success
             } else {
                 Series::Es12Failure

@@ -7,7 +7,8 @@ use super::AppState;
 use super::metrics::Outcome;
 use crate::es11;
 use crate::es12;
-use crate::identity::PeerIdentity;
+use crate::es15;
+use crate::identity::{PeerIdentity, PeerRole};
 use crate::sgp22::envelope;
 use crate::sgp22::requests::{
     self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
@@ -139,6 +140,24 @@ async fn call(
     peer: Option<&PeerIdentity>,
 ) -> (Response<Body>, Outcome) {
     let store = state.store.as_ref();
+    if let (Some(wanted), Some(p)) = (function.caller(), peer)
+        && p.role != wanted
+    {
+        return refusal(
+            hyper::StatusCode::FORBIDDEN,
+            codes::REQUESTER_NOT_ALLOWED,
+            &match wanted {
+                PeerRole::SmDp => format!(
+                    "{} is for SM-DP+ certificates (CERT.DP.TLS); this one is an SM-DS's (CERT.DS.TLS): an SM-DS calls ES15",
+                    function.name()
+                ),
+                PeerRole::SmDs => format!(
+                    "{} is for SM-DS certificates (CERT.DS.TLS); this one is an SM-DP+'s (CERT.DP.TLS): an SM-DP+ calls ES12",
+                    function.name()
+                ),
+            },
+        );
+    }
     match (function, peer) {
         (Function::Es11InitiateAuthentication, _) => answer(
             state,
@@ -179,7 +198,31 @@ async fn call(
             }
             .await,
         ),
-        (Function::Es12RegisterEvent | Function::Es12DeleteEvent, None) => refusal(
+        (Function::Es15RegisterEvent, Some(p)) => answer(
+            state,
+            async {
+                let req = RegisterEventRequest::parse(body)?;
+                es15::register_event(store, p, req, state.now())
+                    .await
+                    .map(|()| Map::new())
+            }
+            .await,
+        ),
+        (Function::Es15DeleteEvent, Some(p)) => answer(
+            state,
+            async {
+                let req = DeleteEventRequest::parse(body)?;
+                es15::delete_event(store, p, req).await.map(|()| Map::new())
+            }
+            .await,
+        ),
+        (
+            Function::Es12RegisterEvent
+            | Function::Es12DeleteEvent
+            | Function::Es15RegisterEvent
+            | Function::Es15DeleteEvent,
+            None,
+        ) => refusal(
             hyper::StatusCode::FORBIDDEN,
             codes::REQUESTER_NOT_ALLOWED,
             "client certificate required",

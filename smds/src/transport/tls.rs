@@ -11,7 +11,7 @@
 //! the server verifier derives is handed to the connection (see
 //! [`Sgp22ClientVerifier::take_identity`]), so a client chain is validated once per handshake.
 
-use crate::identity::PeerIdentity;
+use crate::identity::{PeerIdentity, PeerRole};
 use crate::revocation::{Revocation, RevocationError};
 use pki_tool::oid::known;
 use pki_tool::profile::ExtensionSpec;
@@ -209,7 +209,9 @@ impl Sgp22ClientVerifier {
         }
     }
 
-    /// Validates an SM-DP+ TLS client certificate chain and returns who it is.
+    /// Validates a TLS client certificate chain (CERT.DP.TLS of an SM-DP+ or CERT.DS.TLS of an
+    /// SM-DS, by its role policy) and returns who it is; which functions it may call is the
+    /// routes' decision.
     pub fn identify(
         &self,
         end_entity: &[u8],
@@ -223,11 +225,14 @@ impl Sgp22ClientVerifier {
             .map(|d| Certificate::from_der(d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ClientCertError::Intermediate(e.to_string()))?;
+        // Without a client role policy the chain is checked as an SM-DP+'s, whose error names
+        // the policy it lacks.
+        let role = PeerRole::of(&leaf).unwrap_or(PeerRole::SmDp);
         let v = verify_chain(
             &leaf,
             &inter,
             &self.cis,
-            Some(Role::Dptls),
+            Some(role.certificate_role()),
             Options::at(now),
         )
         .map_err(ClientCertError::Chain)?;
@@ -238,11 +243,12 @@ impl Sgp22ClientVerifier {
             .chain(v.intermediates_used.iter().filter_map(|i| inter.get(*i)))
             .collect();
         self.revocation
-            .check(&path, &self.cis[v.anchor], now, "ES12")
+            .check(&path, &self.cis[v.anchor], now, role.interface())
             .map_err(ClientCertError::Revoked)?;
         Ok(PeerIdentity::from_certificate(
             &leaf,
             &self.cis[v.anchor].key_id(),
+            role,
         ))
     }
 }
