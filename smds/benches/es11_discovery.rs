@@ -652,6 +652,7 @@ async fn fill_redb(path: &Path, from: u64, to: u64) {
                         owner_names: vec![],
                         forwarding_indicator: false,
                         registered_at: 0,
+                        forwarded: None,
                     })
                     .await
                     .expect("register");

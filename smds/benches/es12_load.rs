@@ -59,6 +59,7 @@ async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
                 owner_names: vec![],
                 forwarding_indicator: false,
                 registered_at: 0,
+                forwarded: None,
             })
             .await
             .expect("register");

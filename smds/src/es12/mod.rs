@@ -38,6 +38,7 @@ pub async fn register_event(
         owner_names: peer.names.clone(),
         forwarding_indicator: req.forwarding_indicator,
         registered_at: now,
+        forwarded: None,
     };
     match store.register_event(event).await {
         Ok(RegisterOutcome::Registered { .. }) => Ok(()),

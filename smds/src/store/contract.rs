@@ -16,6 +16,7 @@ pub(crate) fn event(eid: &str, id: &str, owner: &str) -> EventRecord {
         owner_names: vec!["rid:1.2.3".into(), "dns:smdp.example.com".into()],
         forwarding_indicator: false,
         registered_at: 1_700_000_000,
+        forwarded: None,
     }
 }
 
@@ -181,4 +182,89 @@ pub(crate) async fn racing_writers(stores: &[std::sync::Arc<dyn Backend>], per_o
     let stored = ids(&*stores[0], EID2).await;
     assert_eq!(stored.len(), per_owner.min(writers + 1));
     assert_eq!(stored.iter().filter(|i| *i == "race").count(), 1);
+}
+
+/// An Alternative SM-DS's forwarding state: unconfirmed records until the Root acknowledges,
+/// and every deletion of a forwarded record (confirmed or not) queues its ES15 delete, which
+/// stays queued, counting failed attempts, until it is done.
+pub(crate) async fn cascade_state(s: &dyn Backend) {
+    use crate::store::Forwarded;
+    let forwarded = |id: &str, root: &str| EventRecord {
+        forwarded: Some(Forwarded {
+            root_event_id: EventId::parse(root).expect("valid"),
+            confirmed: false,
+        }),
+        ..event(EID1, id, "dp1")
+    };
+    let eid = Eid::parse(EID1).expect("valid");
+    let id = |s: &str| EventId::parse(s).expect("valid");
+    let dp1 = OwnerId::new("dp1");
+    for (local, root) in [("a", "root-a"), ("b", "root-b")] {
+        let r = s.register_event(forwarded(local, root)).await.expect("ok");
+        assert!(registered(&r), "{r:?}");
+    }
+    s.register_event(event(EID1, "plain", "dp1"))
+        .await
+        .expect("ok");
+    let unconfirmed = |v: Vec<StoredEvent>| -> Vec<String> {
+        v.into_iter()
+            .map(|e| e.record.event_id.to_string())
+            .collect()
+    };
+    assert_eq!(
+        unconfirmed(s.unconfirmed_forwards().await.expect("ok")),
+        ["a", "b"]
+    );
+    assert!(s.confirm_forward(&eid, &id("a"), &dp1).await.expect("ok"));
+    assert!(
+        !s.confirm_forward(&eid, &id("a"), &OwnerId::new("dp2"))
+            .await
+            .expect("ok"),
+        "only the owner's record"
+    );
+    assert!(
+        !s.confirm_forward(&eid, &id("plain"), &dp1)
+            .await
+            .expect("ok"),
+        "not a forwarded record"
+    );
+    assert_eq!(
+        unconfirmed(s.unconfirmed_forwards().await.expect("ok")),
+        ["b"]
+    );
+    let stored = s.events_for(&eid).await.expect("ok");
+    let a = stored
+        .iter()
+        .find(|e| e.record.event_id.as_str() == "a")
+        .and_then(|e| e.record.forwarded.clone());
+    assert_eq!(
+        a,
+        Some(Forwarded {
+            root_event_id: id("root-a"),
+            confirmed: true
+        })
+    );
+    assert!(s.queued_deletes(10).await.expect("ok").is_empty());
+    // Deleting forwarded records (confirmed or not) queues their ES15 deletes; a plain one does not.
+    for local in ["a", "b", "plain"] {
+        assert_eq!(delete(s, local, "dp1").await, DeleteOutcome::Deleted);
+    }
+    assert!(s.unconfirmed_forwards().await.expect("ok").is_empty());
+    let queued = s.queued_deletes(10).await.expect("ok");
+    let roots: Vec<_> = queued.iter().map(|q| q.root_event_id.to_string()).collect();
+    assert_eq!(roots, ["root-a", "root-b"]);
+    assert!(queued.iter().all(|q| q.eid == eid && q.attempts == 0));
+    s.queued_delete_failed(queued[0].id, "the Root is down")
+        .await
+        .expect("ok");
+    let again = s.queued_deletes(1).await.expect("ok");
+    assert_eq!(again.len(), 1, "limit");
+    assert_eq!(
+        (again[0].attempts, again[0].last_error.as_deref()),
+        (1, Some("the Root is down"))
+    );
+    s.queued_delete_done(queued[0].id).await.expect("ok");
+    let left = s.queued_deletes(10).await.expect("ok");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].root_event_id.as_str(), "root-b");
 }

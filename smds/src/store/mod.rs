@@ -10,6 +10,11 @@
 //! per-owner bound and the EID-wide backstop are enforced atomically; deleting someone else's
 //! event is the same miss, with the same work, as deleting an unknown one. Callers pass
 //! validated values only.
+//!
+//! [`CascadeStore`] is the durable state of an Alternative SM-DS's forwarding to its Root
+//! (`crate::cascade`): which records the Root has acknowledged, and the ES15 deletes it has yet
+//! to receive. Deleting a forwarded record queues its ES15 delete in the same transaction, so no
+//! deletion (by ES12, by retention, by crash recovery) can leave the Root's copy behind.
 
 #[cfg(test)]
 mod contract;
@@ -27,20 +32,48 @@ use std::path::PathBuf;
 pub use self::postgres::{PgOptions, PgStore, StoreUrl};
 pub use self::redb::{RedbStore, WriterConfig};
 
-/// An SGP.22 Event Record as registered: what ES12 (and later ES15) brings, plus who brought it
-/// and when.
+/// An SGP.22 Event Record as registered: what ES12 (or ES15) brings, plus who brought it and
+/// when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub eid: Eid,
     pub event_id: EventId,
     pub rsp_server_address: RspServerAddress,
-    /// Who registered it: the SM-DP+'s TLS identity (see [`crate::identity::PeerIdentity`]).
+    /// Who registered it: the SM-DP+'s (or, on ES15, the SM-DS's) TLS identity (see
+    /// [`crate::identity::PeerIdentity`]).
     pub owner: OwnerId,
     /// The SM-DP+'s certificate SAN (registeredID and DNS names), for operators.
     pub owner_names: Vec<String>,
     pub forwarding_indicator: bool,
     /// Unix seconds.
     pub registered_at: i64,
+    /// Set at an Alternative SM-DS when the record was forwarded to the Root over ES15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwarded>,
+}
+
+/// How a record an Alternative SM-DS forwarded is known at the Root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// The EventID the Root holds it under (by default a fresh one, see `crate::cascade`).
+    pub root_event_id: EventId,
+    /// The Root acknowledged the ES15.RegisterEvent. Until then ES11 does not show the record,
+    /// and a restart undoes it (the SM-DP+ was never told it succeeded).
+    pub confirmed: bool,
+}
+
+/// An ES15.DeleteEvent the Root has yet to receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedDelete {
+    /// Queue order; the key for [`CascadeStore::queued_delete_done`].
+    pub id: u64,
+    pub eid: Eid,
+    pub root_event_id: EventId,
+    /// Unix seconds.
+    pub queued_at: i64,
+    /// Delivery attempts that failed so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }
 
 /// An event record as stored, with its position in the global registration order.
@@ -119,7 +152,8 @@ impl StoreError {
 pub trait EventStore: Send + Sync {
     /// ES12.RegisterEvent: returns once the event is durably committed (or refused).
     async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError>;
-    /// ES12.DeleteEvent: deletes the event if `owner` registered it; returns once durable.
+    /// ES12.DeleteEvent: deletes the event if `owner` registered it; returns once durable. A
+    /// forwarded record's ES15 delete is queued in the same transaction.
     async fn delete_event(
         &self,
         eid: &Eid,
@@ -174,7 +208,28 @@ pub trait EventAdmin: Send + Sync {
     async fn check_integrity(&self) -> Result<u64, StoreError>;
 }
 
-/// A complete backend: what the server holds.
-pub trait Backend: EventStore + EventAdmin {}
+/// The durable state of an Alternative SM-DS's cascade (see the module docs).
+#[async_trait::async_trait]
+pub trait CascadeStore: Send + Sync {
+    /// Marks the record as acknowledged by the Root; false when there is no such forwarded
+    /// record of `owner`'s (any more).
+    async fn confirm_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError>;
+    /// Forwarded records the Root never acknowledged (a crash while the ES15 call was out).
+    async fn unconfirmed_forwards(&self) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Queued ES15 deletes, oldest first, at most `limit`.
+    async fn queued_deletes(&self, limit: usize) -> Result<Vec<QueuedDelete>, StoreError>;
+    /// A delivery attempt of queued delete `id` failed with `error`.
+    async fn queued_delete_failed(&self, id: u64, error: &str) -> Result<(), StoreError>;
+    /// Queued delete `id` reached the Root (or the Root no longer had the record).
+    async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError>;
+}
 
-impl<T: EventStore + EventAdmin> Backend for T {}
+/// A complete backend: what the server holds.
+pub trait Backend: EventStore + EventAdmin + CascadeStore {}
+
+impl<T: EventStore + EventAdmin + CascadeStore> Backend for T {}

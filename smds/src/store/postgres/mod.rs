@@ -21,7 +21,8 @@ mod schema;
 pub use connect::{PgOptions, StoreUrl};
 
 use super::{
-    DeleteOutcome, EventAdmin, EventRecord, EventStore, RegisterOutcome, StoreError, StoredEvent,
+    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, Forwarded, QueuedDelete,
+    RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
@@ -49,7 +50,8 @@ macro_rules! select_events {
     ($rest:literal) => {
         concat!(
             "SELECT eid, seq, owner, owner_names, event_id, rsp_server_address, ",
-            "forwarding_indicator, registered_at FROM smds_events ",
+            "forwarding_indicator, registered_at, root_event_id, forward_confirmed ",
+            "FROM smds_events ",
             $rest
         )
     };
@@ -62,10 +64,11 @@ const LOCK_EID: &str = "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
      ON CONFLICT (eid) DO UPDATE SET touched_at = EXCLUDED.touched_at";
 
 /// Inserts the event unless this owner has it already, this owner is at its bound ($8) or the
-/// EID is at the backstop ($9); returns its sequence number, or no row when refused.
+/// EID is at the backstop ($9); returns its sequence number, or no row when refused. $10 and $11
+/// are the forwarding columns.
 const INSERT_IF_ROOM: &str = "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
-         rsp_server_address, forwarding_indicator, registered_at)
-     SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7
+         rsp_server_address, forwarding_indicator, registered_at, root_event_id, forward_confirmed)
+     SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7, $10, $11
      WHERE NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $4)
        AND (SELECT count(*) FROM smds_events WHERE eid = $1 AND owner = $2) < $8
        AND (SELECT count(*) FROM smds_events WHERE eid = $1) < $9
@@ -150,8 +153,10 @@ impl PgStore {
         let insert = client.prepare_cached(INSERT_IF_ROOM).await?;
         let (eid, owner, event_id) = (e.eid.as_str(), e.owner.as_str(), e.event_id.as_str());
         let address = e.rsp_server_address.as_str();
+        let root_event_id = e.forwarded.as_ref().map(|f| f.root_event_id.as_str());
+        let confirmed = e.forwarded.as_ref().map(|f| f.confirmed);
         let lock_params: [&(dyn ToSql + Sync); 2] = [&eid, &e.registered_at];
-        let insert_params: [&(dyn ToSql + Sync); 9] = [
+        let insert_params: [&(dyn ToSql + Sync); 11] = [
             &eid,
             &owner,
             &e.owner_names,
@@ -161,6 +166,8 @@ impl PgStore {
             &e.registered_at,
             &self.per_owner,
             &self.all_owners,
+            &root_event_id,
+            &confirmed,
         ];
         let (begin, locked, inserted, commit) = tokio::join!(
             biased;
@@ -227,9 +234,16 @@ impl PgStore {
         event_id: &EventId,
         owner: &OwnerId,
     ) -> Result<DeleteOutcome, tokio_postgres::Error> {
+        // A forwarded record's ES15 delete is queued by the same statement.
         let delete = client
             .prepare_cached(
-                "DELETE FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $3",
+                "WITH gone AS (
+                     DELETE FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $3
+                     RETURNING eid, root_event_id),
+                 queued AS (
+                     INSERT INTO smds_es15_delete_queue (eid, root_event_id, queued_at)
+                     SELECT eid, root_event_id, $4 FROM gone WHERE root_event_id IS NOT NULL)
+                 SELECT count(*) FROM gone",
             )
             .await?;
         // Should a registration slip in around this, its next writer simply creates the row again.
@@ -240,17 +254,18 @@ impl PgStore {
             )
             .await?;
         let (eid, owner, event_id) = (eid.as_str(), owner.as_str(), event_id.as_str());
-        let delete_params: [&(dyn ToSql + Sync); 3] = [&eid, &owner, &event_id];
+        let now = pki_tool::time::now();
+        let delete_params: [&(dyn ToSql + Sync); 4] = [&eid, &owner, &event_id, &now];
         let unlock_params: [&(dyn ToSql + Sync); 1] = [&eid];
         let (begin, deleted, unlocked, commit) = tokio::join!(
             biased;
             client.batch_execute(BEGIN),
-            client.execute(&delete, &delete_params),
+            client.query_one(&delete, &delete_params),
             client.execute(&unlock, &unlock_params),
             client.batch_execute("COMMIT"),
         );
         begin?;
-        let n = deleted?;
+        let n: i64 = deleted?.try_get(0)?;
         unlocked?;
         commit?;
         Ok(if n > 0 {
@@ -304,6 +319,18 @@ fn decode(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
                 .map_err(|_| bad("rspServerAddress"))?,
             forwarding_indicator: row.try_get(6).map_err(|_| bad("forwarding_indicator"))?,
             registered_at: row.try_get(7).map_err(|_| bad("registered_at"))?,
+            forwarded: match (
+                row.try_get::<_, Option<String>>(8)
+                    .map_err(|_| bad("root_event_id"))?,
+                row.try_get::<_, Option<bool>>(9)
+                    .map_err(|_| bad("forward_confirmed"))?,
+            ) {
+                (Some(id), confirmed) => Some(Forwarded {
+                    root_event_id: EventId::parse(&id).map_err(|_| bad("root_event_id"))?,
+                    confirmed: confirmed.unwrap_or(false),
+                }),
+                (None, _) => None,
+            },
         },
         seq: u64::try_from(seq).map_err(|_| bad("seq"))?,
     })
@@ -403,6 +430,94 @@ impl EventStore for PgStore {
 
     async fn shutdown(&self) {
         self.pool.close();
+    }
+}
+
+impl PgStore {
+    /// Runs one write statement within the store timeout; returns the rows it touched.
+    async fn write(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(sql).await.map_err(error)?;
+            client.execute(&stmt, params).await.map_err(error)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl CascadeStore for PgStore {
+    async fn confirm_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .write(
+                "UPDATE smds_events SET forward_confirmed = true
+                 WHERE eid = $1 AND owner = $2 AND event_id = $3 AND root_event_id IS NOT NULL",
+                &[&eid.as_str(), &owner.as_str(), &event_id.as_str()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn unconfirmed_forwards(&self) -> Result<Vec<StoredEvent>, StoreError> {
+        const SQL: &str = select_events!("WHERE forward_confirmed = false ORDER BY seq");
+        decode_all(&self.read_rows(SQL, &[]).await?)
+    }
+
+    async fn queued_deletes(&self, limit: usize) -> Result<Vec<QueuedDelete>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .read_rows(
+                "SELECT id, eid, root_event_id, queued_at, attempts, last_error
+                 FROM smds_es15_delete_queue ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        let bad = |what: &str| {
+            StoreError::Corrupt(format!("smds_es15_delete_queue holds an invalid {what}"))
+        };
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0).map_err(|_| bad("id"))?;
+                let eid: String = r.try_get(1).map_err(|_| bad("eid"))?;
+                let root: String = r.try_get(2).map_err(|_| bad("root_event_id"))?;
+                let attempts: i32 = r.try_get(4).map_err(|_| bad("attempts"))?;
+                Ok(QueuedDelete {
+                    id: u64::try_from(id).map_err(|_| bad("id"))?,
+                    eid: Eid::parse(&eid).map_err(|_| bad("eid"))?,
+                    root_event_id: EventId::parse(&root).map_err(|_| bad("root_event_id"))?,
+                    queued_at: r.try_get(3).map_err(|_| bad("queued_at"))?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    last_error: r.try_get(5).map_err(|_| bad("last_error"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn queued_delete_failed(&self, id: u64, why: &str) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        self.write(
+            "UPDATE smds_es15_delete_queue SET attempts = attempts + 1, last_error = $2
+             WHERE id = $1",
+            &[&id, &why],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        self.write("DELETE FROM smds_es15_delete_queue WHERE id = $1", &[&id])
+            .await
+            .map(|_| ())
     }
 }
 

@@ -16,10 +16,11 @@ pub(super) struct Migration {
     pub(super) sql: &'static str,
 }
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events, per-EID lock rows, used ES11 transactions",
-    sql: "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events, per-EID lock rows, used ES11 transactions",
+        sql: "
         -- Registration order across the store; taken while the EID's lock row is held, so it
         -- is also commit order within each EID (FIFO).
         CREATE SEQUENCE smds_event_seq;
@@ -49,7 +50,28 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX smds_used_transactions_expires ON smds_used_transactions (expires);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "ES15 cascade: forwarded records and the queue of ES15 deletes",
+        sql: "
+        -- Set at an Alternative SM-DS on records forwarded to the Root: the EventID the Root
+        -- holds, and whether the Root acknowledged it (NULL: not forwarded).
+        ALTER TABLE smds_events ADD COLUMN root_event_id TEXT;
+        ALTER TABLE smds_events ADD COLUMN forward_confirmed BOOLEAN;
+        CREATE INDEX smds_events_unconfirmed ON smds_events (seq) WHERE forward_confirmed = false;
+        -- ES15 deletes the Root has yet to receive, queued with the local delete.
+        CREATE TABLE smds_es15_delete_queue (
+            id BIGSERIAL PRIMARY KEY,
+            eid TEXT NOT NULL,
+            root_event_id TEXT NOT NULL,
+            queued_at BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+    ",
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn current_version() -> i32 {

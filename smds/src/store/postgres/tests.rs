@@ -37,6 +37,8 @@ async fn keeps_the_store_contract() {
     let s = store(&pg.create_database("b"), 3, 5).await;
     contract::bounds_per_owner_and_backstop(&s).await;
     contract::used_transactions(&s).await;
+    let s = store(&pg.create_database("c"), 10, 20).await;
+    contract::cascade_state(&s).await;
 }
 
 #[tokio::test]
@@ -55,14 +57,15 @@ async fn nodes_racing_on_one_database_keep_uniqueness_and_bounds() {
     }
     assert_eq!(
         pg.psql("race", "SELECT count(*) FROM smds_schema_migrations"),
-        "1"
+        schema::MIGRATIONS.len().to_string(),
+        "each migration applied once"
     );
     contract::racing_writers(&nodes, 10).await;
     // A second start on a migrated database changes nothing.
     store(&url, 10, 1000).await;
     assert_eq!(
         pg.psql("race", "SELECT count(*) FROM smds_schema_migrations"),
-        "1"
+        schema::MIGRATIONS.len().to_string()
     );
 }
 

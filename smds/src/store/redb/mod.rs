@@ -12,7 +12,8 @@ mod used;
 mod writer;
 
 use super::{
-    DeleteOutcome, EventAdmin, EventRecord, EventStore, RegisterOutcome, StoreError, StoredEvent,
+    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, QueuedDelete,
+    RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
@@ -234,6 +235,47 @@ impl EventStore for RedbStore {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl CascadeStore for RedbStore {
+    async fn confirm_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError> {
+        let op = Op::ConfirmForward {
+            eid: *eid,
+            event_id: event_id.clone(),
+            owner: owner.clone(),
+        };
+        match self.submit(op).await? {
+            Outcome::Confirmed(found) => Ok(found),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
+        }
+    }
+
+    async fn unconfirmed_forwards(&self) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(queries::unconfirmed_forwards).await
+    }
+
+    async fn queued_deletes(&self, limit: usize) -> Result<Vec<QueuedDelete>, StoreError> {
+        self.read(move |db| queries::queued_deletes(db, limit))
+            .await
+    }
+
+    async fn queued_delete_failed(&self, id: u64, error: &str) -> Result<(), StoreError> {
+        let op = Op::QueuedFailed {
+            id,
+            error: error.to_string(),
+        };
+        self.submit(op).await.map(|_| ())
+    }
+
+    async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError> {
+        self.submit(Op::QueuedDone { id }).await.map(|_| ())
     }
 }
 

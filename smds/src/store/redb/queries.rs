@@ -3,10 +3,11 @@
 //! the async workers and one EID's events in place.
 
 use super::schema::{
-    BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, USED_TRANSACTIONS, error,
-    unreadable,
+    BY_EVENT_ID, COUNTS, DELETE_QUEUE, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, UNCONFIRMED,
+    USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
+use crate::store::QueuedDelete;
 use crate::store::{StoreError, StoredEvent};
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -45,6 +46,33 @@ pub(super) fn used_transactions(
         {
             out.push((tid, expires));
         }
+    }
+    Ok(out)
+}
+
+/// Forwarded records the Root has not acknowledged.
+pub(super) fn unconfirmed_forwards(db: &Database) -> Result<Vec<StoredEvent>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let marks = txn.open_table(UNCONFIRMED).map_err(error)?;
+    let events = txn.open_table(EVENTS).map_err(error)?;
+    let mut out = Vec::new();
+    for item in marks.iter().map_err(error)? {
+        let (k, _) = item.map_err(error)?;
+        if let Some(v) = events.get(k.value()).map_err(error)? {
+            out.push(decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// The oldest `limit` queued ES15 deletes.
+pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDelete>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
+    let mut out = Vec::new();
+    for item in queue.iter().map_err(error)?.take(limit) {
+        let (_, v) = item.map_err(error)?;
+        out.push(serde_json::from_slice(v.value()).map_err(unreadable)?);
     }
     Ok(out)
 }

@@ -23,10 +23,18 @@ pub(super) const COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ei
 /// transactionId -> when it expires (Unix seconds): ES11 transactions already used.
 pub(super) const USED_TRANSACTIONS: TableDefinition<&[u8], i64> =
     TableDefinition::new("used_transactions_v1");
+/// (EID, sequence) of forwarded records the Root has not acknowledged yet (see
+/// [`crate::store::Forwarded`]): what a restart undoes, without scanning the events.
+pub(super) const UNCONFIRMED: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("unconfirmed_forwards_v1");
+/// Queue id -> JSON of [`crate::store::QueuedDelete`]: ES15 deletes the Root has yet to receive.
+pub(super) const DELETE_QUEUE: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("es15_delete_queue_v1");
 /// Tables of earlier versions, replaced at open.
 const LEGACY: [&str; 3] = ["event_ids_v1", "event_counts_v1", "owner_event_counts_v1"];
 
 pub(super) const NEXT_OWNER: &str = "next_owner";
+pub(super) const NEXT_QUEUED: &str = "next_queued_delete";
 
 /// How many events each owner holds for one EID (owners are few per EID).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,6 +170,8 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreErr
         let mut index = txn.open_table(BY_EVENT_ID).map_err(error)?;
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
         txn.open_table(USED_TRANSACTIONS).map_err(error)?;
+        txn.open_table(UNCONFIRMED).map_err(error)?;
+        txn.open_table(DELETE_QUEUE).map_err(error)?;
         if !events.is_empty().map_err(error)?
             && (index.is_empty().map_err(error)? || counts.is_empty().map_err(error)?)
         {

@@ -176,6 +176,8 @@ async fn keeps_the_store_contract() {
     let s = RedbStore::open(&dir.path().join("b.redb"), bounded).expect("open");
     contract::bounds_per_owner_and_backstop(&s).await;
     contract::used_transactions(&s).await;
+    let s = RedbStore::open(&dir.path().join("d.redb"), WriterConfig::default()).expect("open");
+    contract::cascade_state(&s).await;
     let racing = WriterConfig {
         max_events_per_eid: 10,
         ..WriterConfig::default()

@@ -7,12 +7,14 @@
 
 use super::Bounds;
 use super::schema::{
-    self, BY_EVENT_ID, COUNTS, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_SEQ, OWNERS,
-    USED_TRANSACTIONS, error, unreadable,
+    self, BY_EVENT_ID, COUNTS, DELETE_QUEUE, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_QUEUED,
+    NEXT_SEQ, OWNERS, UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::store::{DeleteOutcome, EventRecord, RegisterOutcome, StoreError, StoredEvent};
+use crate::store::{
+    DeleteOutcome, EventRecord, QueuedDelete, RegisterOutcome, StoreError, StoredEvent,
+};
 use crate::types::EventId;
 use pki_tool::Eid;
 use redb::{Database, ReadableTable, ReadableTableMetadata};
@@ -40,6 +42,18 @@ pub(super) enum Op {
         event_id: EventId,
         owner: OwnerId,
     },
+    ConfirmForward {
+        eid: Eid,
+        event_id: EventId,
+        owner: OwnerId,
+    },
+    QueuedDone {
+        id: u64,
+    },
+    QueuedFailed {
+        id: u64,
+        error: String,
+    },
 }
 
 pub(super) enum Outcome {
@@ -49,6 +63,9 @@ pub(super) enum Outcome {
     FirstUse(bool),
     Recorded,
     Swept(u64),
+    /// Whether the forwarded record was there to confirm.
+    Confirmed(bool),
+    Done,
 }
 
 pub(super) type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
@@ -230,6 +247,13 @@ fn apply_batch(
         let mut counts = txn.open_table(COUNTS).map_err(error)?;
         let mut owners = txn.open_table(OWNERS).map_err(error)?;
         let mut used = txn.open_table(USED_TRANSACTIONS).map_err(error)?;
+        let mut unconfirmed = txn.open_table(UNCONFIRMED).map_err(error)?;
+        let mut queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
+        let mut next_queued = meta
+            .get(NEXT_QUEUED)
+            .map_err(error)?
+            .map_or(1, |v| v.value());
+        let first_queued = next_queued;
         let mut next_seq = meta.get(NEXT_SEQ).map_err(error)?.map_or(1, |v| v.value());
         let first_owner = meta
             .get(NEXT_OWNER)
@@ -257,6 +281,62 @@ fn apply_batch(
                     used.retain(|_, expires| expires >= *now).map_err(error)?;
                     let after = used.len().map_err(error)?;
                     outcomes.push(Outcome::Swept(before.saturating_sub(after)));
+                }
+                Op::ConfirmForward {
+                    eid,
+                    event_id,
+                    owner,
+                } => {
+                    let eid = eid.as_str();
+                    let number = owners
+                        .get(owner.as_str())
+                        .map_err(error)?
+                        .map_or(0, |n| n.value());
+                    let seq = index
+                        .get((eid, number, event_id.as_str()))
+                        .map_err(error)?
+                        .map(|v| v.value());
+                    let stored = match seq {
+                        Some(seq) => events
+                            .get((eid, seq))
+                            .map_err(error)?
+                            .map(|v| serde_json::from_slice::<StoredEvent>(v.value()))
+                            .transpose()
+                            .map_err(unreadable)?,
+                        None => None,
+                    };
+                    let Some(mut stored) = stored.filter(|s| s.record.forwarded.is_some()) else {
+                        outcomes.push(Outcome::Confirmed(false));
+                        continue;
+                    };
+                    if let Some(f) = stored.record.forwarded.as_mut() {
+                        f.confirmed = true;
+                    }
+                    let bytes = serde_json::to_vec(&stored).map_err(unreadable)?;
+                    events
+                        .insert((eid, stored.seq), bytes.as_slice())
+                        .map_err(error)?;
+                    unconfirmed.remove((eid, stored.seq)).map_err(error)?;
+                    outcomes.push(Outcome::Confirmed(true));
+                }
+                Op::QueuedDone { id } => {
+                    queue.remove(*id).map_err(error)?;
+                    outcomes.push(Outcome::Done);
+                }
+                Op::QueuedFailed { id, error: why } => {
+                    let entry = queue
+                        .get(*id)
+                        .map_err(error)?
+                        .map(|v| serde_json::from_slice::<QueuedDelete>(v.value()))
+                        .transpose()
+                        .map_err(unreadable)?;
+                    if let Some(mut q) = entry {
+                        q.attempts = q.attempts.saturating_add(1);
+                        q.last_error = Some(why.clone());
+                        let bytes = serde_json::to_vec(&q).map_err(unreadable)?;
+                        queue.insert(*id, bytes.as_slice()).map_err(error)?;
+                    }
+                    outcomes.push(Outcome::Done);
                 }
                 Op::Register(e) => {
                     let eid = e.eid.as_str();
@@ -298,6 +378,9 @@ fn apply_batch(
                     let bytes = serde_json::to_vec(&stored).map_err(unreadable)?;
                     events.insert((eid, seq), bytes.as_slice()).map_err(error)?;
                     index.insert(key, seq).map_err(error)?;
+                    if e.forwarded.as_ref().is_some_and(|f| !f.confirmed) {
+                        unconfirmed.insert((eid, seq), ()).map_err(error)?;
+                    }
                     outcomes.push(Outcome::Register(RegisterOutcome::Registered { seq }));
                 }
                 Op::Delete {
@@ -307,6 +390,7 @@ fn apply_batch(
                 } => {
                     // The key includes the caller: another SM-DP+'s event and an unknown one
                     // are the same miss, with the same work.
+                    let eid_value = eid;
                     let eid = eid.as_str();
                     let number = owners
                         .get(owner.as_str())
@@ -320,7 +404,26 @@ fn apply_batch(
                         outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
                         continue;
                     };
-                    events.remove((eid, seq)).map_err(error)?;
+                    let gone = events
+                        .remove((eid, seq))
+                        .map_err(error)?
+                        .map(|v| serde_json::from_slice::<StoredEvent>(v.value()))
+                        .transpose()
+                        .map_err(unreadable)?;
+                    unconfirmed.remove((eid, seq)).map_err(error)?;
+                    if let Some(f) = gone.and_then(|g| g.record.forwarded) {
+                        let queued = QueuedDelete {
+                            id: next_queued,
+                            eid: *eid_value,
+                            root_event_id: f.root_event_id,
+                            queued_at: pki_tool::time::now(),
+                            attempts: 0,
+                            last_error: None,
+                        };
+                        let bytes = serde_json::to_vec(&queued).map_err(unreadable)?;
+                        queue.insert(next_queued, bytes.as_slice()).map_err(error)?;
+                        next_queued += 1;
+                    }
                     let mut c = read_counts(&counts, eid)?;
                     c.bump(number, false);
                     write_counts(&mut counts, eid, &c)?;
@@ -329,6 +432,9 @@ fn apply_batch(
             }
         }
         meta.insert(NEXT_SEQ, next_seq).map_err(error)?;
+        if next_queued != first_queued {
+            meta.insert(NEXT_QUEUED, next_queued).map_err(error)?;
+        }
         if next_owner != first_owner {
             meta.insert(NEXT_OWNER, next_owner).map_err(error)?;
         }
