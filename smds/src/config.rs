@@ -138,8 +138,63 @@ pub struct FileConfig {
     /// Threads running connections (TLS, HTTP, ES11, ES12); default all CPUs but one, at least
     /// one.
     pub worker_threads: Option<usize>,
+    /// Which SM-DS identity of the hierarchy this server is (`2`: CERT.DS.TLS
+    /// `S_SM_DS2_TLS_...`, as `pki-tool issue dstls --instance 2` names it); default the first.
+    pub smds_instance: Option<String>,
+    /// Forward events to a Root SM-DS over ES15: this server is then an Alternative SM-DS.
+    pub cascade: Option<CascadeFile>,
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// Which EventID an Alternative SM-DS gives the Root for a forwarded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventIdMode {
+    /// A fresh random one, mapped back locally: no collisions at the Root between Alternatives
+    /// or SM-DP+s, and no SM-DP+ EventID leaves this server (the default).
+    Fresh,
+    /// The SM-DP+'s own EventID.
+    Same,
+}
+
+/// `[cascade]` as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeFile {
+    /// The Root SM-DS's address (`host[:port]`): the name its CERT.DS.TLS must carry.
+    pub root: String,
+    /// Connect to this `host:port` instead, keeping `root` as the TLS name (as curl's
+    /// `--connect-to`).
+    pub connect_to: Option<String>,
+    /// The address the Root hands devices for this server (`host[:port]`); default `hostname`.
+    pub address: Option<String>,
+    /// `fresh` (default) or `same`.
+    pub event_ids: Option<EventIdMode>,
+    /// Longest wait for the Root's answer per ES15 call, seconds (default 10).
+    pub timeout_secs: Option<u64>,
+}
+
+/// Forwarding to a Root SM-DS (see `crate::cascade`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeConfig {
+    pub root: String,
+    pub connect_to: Option<String>,
+    pub address: Option<String>,
+    pub event_ids: EventIdMode,
+    pub timeout: Duration,
+}
+
+impl From<CascadeFile> for CascadeConfig {
+    fn from(f: CascadeFile) -> Self {
+        CascadeConfig {
+            root: f.root,
+            connect_to: f.connect_to,
+            address: f.address,
+            event_ids: f.event_ids.unwrap_or(EventIdMode::Fresh),
+            timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
+        }
+    }
 }
 
 /// Why a configuration file cannot be used; names the file.
@@ -249,6 +304,10 @@ pub struct Config {
     /// 54-93 us less CPU per discovery than two (fewer wake-ups and migrations) for 5-13% fewer
     /// discoveries per second (see the README's ES11 figures).
     pub worker_threads: usize,
+    /// Which SM-DS identity of the hierarchy this server is; `None`: the first.
+    pub smds_instance: Option<String>,
+    /// Forwarding to a Root SM-DS; `None`: this server forwards nothing.
+    pub cascade: Option<CascadeConfig>,
     pub limits: Limits,
 }
 
@@ -326,6 +385,8 @@ impl Config {
                 .filter(|n| *n > 0)
                 .unwrap_or_else(default_worker_threads)
                 .min(1024),
+            smds_instance: file.smds_instance,
+            cascade: file.cascade.map(CascadeConfig::from),
             limits: file.limits,
         }
     }
@@ -420,6 +481,29 @@ impl Config {
             "tls13_session_tickets".into(),
             Value::Integer(i64::try_from(self.tls13_session_tickets).unwrap_or(8)),
         );
+        if let Some(i) = &self.smds_instance {
+            t.insert("smds_instance".into(), Value::String(i.clone()));
+        }
+        if let Some(c) = &self.cascade {
+            let mut cascade = toml::Table::new();
+            cascade.insert("root".into(), Value::String(c.root.clone()));
+            if let Some(to) = &c.connect_to {
+                cascade.insert("connect_to".into(), Value::String(to.clone()));
+            }
+            if let Some(a) = &c.address {
+                cascade.insert("address".into(), Value::String(a.clone()));
+            }
+            let mode = match c.event_ids {
+                EventIdMode::Fresh => "fresh",
+                EventIdMode::Same => "same",
+            };
+            cascade.insert("event_ids".into(), Value::String(mode.into()));
+            cascade.insert(
+                "timeout_secs".into(),
+                Value::Integer(i64::try_from(c.timeout.as_secs()).unwrap_or(10)),
+            );
+            t.insert("cascade".into(), Value::Table(cascade));
+        }
         if let Ok(limits) = Value::try_from(&self.limits) {
             t.insert("limits".into(), limits);
         }

@@ -174,10 +174,10 @@ pub fn es12(data: &[u8]) {
     };
     f.runtime.block_on(async {
         if let Ok(req) = RegisterEventRequest::parse(&body) {
-            let _ = crate::es12::register_event(f.store.as_ref(), &f.peer, req, 0).await;
+            let _ = crate::es12::register_event(f.store.as_ref(), None, &f.peer, req, 0).await;
         }
         if let Ok(req) = DeleteEventRequest::parse(&body) {
-            let _ = crate::es12::delete_event(f.store.as_ref(), &f.peer, req).await;
+            let _ = crate::es12::delete_event(f.store.as_ref(), None, &f.peer, req).await;
         }
     });
 }

@@ -16,6 +16,7 @@
 pub mod asn1;
 pub(crate) mod auth;
 pub(crate) mod blocking;
+pub mod cascade;
 pub mod config;
 pub(crate) mod es11;
 pub(crate) mod es12;

@@ -85,6 +85,8 @@ impl Credential {
 #[derive(Debug, Clone)]
 pub struct ServerPki {
     pub root: PathBuf,
+    /// Which SM-DS identity of the hierarchy (`2` for S_SM_DS2_TLS_...); `None`: the first.
+    pub instance: Option<String>,
     /// Trusted CIs (one per curve found).
     pub cis: Vec<Certificate>,
     /// The file of each of `cis`.
@@ -147,8 +149,16 @@ fn credential(
 impl ServerPki {
     /// Loads and checks the credentials in `root` at time `now`.
     pub fn load(root: &Path, now: i64) -> Result<Self, PkiError> {
+        Self::load_instance(root, now, None)
+    }
+
+    /// Loads and checks the credentials of SM-DS `instance` in `root` at time `now`: its
+    /// CERT.DS.TLS, and its CERT.DSauth where the hierarchy has one for that instance (else
+    /// the first SM-DS's, which any SM-DS under the same CI may sign with just as well).
+    pub fn load_instance(root: &Path, now: i64, instance: Option<&str>) -> Result<Self, PkiError> {
         let layout = hierarchy::layout_at(root)?;
         let slot = |role, curve| Slot::in_layout(layout, role, curve, None);
+        let own = |role, curve| Slot::in_layout(layout, role, curve, instance.map(str::to_string));
         let mut cis = Vec::new();
         let mut ci_files = Vec::new();
         for curve in Curve::ALL {
@@ -180,13 +190,17 @@ impl ServerPki {
                     .join(" or "),
             });
         }
-        let ds_tls = credential(root, &slot(Role::Dstls, Curve::NistP256), &cis, now)?;
+        let ds_tls = credential(root, &own(Role::Dstls, Curve::NistP256), &cis, now)?;
         if ds_tls.key.curve() != Curve::NistP256 {
             return Err(PkiError::DsTlsCurve(ds_tls.path));
         }
         let mut ds_auth = Vec::new();
         for curve in Curve::ALL {
-            let auth = slot(Role::Dsauth, curve);
+            let auth = if own(Role::Dsauth, curve).cert_der(root).exists() {
+                own(Role::Dsauth, curve)
+            } else {
+                slot(Role::Dsauth, curve)
+            };
             if auth.cert_der(root).exists() {
                 ds_auth.push(credential(root, &auth, &cis, now)?);
             }
@@ -216,6 +230,7 @@ impl ServerPki {
             .find_map(|n| n.strip_prefix("dns:").map(str::to_string));
         Ok(ServerPki {
             root: root.to_path_buf(),
+            instance: instance.map(str::to_string),
             cis,
             ci_files,
             ds_tls,

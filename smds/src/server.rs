@@ -2,6 +2,7 @@
 //! end-to-end tests, which run real servers on loopback ports.
 
 use crate::auth::{SessionKeyError, SessionKeys};
+use crate::cascade::Cascade;
 use crate::config::Config;
 use crate::es11::Es11;
 use crate::pki::ServerPki;
@@ -22,6 +23,8 @@ use tokio::task::JoinHandle;
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Cascade(String),
     #[error("ES11 session key: {0}")]
     SessionKey(#[from] SessionKeyError),
     #[error("{}: {source}", path.display())]
@@ -160,6 +163,7 @@ pub struct Reloader {
     state: std::sync::Weak<AppState>,
     certificate: Arc<ServerCertificate>,
     pki_root: PathBuf,
+    pki_instance: Option<String>,
     hostname: String,
     sessions: Arc<SessionKeys>,
 }
@@ -174,10 +178,13 @@ impl Reloader {
             return Err("the server has stopped".into());
         };
         let root = self.pki_root.clone();
+        let instance = self.pki_instance.clone();
         let now = state.now();
-        let loaded = tokio::task::spawn_blocking(move || ServerPki::load(&root, now))
-            .await
-            .map_err(|e| format!("reload task failed: {e}"))?;
+        let loaded = tokio::task::spawn_blocking(move || {
+            ServerPki::load_instance(&root, now, instance.as_deref())
+        })
+        .await
+        .map_err(|e| format!("reload task failed: {e}"))?;
         let pki = match loaded {
             Ok(p) => p,
             Err(e) => {
@@ -348,15 +355,30 @@ impl Server {
             sessions.clone(),
             revocation.clone(),
         );
+        let cascade = match &cfg.cascade {
+            Some(c) => match Cascade::new(c, pki, hostname.clone(), store.clone()) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    store.shutdown().await;
+                    return Err(StartError::Cascade(e));
+                }
+            },
+            None => None,
+        };
         let state = Arc::new(AppState::new(
             store.clone(),
             es11,
             verifier,
             cfg.limits.clone(),
             clock,
+            cascade.clone(),
         ));
         state.set_certificates(pki.summaries());
         let (stop, rx) = watch::channel(false);
+        if let Some(c) = cascade {
+            tracing::info!(root = %c.root(), "forwarding to the Root SM-DS (ES15)");
+            tokio::spawn(c.run_queue(rx.clone()));
+        }
         if let Some(every) = cfg.crl_poll {
             tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));
         }
@@ -405,6 +427,7 @@ impl Server {
             state: Arc::downgrade(&state),
             certificate,
             pki_root: pki.root.clone(),
+            pki_instance: pki.instance.clone(),
             hostname,
             sessions,
         };

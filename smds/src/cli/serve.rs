@@ -249,7 +249,8 @@ pub async fn run(log_format: &str, cfg: Config) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?,
     };
-    let server_pki = ServerPki::load(&pki_dir, now).map_err(|e| e.to_string())?;
+    let server_pki = ServerPki::load_instance(&pki_dir, now, cfg.smds_instance.as_deref())
+        .map_err(|e| e.to_string())?;
     warn_expiring(&server_pki, now);
     let hostname = cfg
         .hostname

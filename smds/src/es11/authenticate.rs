@@ -217,12 +217,23 @@ pub async fn authenticate_client(
         .await
         .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??
     };
+    // A forward the Root has not acknowledged is not an event yet (see `crate::cascade`).
+    let events = events
+        .into_iter()
+        .filter(|e| e.record.forwarded.as_ref().is_none_or(|f| f.confirmed));
     let selected: Vec<_> = match &euicc.matching_id {
-        None => events,
+        None => events.collect(),
         Some(event_id) => {
+            // At an Alternative SM-DS the LPA comes from the Root with the EventID the Root
+            // holds; the answer carries the SM-DP+'s own.
             let one: Vec<_> = events
-                .into_iter()
-                .filter(|e| e.record.event_id.as_str() == event_id)
+                .filter(|e| {
+                    e.record.event_id.as_str() == event_id
+                        || e.record
+                            .forwarded
+                            .as_ref()
+                            .is_some_and(|f| f.root_event_id.as_str() == event_id)
+                })
                 .collect();
             if one.is_empty() {
                 return Err(Es11Error::UnknownMatchingId);

@@ -22,6 +22,14 @@ pub enum Es12Error {
     /// No such event, or one registered by another SM-DP+ (deliberately the same).
     #[error("no event identified by this eventId exists for this EID")]
     UnknownEvent,
+    /// An Alternative SM-DS's Root refused the forwarded registration (its code and message);
+    /// nothing was kept.
+    #[error("the Root SM-DS refused the cascaded registration: {0}")]
+    CascadeRefused(String),
+    /// The Root could not be reached or did not answer in time; nothing was kept here, and any
+    /// copy the Root may have made is being deleted.
+    #[error("the Root SM-DS could not be reached: {0}")]
+    CascadeUnreachable(String),
     /// The store failed; the message says no more than the caller can act on.
     #[error("{}", store_message(.0))]
     Store(StoreError),
@@ -45,6 +53,8 @@ impl FunctionError for Es12Error {
             Es12Error::EventsFull | Es12Error::EidBackstop => codes::EID_EVENTS_FULL,
             Es12Error::Duplicate => codes::EVENT_DUPLICATED,
             Es12Error::UnknownEvent => codes::EVENT_UNKNOWN,
+            Es12Error::CascadeRefused(_) => codes::CASCADE_REFUSED,
+            Es12Error::CascadeUnreachable(_) => codes::CASCADE_UNREACHABLE,
             Es12Error::Store(e) => match e.root() {
                 StoreError::DiskFull => codes::INSUFFICIENT_MEMORY,
                 _ => codes::EXECUTION_ERROR,

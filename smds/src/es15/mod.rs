@@ -26,7 +26,7 @@ pub async fn register_event(
         forwarding_indicator: false,
         ..req
     };
-    es12::register_event(store, peer, req, now).await
+    es12::register_event(store, None, peer, req, now).await
 }
 
 /// ES15.DeleteEvent: only the SM-DS that registered the record may delete it.
@@ -35,5 +35,5 @@ pub async fn delete_event(
     peer: &PeerIdentity,
     req: DeleteEventRequest,
 ) -> Result<(), Es12Error> {
-    es12::delete_event(store, peer, req).await
+    es12::delete_event(store, None, peer, req).await
 }

@@ -3,11 +3,11 @@
 //! test can send what a broken SM-DP+ would.
 
 use super::LabError;
-use crate::sgp22::requests::Field;
+use crate::sgp22::requests;
 use crate::transport::tls;
 use pki_tool::Role;
 use pki_tool::hierarchy::{read_cert_chain, read_key};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,33 +40,12 @@ pub fn smdp_tls_config(
     Ok(Arc::new(cfg))
 }
 
-fn header(call_id: &str) -> Value {
-    let mut h = serde_json::Map::new();
-    h.insert(
-        Field::FunctionRequesterIdentifier.json_name().into(),
-        "smds-lab-client".into(),
-    );
-    h.insert(
-        Field::FunctionCallIdentifier.json_name().into(),
-        call_id.into(),
-    );
-    Value::Object(h)
-}
+/// The functionRequesterIdentifier the lab's SM-DP+ sends.
+const REQUESTER: &str = "smds-lab-client";
 
 /// A fresh functionCallIdentifier.
 pub fn call_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn body(fields: &[(Field, Value)]) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert(Field::Header.json_name().into(), header(&call_id()));
-    for (f, v) in fields {
-        m.insert(f.json_name().into(), v.clone());
-    }
-    Value::Object(m)
+    requests::call_id()
 }
 
 /// The ES12.RegisterEvent body.
@@ -76,18 +55,10 @@ pub fn register_event_body(
     rsp_server_address: &str,
     forwarding: Option<bool>,
 ) -> Value {
-    let mut fields = vec![
-        (Field::Eid, json!(eid)),
-        (Field::EventId, json!(event_id)),
-        (Field::RspServerAddress, json!(rsp_server_address)),
-    ];
-    if let Some(f) = forwarding {
-        fields.push((Field::ForwardingIndicator, Value::Bool(f)));
-    }
-    body(&fields)
+    requests::register_event_body(REQUESTER, eid, event_id, rsp_server_address, forwarding)
 }
 
 /// The ES12.DeleteEvent body.
 pub fn delete_event_body(eid: &str, event_id: &str) -> Value {
-    body(&[(Field::Eid, json!(eid)), (Field::EventId, json!(event_id))])
+    requests::delete_event_body(REQUESTER, eid, event_id)
 }

@@ -53,6 +53,11 @@ pub const EVENT_ID_MISSING: StatusCode = code("8.9.5", "2.2");
 pub const EVENT_DUPLICATED: StatusCode = code("8.9.5", "3.3");
 /// 8.9.5 / 3.9: no event identified by this EventID exists for this EID (also ES11 matchingId).
 pub const EVENT_UNKNOWN: StatusCode = code("8.9.5", "3.9");
+/// 8.9 SM-DS / 4.2 Execution error: the Root SM-DS refused the cascaded registration (ES12 at
+/// an Alternative SM-DS; euicc-go's wording "cascade SM-DS registration has failed").
+pub const CASCADE_REFUSED: StatusCode = code("8.9", "4.2");
+/// 8.9 SM-DS / 5.1 Inaccessible: the Root SM-DS could not be reached or did not answer in time.
+pub const CASCADE_UNREACHABLE: StatusCode = code("8.9", "5.1");
 
 // ES11 common mutual authentication and event retrieval.
 

@@ -17,6 +17,63 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use pki_tool::Eid;
 use serde_json::{Map, Value};
 
+/// A fresh functionCallIdentifier: 16 hex digits.
+pub fn call_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An ES12/ES15 request body: the header (`requester`, a fresh call id), then `fields`.
+fn event_body(requester: &str, fields: &[(Field, Value)]) -> Value {
+    let mut h = Map::new();
+    h.insert(
+        Field::FunctionRequesterIdentifier.json_name().into(),
+        requester.into(),
+    );
+    h.insert(
+        Field::FunctionCallIdentifier.json_name().into(),
+        call_id().into(),
+    );
+    let mut m = Map::new();
+    m.insert(Field::Header.json_name().into(), Value::Object(h));
+    for (f, v) in fields {
+        m.insert(f.json_name().into(), v.clone());
+    }
+    Value::Object(m)
+}
+
+/// The ES12/ES15.RegisterEvent body, as an SM-DP+ (or an Alternative SM-DS) sends it; the
+/// values as given (unchecked), so that a test can send what a broken peer would.
+pub fn register_event_body(
+    requester: &str,
+    eid: &str,
+    event_id: &str,
+    rsp_server_address: &str,
+    forwarding: Option<bool>,
+) -> Value {
+    let mut fields = vec![
+        (Field::Eid, Value::from(eid)),
+        (Field::EventId, Value::from(event_id)),
+        (Field::RspServerAddress, Value::from(rsp_server_address)),
+    ];
+    if let Some(f) = forwarding {
+        fields.push((Field::ForwardingIndicator, Value::Bool(f)));
+    }
+    event_body(requester, &fields)
+}
+
+/// The ES12/ES15.DeleteEvent body.
+pub fn delete_event_body(requester: &str, eid: &str, event_id: &str) -> Value {
+    event_body(
+        requester,
+        &[
+            (Field::Eid, Value::from(eid)),
+            (Field::EventId, Value::from(event_id)),
+        ],
+    )
+}
+
 /// A request field of the JSON binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {

@@ -219,6 +219,14 @@ pub trait CascadeStore: Send + Sync {
         event_id: &EventId,
         owner: &OwnerId,
     ) -> Result<bool, StoreError>;
+    /// Deletes a forwarded record the Root refused (so holds nothing) without queueing an ES15
+    /// delete; false when there is no such record of `owner`'s.
+    async fn discard_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError>;
     /// Forwarded records the Root never acknowledged (a crash while the ES15 call was out).
     async fn unconfirmed_forwards(&self) -> Result<Vec<StoredEvent>, StoreError>;
     /// Queued ES15 deletes, oldest first, at most `limit`.

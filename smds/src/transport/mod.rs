@@ -40,6 +40,8 @@ pub struct AppState {
     pub(crate) started: std::time::Instant,
     /// The certificates configured now (replaced on reload), for metrics and readiness.
     certificates: std::sync::RwLock<Arc<Vec<crate::pki::CertificateSummary>>>,
+    /// The link to the Root SM-DS, at an Alternative SM-DS.
+    pub cascade: Option<Arc<crate::cascade::Cascade>>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
         verifier: Arc<Sgp22ClientVerifier>,
         limits: Limits,
         clock: Option<Clock>,
+        cascade: Option<Arc<crate::cascade::Cascade>>,
     ) -> Self {
         let budget = limits
             .max_inflight_body_bytes
@@ -67,6 +70,7 @@ impl AppState {
             next_request_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             certificates: std::sync::RwLock::new(Arc::new(Vec::new())),
+            cascade,
         }
     }
 

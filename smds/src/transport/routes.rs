@@ -184,7 +184,7 @@ async fn call(
             state,
             async {
                 let req = RegisterEventRequest::parse(body)?;
-                es12::register_event(store, p, req, state.now())
+                es12::register_event(store, state.cascade.as_deref(), p, req, state.now())
                     .await
                     .map(|()| Map::new())
             }
@@ -194,7 +194,9 @@ async fn call(
             state,
             async {
                 let req = DeleteEventRequest::parse(body)?;
-                es12::delete_event(store, p, req).await.map(|()| Map::new())
+                es12::delete_event(store, state.cascade.as_deref(), p, req)
+                    .await
+                    .map(|()| Map::new())
             }
             .await,
         ),

@@ -144,6 +144,8 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         event_ttl: None,
         tls13_session_tickets: 0,
         worker_threads: 2,
+        smds_instance: None,
+        cascade: None,
         limits,
     }
 }

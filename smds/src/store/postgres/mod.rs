@@ -233,8 +233,10 @@ impl PgStore {
         eid: &Eid,
         event_id: &EventId,
         owner: &OwnerId,
+        queue_forward: bool,
     ) -> Result<DeleteOutcome, tokio_postgres::Error> {
-        // A forwarded record's ES15 delete is queued by the same statement.
+        // A forwarded record's ES15 delete is queued by the same statement (unless the Root
+        // refused it: $5 false).
         let delete = client
             .prepare_cached(
                 "WITH gone AS (
@@ -242,7 +244,8 @@ impl PgStore {
                      RETURNING eid, root_event_id),
                  queued AS (
                      INSERT INTO smds_es15_delete_queue (eid, root_event_id, queued_at)
-                     SELECT eid, root_event_id, $4 FROM gone WHERE root_event_id IS NOT NULL)
+                     SELECT eid, root_event_id, $4 FROM gone
+                     WHERE root_event_id IS NOT NULL AND $5)
                  SELECT count(*) FROM gone",
             )
             .await?;
@@ -255,7 +258,8 @@ impl PgStore {
             .await?;
         let (eid, owner, event_id) = (eid.as_str(), owner.as_str(), event_id.as_str());
         let now = pki_tool::time::now();
-        let delete_params: [&(dyn ToSql + Sync); 4] = [&eid, &owner, &event_id, &now];
+        let delete_params: [&(dyn ToSql + Sync); 5] =
+            [&eid, &owner, &event_id, &now, &queue_forward];
         let unlock_params: [&(dyn ToSql + Sync); 1] = [&eid];
         let (begin, deleted, unlocked, commit) = tokio::join!(
             biased;
@@ -358,7 +362,7 @@ impl EventStore for PgStore {
     ) -> Result<DeleteOutcome, StoreError> {
         self.bounded(async {
             let client = self.client().await?;
-            retrying(|| self.delete_once(&client, eid, event_id, owner)).await
+            retrying(|| self.delete_once(&client, eid, event_id, owner, true)).await
         })
         .await
     }
@@ -465,6 +469,21 @@ impl CascadeStore for PgStore {
             )
             .await?;
         Ok(n > 0)
+    }
+
+    async fn discard_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError> {
+        let outcome = self
+            .bounded(async {
+                let client = self.client().await?;
+                retrying(|| self.delete_once(&client, eid, event_id, owner, false)).await
+            })
+            .await?;
+        Ok(outcome == DeleteOutcome::Deleted)
     }
 
     async fn unconfirmed_forwards(&self) -> Result<Vec<StoredEvent>, StoreError> {

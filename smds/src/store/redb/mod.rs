@@ -174,6 +174,7 @@ impl EventStore for RedbStore {
             eid: *eid,
             event_id: event_id.clone(),
             owner: owner.clone(),
+            queue_forward: true,
         };
         match self.submit(op).await? {
             Outcome::Delete(d) => Ok(d),
@@ -253,6 +254,24 @@ impl CascadeStore for RedbStore {
         };
         match self.submit(op).await? {
             Outcome::Confirmed(found) => Ok(found),
+            _ => Err(StoreError::Backend(MISMATCHED.into())),
+        }
+    }
+
+    async fn discard_forward(
+        &self,
+        eid: &Eid,
+        event_id: &EventId,
+        owner: &OwnerId,
+    ) -> Result<bool, StoreError> {
+        let op = Op::Delete {
+            eid: *eid,
+            event_id: event_id.clone(),
+            owner: owner.clone(),
+            queue_forward: false,
+        };
+        match self.submit(op).await? {
+            Outcome::Delete(d) => Ok(d == DeleteOutcome::Deleted),
             _ => Err(StoreError::Backend(MISMATCHED.into())),
         }
     }

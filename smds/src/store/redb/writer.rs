@@ -41,6 +41,8 @@ pub(super) enum Op {
         eid: Eid,
         event_id: EventId,
         owner: OwnerId,
+        /// Queue the ES15 delete of a forwarded record (false: the Root refused it).
+        queue_forward: bool,
     },
     ConfirmForward {
         eid: Eid,
@@ -387,6 +389,7 @@ fn apply_batch(
                     eid,
                     event_id,
                     owner,
+                    queue_forward,
                 } => {
                     // The key includes the caller: another SM-DP+'s event and an unknown one
                     // are the same miss, with the same work.
@@ -411,7 +414,10 @@ fn apply_batch(
                         .transpose()
                         .map_err(unreadable)?;
                     unconfirmed.remove((eid, seq)).map_err(error)?;
-                    if let Some(f) = gone.and_then(|g| g.record.forwarded) {
+                    if let Some(f) = gone
+                        .and_then(|g| g.record.forwarded)
+                        .filter(|_| *queue_forward)
+                    {
                         let queued = QueuedDelete {
                             id: next_queued,
                             eid: *eid_value,

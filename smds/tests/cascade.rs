@@ -1,0 +1,338 @@
+//! The ES15 cascade end to end: an SM-DP+ registers at an Alternative SM-DS (DS2, SAN
+//! 2.999.15.2, `testsmds1.example.com`) with forwarding; the Root (DS1) then hands devices the
+//! Alternative's address and a fresh EventID, and discovery at the Alternative with that EventID
+//! returns the SM-DP+'s entry. Deletions reach the Root, also after it was down; a Root that is
+//! down or refuses leaves nothing behind. Two real servers on loopback, the Alternative on both
+//! event stores.
+
+mod support;
+
+use pki_tool::hierarchy::{Hierarchy, IssueOptions};
+use pki_tool::{Curve, Role};
+use smds::config::{CascadeConfig, Config, EventIdMode, Limits};
+use smds::lab::https::Endpoint;
+use smds::lab::lpa::{self, Discovery, DiscoveryOptions};
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::pki::ServerPki;
+use smds::server::Server;
+use smds::sgp22::paths::path;
+use smds::sgp22::{Es11PathFamily, FunctionResult};
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+const ALT_NAME: &str = "testsmds1.example.com";
+
+fn issue_ds2(pki: &Path) {
+    let h = Hierarchy::open(pki).expect("open");
+    let mut sets = std::collections::BTreeMap::new();
+    sets.insert("smds_rid".to_string(), "2.999.15.2".to_string());
+    sets.insert("smds_fqdn".to_string(), ALT_NAME.to_string());
+    h.issue(&IssueOptions {
+        role: Role::Dstls,
+        curve: Curve::NistP256,
+        instance: Some("2".into()),
+        eid: None,
+        sets,
+        key: None,
+        force: false,
+        now: pki_tool::time::now(),
+    })
+    .expect("issue DS2 TLS");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_root(lab: &Lab, port: u16, limits: Limits) -> Server {
+    let cfg = Config {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        ..loopback_config(&lab.pki, &lab.tmp.0.join("root"), limits)
+    };
+    start(&lab.pki, &cfg, None).await
+}
+
+fn alternative_config(lab: &Lab, root_port: u16) -> Config {
+    Config {
+        smds_instance: Some("2".into()),
+        cascade: Some(CascadeConfig {
+            root: format!("localhost:{root_port}"),
+            connect_to: None,
+            address: None,
+            event_ids: EventIdMode::Fresh,
+            timeout: Duration::from_secs(3),
+        }),
+        ..loopback_config(&lab.pki, &lab.tmp.0.join("alternative"), Limits::default())
+    }
+}
+
+async fn start_alternative(lab: &Lab, cfg: &Config) -> Server {
+    let pki = ServerPki::load_instance(&lab.pki, pki_tool::time::now(), Some("2")).expect("DS2");
+    Server::start(cfg, &pki, None)
+        .await
+        .expect("alternative starts")
+}
+
+/// A discovery at `server` as the LPA reaches it by `name`: (eventId, rspServerAddress) pairs.
+async fn discover_at(
+    lab: &Lab,
+    server: &Server,
+    name: &str,
+    matching_id: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
+    let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    let port = server.addr.port();
+    let opts = DiscoveryOptions {
+        endpoint: Endpoint::parse(&format!("https://{name}:{port}"))
+            .and_then(|e| e.with_connect_to(&format!("127.0.0.1:{port}")))
+            .expect("endpoint"),
+        address: name.to_string(),
+        tls: lpa_tls(&lab.pki),
+        paths: Es11PathFamily::Es9Plus,
+        matching_id: matching_id.map(str::to_string),
+        timeout: Duration::from_secs(10),
+        now: pki_tool::time::now(),
+    };
+    match lpa::discover(&euicc, &opts).await.expect("an answer") {
+        Discovery::Events { entries, .. } => Ok(entries
+            .into_iter()
+            .map(|e| (e.event_id, e.rsp_server_address))
+            .collect()),
+        Discovery::Failed { step, result } => {
+            Err(format!("{step} {}", result.code().unwrap_or_default()))
+        }
+    }
+}
+
+async fn smdp_call(alt: &Server, lab: &Lab, p: &str, body: serde_json::Value) -> FunctionResult {
+    // The SM-DP+ reaches the Alternative by its name, as it would in a real ecosystem.
+    let port = alt.addr.port();
+    let endpoint = Endpoint::parse(&format!("https://{ALT_NAME}:{port}"))
+        .and_then(|e| e.with_connect_to(&format!("127.0.0.1:{port}")))
+        .expect("endpoint");
+    let mut conn = smds::lab::https::Connection::open(
+        &endpoint,
+        smdp(&lab.pki, "", &lab.pki),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connects");
+    conn.call(p, &body).await.expect("answer")
+}
+
+fn register(event_id: &str, forwarding: bool) -> serde_json::Value {
+    smds::lab::smdp::register_event_body(
+        EID,
+        event_id,
+        "smdp.example.com",
+        forwarding.then_some(true),
+    )
+}
+
+fn delete(event_id: &str) -> serde_json::Value {
+    smds::lab::smdp::delete_event_body(EID, event_id)
+}
+
+/// Polls `f` for up to 20 s until it holds.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 20 s");
+}
+
+async fn cascade_end_to_end(store: StoreKind) {
+    let lab = Lab::new("cascade");
+    issue_ds2(&lab.pki);
+    let root_port = free_port();
+    let root = start_root(&lab, root_port, Limits::default()).await;
+    let (cfg, _pg) = store.apply(alternative_config(&lab, root_port));
+    let alt = start_alternative(&lab, &cfg).await;
+
+    // Forwarded: the Root shows the Alternative under a fresh EventID; following it at the
+    // Alternative gives the SM-DP+'s entry.
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("ev-1", true),
+    )
+    .await;
+    assert!(r.is_success(), "{:?}", r.body);
+    let at_root = discover_at(&lab, &root, "localhost", None)
+        .await
+        .expect("root");
+    assert_eq!(at_root.len(), 1, "{at_root:?}");
+    let (root_event_id, address) = at_root[0].clone();
+    assert_eq!(address, ALT_NAME);
+    assert!(
+        root_event_id.starts_with("fwd-") && root_event_id != "ev-1",
+        "{root_event_id}"
+    );
+    let followed = discover_at(&lab, &alt, ALT_NAME, Some(&root_event_id))
+        .await
+        .expect("alt");
+    assert_eq!(
+        followed,
+        [("ev-1".to_string(), "smdp.example.com".to_string())]
+    );
+
+    // Not forwarded: the Root sees nothing of it.
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("ev-local", false),
+    )
+    .await;
+    assert!(r.is_success(), "{:?}", r.body);
+    assert_eq!(
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .expect("root")
+            .len(),
+        1
+    );
+    let at_alt = discover_at(&lab, &alt, ALT_NAME, None).await.expect("alt");
+    assert_eq!(at_alt.len(), 2, "{at_alt:?}");
+
+    // Deleted at the Alternative: gone at the Root too.
+    let r = smdp_call(&alt, &lab, path::ES12_DELETE_EVENT, delete("ev-1")).await;
+    assert!(r.is_success(), "{:?}", r.body);
+    eventually("the Root's record deleted", async || {
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .is_ok_and(|v| v.is_empty())
+    })
+    .await;
+
+    // A forwarded event, then the Root goes down: a delete succeeds here and reaches the Root
+    // once it is back; a forwarded registration fails with 8.9/5.1 and leaves nothing.
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("ev-2", true),
+    )
+    .await;
+    assert!(r.is_success(), "{:?}", r.body);
+    root.stop().await;
+    let r = smdp_call(&alt, &lab, path::ES12_DELETE_EVENT, delete("ev-2")).await;
+    assert!(
+        r.is_success(),
+        "a delete does not wait for the Root: {:?}",
+        r.body
+    );
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("ev-3", true),
+    )
+    .await;
+    assert_eq!(r.code(), Some("8.9/5.1".into()), "{:?}", r.body);
+    let r = smdp_call(&alt, &lab, path::ES12_DELETE_EVENT, delete("ev-3")).await;
+    assert_eq!(
+        r.code(),
+        Some("8.9.5/3.9".into()),
+        "nothing kept: {:?}",
+        r.body
+    );
+    let at_alt = discover_at(&lab, &alt, ALT_NAME, None).await.expect("alt");
+    assert_eq!(
+        at_alt,
+        [("ev-local".to_string(), "smdp.example.com".to_string())]
+    );
+    let queued = alt.state.cascade.as_ref().expect("cascade");
+    eventually("a failed delivery counted", async || {
+        queued.metrics.figures().delivery_failures > 0
+    })
+    .await;
+
+    let root = start_root(&lab, root_port, Limits::default()).await;
+    assert_eq!(
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .expect("root")
+            .len(),
+        1,
+        "ev-2 still at the Root while it was down"
+    );
+    eventually("the queued delete delivered", async || {
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .is_ok_and(|v| v.is_empty())
+            && queued.metrics.figures().depth == 0
+    })
+    .await;
+    alt.stop().await;
+    root.stop().await;
+}
+
+on_both_stores!(cascade_end_to_end);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_the_root_leaves_nothing_anywhere() {
+    let lab = Lab::new("cascade-refused");
+    issue_ds2(&lab.pki);
+    let root_port = free_port();
+    // The Root keeps one event per EID and owner: the second forward is refused there.
+    let limits = Limits {
+        max_events_per_eid: 1,
+        ..Limits::default()
+    };
+    let root = start_root(&lab, root_port, limits).await;
+    let alt = start_alternative(&lab, &alternative_config(&lab, root_port)).await;
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("first", true),
+    )
+    .await;
+    assert!(r.is_success(), "{:?}", r.body);
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("second", true),
+    )
+    .await;
+    assert_eq!(r.code(), Some("8.9/4.2".into()), "{:?}", r.body);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("8.1.1/4.8"),
+        "the Root's own code is passed on: {:?}",
+        r.message
+    );
+    let r = smdp_call(&alt, &lab, path::ES12_DELETE_EVENT, delete("second")).await;
+    assert_eq!(
+        r.code(),
+        Some("8.9.5/3.9".into()),
+        "nothing kept: {:?}",
+        r.body
+    );
+    let at_root = discover_at(&lab, &root, "localhost", None)
+        .await
+        .expect("root");
+    assert_eq!(at_root.len(), 1, "only the first: {at_root:?}");
+    let figures = alt
+        .state
+        .cascade
+        .as_ref()
+        .expect("cascade")
+        .metrics
+        .figures();
+    assert_eq!((figures.refused, figures.depth), (1, 0), "{figures:?}");
+    alt.stop().await;
+    root.stop().await;
+}
