@@ -66,6 +66,7 @@ fn alternative_config(lab: &Lab, root_port: u16) -> Config {
             event_ids: EventIdMode::Fresh,
             timeout: Duration::from_secs(3),
         }),
+        admin_listen: Some("127.0.0.1:0".parse().expect("addr")),
         ..loopback_config(&lab.pki, &lab.tmp.0.join("alternative"), Limits::default())
     }
 }
@@ -255,6 +256,28 @@ async fn cascade_end_to_end(store: StoreKind) {
         queued.metrics.figures().delivery_failures > 0
     })
     .await;
+
+    // What operators see meanwhile: two queued deletes (ev-2's, and ev-3's, whose copy the
+    // Root might have made before it went silent) and their failures.
+    let admin = alt.admin_addr.expect("admin listener");
+    let view = admin_get(admin, "/admin/cascade").await;
+    let json = view.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+    assert_eq!(doc["queue_depth"], 2, "{doc}");
+    assert!(
+        doc["queued_deletes"][0]["attempts"].as_u64() >= Some(1),
+        "{doc}"
+    );
+    assert!(doc["queued_deletes"][0]["last_error"].is_string(), "{doc}");
+    assert_eq!(doc["awaiting_root"], serde_json::json!([]), "{doc}");
+    let metrics = admin_get(admin, "/metrics").await;
+    for name in [
+        "smds_cascade_queue_depth ",
+        "smds_cascade_forwards_unreachable_total 1",
+        "smds_cascade_delete_failures_total",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
 
     let root = start_root(&lab, root_port, Limits::default()).await;
     assert_eq!(

@@ -6,8 +6,9 @@ use crate::sgp22::paths::path;
 use crate::sgp22::requests;
 use crate::store::QueuedDelete;
 use crate::types::LoggedEid;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -18,15 +19,16 @@ const MAX_BACKOFF_SECS: i64 = 300;
 /// Longest sleep between two rounds when nothing wakes the task.
 const POLL: Duration = Duration::from_secs(5);
 
-/// The queue as operators see it (`/metrics`, the admin view).
+/// The cascade as operators see it (`/metrics`, registered by [`QueueMetrics::register`], and
+/// the admin view).
 #[derive(Debug, Default)]
 pub struct QueueMetrics {
-    depth: AtomicI64,
-    oldest_age_secs: AtomicI64,
-    delivery_failures: AtomicU64,
-    refused: AtomicU64,
-    unreachable: AtomicU64,
-    undone: AtomicU64,
+    depth: Gauge,
+    oldest_age_secs: Gauge,
+    delivery_failures: Counter,
+    refused: Counter,
+    unreachable: Counter,
+    undone: Counter,
 }
 
 /// A snapshot of [`QueueMetrics`].
@@ -48,22 +50,56 @@ pub struct QueueFigures {
 
 impl QueueMetrics {
     pub(super) fn refused(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.refused.inc();
     }
 
     pub(super) fn unreachable(&self) {
-        self.unreachable.fetch_add(1, Ordering::Relaxed);
+        self.unreachable.inc();
     }
 
     pub fn figures(&self) -> QueueFigures {
         QueueFigures {
-            depth: self.depth.load(Ordering::Relaxed),
-            oldest_age_secs: self.oldest_age_secs.load(Ordering::Relaxed),
-            delivery_failures: self.delivery_failures.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
-            unreachable: self.unreachable.load(Ordering::Relaxed),
-            undone: self.undone.load(Ordering::Relaxed),
+            depth: self.depth.get(),
+            oldest_age_secs: self.oldest_age_secs.get(),
+            delivery_failures: self.delivery_failures.get(),
+            refused: self.refused.get(),
+            unreachable: self.unreachable.get(),
+            undone: self.undone.get(),
         }
+    }
+
+    /// Adds these to the exposition.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "smds_cascade_queue_depth",
+            "ES15 deletes queued for the Root SM-DS (up to 64 counted per look)",
+            self.depth.clone(),
+        );
+        registry.register(
+            "smds_cascade_queue_oldest_seconds",
+            "Seconds since the oldest queued ES15 delete was queued (0: none)",
+            self.oldest_age_secs.clone(),
+        );
+        registry.register(
+            "smds_cascade_delete_failures",
+            "Failed attempts to deliver a queued ES15 delete to the Root SM-DS",
+            self.delivery_failures.clone(),
+        );
+        registry.register(
+            "smds_cascade_forwards_refused",
+            "Forwarded registrations the Root SM-DS refused (ES12 answered 8.9/4.2)",
+            self.refused.clone(),
+        );
+        registry.register(
+            "smds_cascade_forwards_unreachable",
+            "Forwarded registrations the Root SM-DS did not answer (ES12 answered 8.9/5.1)",
+            self.unreachable.clone(),
+        );
+        registry.register(
+            "smds_cascade_forwards_undone",
+            "Forwards found unacknowledged after a restart and undone",
+            self.undone.clone(),
+        );
     }
 }
 
@@ -93,7 +129,7 @@ impl Cascade {
             tracing::warn!(eid = %LoggedEid(&r.eid), event_id = %r.event_id, "undoing a forward the Root never acknowledged (interrupted by a restart); the SM-DP+ was not told it succeeded");
             match self.store.delete_event(&r.eid, &r.event_id, &r.owner).await {
                 Ok(_) => {
-                    self.metrics.undone.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.undone.inc();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "an interrupted forward could not be undone yet")
@@ -132,9 +168,7 @@ impl Cascade {
                 }
             },
             Some(why) => {
-                self.metrics
-                    .delivery_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.delivery_failures.inc();
                 tracing::warn!(eid = %LoggedEid(&q.eid), root_event_id = %q.root_event_id, root = %self.root(), attempts = q.attempts + 1, error = %why, "ES15 delete not delivered; will retry");
                 if let Err(e) = self.store.queued_delete_failed(q.id, &why).await {
                     tracing::warn!(error = %e, "a failed ES15 delete could not be recorded");
@@ -167,15 +201,41 @@ impl Cascade {
                 left.push(q);
             }
         }
-        self.metrics.depth.store(
-            i64::try_from(left.len()).unwrap_or(i64::MAX),
-            Ordering::Relaxed,
-        );
+        self.metrics
+            .depth
+            .set(i64::try_from(left.len()).unwrap_or(i64::MAX));
         let oldest = left.iter().map(|q| q.queued_at).min();
-        self.metrics.oldest_age_secs.store(
-            oldest.map_or(0, |t| (pki_tool::time::now() - t).max(0)),
-            Ordering::Relaxed,
-        );
+        self.metrics
+            .oldest_age_secs
+            .set(oldest.map_or(0, |t| (pki_tool::time::now() - t).max(0)));
+    }
+
+    /// The admin view (`GET /admin/cascade`): the Root, the figures, the queued deletes (the
+    /// oldest 1000) and the forwards awaiting the Root's answer.
+    pub async fn view(&self) -> Result<serde_json::Value, crate::store::StoreError> {
+        let queued = self.store.queued_deletes(1000).await?;
+        let unconfirmed = self.store.unconfirmed_forwards().await?;
+        let f = self.metrics.figures();
+        Ok(serde_json::json!({
+            "root": self.root(),
+            "address": self.our_address,
+            "event_ids": match self.event_ids {
+                crate::config::EventIdMode::Fresh => "fresh",
+                crate::config::EventIdMode::Same => "same",
+            },
+            "queue_depth": queued.len(),
+            "delete_failures": f.delivery_failures,
+            "forwards_refused": f.refused,
+            "forwards_unreachable": f.unreachable,
+            "forwards_undone": f.undone,
+            "queued_deletes": queued,
+            "awaiting_root": unconfirmed.iter().map(|e| serde_json::json!({
+                "eid": e.record.eid.as_str(),
+                "event_id": e.record.event_id.as_str(),
+                "root_event_id": e.record.forwarded.as_ref().map(|f| f.root_event_id.as_str()),
+                "registered_at": e.record.registered_at,
+            })).collect::<Vec<_>>(),
+        }))
     }
 
     /// Runs until `stop` turns true: a round now, then after each wake-up (a delete was queued)

@@ -308,6 +308,18 @@ async fn admin(
             };
             stream_events(state, eid, limit)
         }
+        "/admin/cascade" => match &state.cascade {
+            None => text(
+                hyper::StatusCode::NOT_FOUND,
+                "this server forwards to no Root SM-DS (no [cascade] in its configuration)\n"
+                    .into(),
+                "text/plain",
+            ),
+            Some(c) => match c.view().await {
+                Ok(doc) => full(json_response(hyper::StatusCode::OK, &doc)),
+                Err(e) => server_error(e),
+            },
+        },
         _ => text(
             hyper::StatusCode::NOT_FOUND,
             "not found\n".into(),

@@ -227,6 +227,11 @@ impl Metrics {
         );
     }
 
+    /// Adds an Alternative SM-DS's cascade metrics to the exposition.
+    pub fn register_cascade(&mut self, m: &crate::cascade::queue::QueueMetrics) {
+        m.register(&mut self.registry);
+    }
+
     /// Records one request to `function` with its `outcome` and how long it took.
     pub fn record(&self, function: Option<Function>, outcome: Outcome, elapsed: Duration) {
         use super::history::Series;

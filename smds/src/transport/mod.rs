@@ -58,6 +58,9 @@ impl AppState {
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let mut metrics = Metrics::default();
         metrics.register_revocation(&es11.revocation.metrics);
+        if let Some(c) = &cascade {
+            metrics.register_cascade(&c.metrics);
+        }
         AppState {
             store,
             revocation: es11.revocation.clone(),
