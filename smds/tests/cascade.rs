@@ -359,3 +359,134 @@ async fn a_refusal_by_the_root_leaves_nothing_anywhere() {
     alt.stop().await;
     root.stop().await;
 }
+
+/// A TCP relay to the Root that, once `hold` is set, passes the Root's first flight on each new
+/// connection (the TLS handshake) and keeps everything after it (the ES15 answer): the Root
+/// acts, the Alternative never hears.
+async fn relay(to: u16, hold: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(root) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                continue;
+            };
+            let hold = hold.load(Ordering::SeqCst);
+            let (mut cr, mut cw) = client.into_split();
+            let (mut rr, mut rw) = root.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut cr, &mut rw).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut chunks = 0;
+                while let Ok(n) = rr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    chunks += 1;
+                    if hold && chunks > 1 {
+                        continue;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// kill -9 of the Alternative while the Root holds the forwarded record and its answer is on
+/// the way: after the restart the forward is undone on both sides (the SM-DP+ was never told
+/// it succeeded), and the SM-DP+ can register the event again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_commit_and_the_roots_answer_leaves_one_state() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lab = Lab::new("cascade-crash");
+    issue_ds2(&lab.pki);
+    let root_port = free_port();
+    let root = start_root(&lab, root_port, Limits::default()).await;
+    let hold = std::sync::Arc::new(AtomicBool::new(true));
+    let relay_port = relay(root_port, hold.clone()).await;
+    let config = lab.tmp.0.join("alternative.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "smds_instance = \"2\"\n[cascade]\nroot = \"localhost:{root_port}\"\nconnect_to = \"127.0.0.1:{relay_port}\"\ntimeout_secs = 4\n"
+        ),
+    )
+    .expect("config");
+    let bin = std::ffi::OsString::from(env!("CARGO_BIN_EXE_smds"));
+    let data = lab.tmp.0.join("alternative");
+    let (mut child, port) = spawn_serve_bin(&bin, &lab.pki, &data, Some(&config));
+    let call = |port: u16, body: serde_json::Value, p: &'static str| {
+        let pki = lab.pki.clone();
+        async move {
+            let endpoint = Endpoint::parse(&format!("https://{ALT_NAME}:{port}"))
+                .and_then(|e| e.with_connect_to(&format!("127.0.0.1:{port}")))
+                .expect("endpoint");
+            let mut conn = smds::lab::https::Connection::open(
+                &endpoint,
+                smdp(&pki, "", &pki),
+                Duration::from_secs(10),
+            )
+            .await?;
+            conn.call(p, &body).await
+        }
+    };
+    let pending = tokio::spawn(call(
+        port,
+        register("ev-crash", true),
+        path::ES12_REGISTER_EVENT,
+    ));
+    eventually("the Root committed the forward", async || {
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .is_ok_and(|v| v.len() == 1)
+    })
+    .await;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let told = pending.await.expect("task");
+    // Killed before its 4 s wait for the Root ended: the SM-DP+'s connection died unanswered.
+    assert!(told.is_err(), "the SM-DP+ was told nothing: {told:?}");
+
+    hold.store(false, Ordering::SeqCst);
+    let (mut child, port) = spawn_serve_bin(&bin, &lab.pki, &data, Some(&config));
+    eventually("the interrupted forward undone at the Root", async || {
+        discover_at(&lab, &root, "localhost", None)
+            .await
+            .is_ok_and(|v| v.is_empty())
+    })
+    .await;
+    let r = call(port, delete("ev-crash"), path::ES12_DELETE_EVENT)
+        .await
+        .expect("answer");
+    assert_eq!(
+        r.code(),
+        Some("8.9.5/3.9".into()),
+        "undone here too: {:?}",
+        r.body
+    );
+    let r = call(port, register("ev-crash", true), path::ES12_REGISTER_EVENT)
+        .await
+        .expect("answer");
+    assert!(r.is_success(), "registered again: {:?}", r.body);
+    let at_root = discover_at(&lab, &root, "localhost", None)
+        .await
+        .expect("root");
+    assert_eq!(
+        at_root.len(),
+        1,
+        "exactly one record at the Root: {at_root:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    root.stop().await;
+}

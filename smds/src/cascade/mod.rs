@@ -221,9 +221,12 @@ impl Cascade {
     }
 
     /// How long an unconfirmed record may belong to a forward still in flight (on any node of a
-    /// shared store): the ES15 call's timeout plus the store operations around it.
+    /// shared store): the ES15 call's timeout plus 10 s for the store operations around it. Undoing
+    /// one earlier would still be safe, only needlessly: its confirmation then finds the record
+    /// gone and the SM-DP+ is told the registration failed, while the queued delete removes the
+    /// Root's copy.
     fn in_flight_limit(&self) -> i64 {
-        i64::try_from(self.timeout.as_secs()).unwrap_or(300) * 2 + 30
+        i64::try_from(self.timeout.as_secs()).unwrap_or(300) + 10
     }
 }
 
