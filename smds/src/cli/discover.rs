@@ -2,7 +2,7 @@
 
 use super::ServerArgs;
 use clap::Args;
-use smds::lab::https::read_cas;
+use smds::lab::https::{Endpoint, read_cas};
 use smds::lab::lpa::{self, Discovery, DiscoveryOptions};
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::sgp22::Es11PathFamily;
@@ -33,9 +33,42 @@ pub struct DiscoverArgs {
     /// Path family: es9plus (lpac, euicc-go) or es11.
     #[arg(long, default_value = "es9plus", value_parser = ["es9plus", "es11"])]
     paths: String,
+    /// Follow a cascade: an entry whose rspServerAddress is this SM-DS (an Alternative the
+    /// server handed out) is discovered there too, with the entry's EventID as matchingId, and
+    /// replaced by what that SM-DS returns: the SM-DP+ address and the MatchingID to use.
+    /// `ADDRESS=HOST:PORT` connects there instead, keeping ADDRESS as the TLS name (as
+    /// --connect-to). Repeatable.
+    #[arg(long, value_name = "ADDRESS[=HOST:PORT]")]
+    follow: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// An entry as finally resolved: `via` is the Alternative SM-DS entry it was followed from.
+struct Resolved {
+    entry: smds::sgp22::responses::EventEntry,
+    via: Option<smds::sgp22::responses::EventEntry>,
+}
+
+/// The `--follow` target for `address`, if it is one: where to connect.
+fn follow_target(follow: &[String], address: &str) -> Result<Option<Endpoint>, String> {
+    use smds::sgp22::normalize_address;
+    for f in follow {
+        let (name, to) = match f.split_once('=') {
+            Some((n, t)) => (n, Some(t)),
+            None => (f.as_str(), None),
+        };
+        if normalize_address(name) != normalize_address(address) {
+            continue;
+        }
+        let mut e = Endpoint::parse(&format!("https://{address}")).map_err(|e| e.to_string())?;
+        if let Some(to) = to {
+            e = e.with_connect_to(to).map_err(|e| e.to_string())?;
+        }
+        return Ok(Some(e));
+    }
+    Ok(None)
 }
 
 pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
@@ -103,21 +136,74 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
             transaction_id,
             entries,
         } => {
+            let mut resolved = Vec::new();
+            for entry in entries {
+                let Some(endpoint) = follow_target(&a.follow, &entry.rsp_server_address)? else {
+                    resolved.push(Resolved { entry, via: None });
+                    continue;
+                };
+                let there = DiscoveryOptions {
+                    endpoint,
+                    address: entry.rsp_server_address.clone(),
+                    tls: opts.tls.clone(),
+                    paths: opts.paths,
+                    matching_id: Some(entry.event_id.clone()),
+                    timeout: opts.timeout,
+                    now: pki_tool::time::now(),
+                };
+                match lpa::discover(&euicc, &there).await.map_err(|e| {
+                    format!(
+                        "following {} to {}: {e}",
+                        entry.event_id, entry.rsp_server_address
+                    )
+                })? {
+                    Discovery::Events { entries: found, .. } => {
+                        resolved.extend(found.into_iter().map(|f| Resolved {
+                            entry: f,
+                            via: Some(entry.clone()),
+                        }));
+                    }
+                    Discovery::Failed { step, result } => {
+                        return Err(format!(
+                            "following {} to {}: {step}: {} {}",
+                            entry.event_id,
+                            entry.rsp_server_address,
+                            result.code().unwrap_or_default(),
+                            result.message.unwrap_or_default()
+                        ));
+                    }
+                }
+            }
             if a.json {
-                let list: Vec<serde_json::Value> = entries
+                let list: Vec<serde_json::Value> = resolved
                     .iter()
-                    .map(|e| serde_json::json!({"eventId": e.event_id, "rspServerAddress": e.rsp_server_address}))
+                    .map(|r| {
+                        let mut v = serde_json::json!({"eventId": r.entry.event_id, "rspServerAddress": r.entry.rsp_server_address});
+                        if let Some(via) = &r.via {
+                            v["via"] = serde_json::json!({"eventId": via.event_id, "rspServerAddress": via.rsp_server_address});
+                        }
+                        v
+                    })
                     .collect();
                 println!(
                     "{}",
                     serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "eventEntries": list})
                 );
-            } else if entries.is_empty() {
+            } else if resolved.is_empty() {
                 println!("EID {}: no events", euicc.eid);
             } else {
-                println!("EID {}: {} event(s)", euicc.eid, entries.len());
-                for e in entries {
-                    println!("  {}  {}", e.event_id, e.rsp_server_address);
+                println!("EID {}: {} event(s)", euicc.eid, resolved.len());
+                for r in resolved {
+                    match r.via {
+                        None => println!("  {}  {}", r.entry.event_id, r.entry.rsp_server_address),
+                        Some(via) => println!(
+                            "  {}  {}  (via {} {})",
+                            r.entry.event_id,
+                            r.entry.rsp_server_address,
+                            via.rsp_server_address,
+                            via.event_id
+                        ),
+                    }
                 }
             }
             Ok(true)
