@@ -524,6 +524,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cascade_settings_and_their_defaults() {
+        let file: FileConfig =
+            toml::from_str("smds_instance = \"2\"\n[cascade]\nroot = \"root.example:8443\"\n")
+                .expect("parses");
+        let c = Config::resolve(Some(file), Flags::default());
+        assert_eq!(c.smds_instance.as_deref(), Some("2"));
+        assert_eq!(
+            c.cascade,
+            Some(CascadeConfig {
+                root: "root.example:8443".into(),
+                connect_to: None,
+                address: None,
+                event_ids: EventIdMode::Fresh,
+                timeout: Duration::from_secs(10),
+            })
+        );
+        let same: FileConfig =
+            toml::from_str("[cascade]\nroot = \"r\"\nevent_ids = \"same\"\ntimeout_secs = 0\n")
+                .expect("parses");
+        let c = Config::resolve(Some(same), Flags::default());
+        let c = c.cascade.expect("cascade");
+        assert_eq!(
+            (c.event_ids, c.timeout),
+            (EventIdMode::Same, Duration::from_secs(1))
+        );
+        for bad in [
+            "[cascade]\nroot = \"r\"\nevent_ids = \"new\"\n",
+            "[cascade]\nroot = \"r\"\nroots = [\"x\"]\n",
+            "[cascade]\nevent_ids = \"same\"\n",
+        ] {
+            assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn flags_override_file_over_defaults() {
         let file: FileConfig = toml::from_str(
             r#"

@@ -37,6 +37,14 @@ fn the_example_configuration_loads_and_names_every_setting() {
     });
     cfg.admin_token_file = Some("t".into());
     cfg.hostname = Some("smds.lab.example".into());
+    cfg.smds_instance = Some("2".into());
+    cfg.cascade = Some(smds::config::CascadeConfig {
+        root: "root.example".into(),
+        connect_to: Some("10.0.0.5:443".into()),
+        address: Some("alt.example".into()),
+        event_ids: smds::config::EventIdMode::Fresh,
+        timeout: std::time::Duration::from_secs(10),
+    });
     for key in keys(&cfg.to_toml()) {
         assert!(
             documented.contains(&key),

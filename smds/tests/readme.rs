@@ -6,7 +6,7 @@
 //! with ARGS (`serve` in the background, waiting for its "listening" line, as a reader starts it
 //! in a terminal of its own); `cargo build [--release] -p PKG` links this build's binary at
 //! `target/release/PKG`. Everything else (aliases, `kill`, `curl`, relative paths) is the real
-//! thing. The README uses fixed ports (8443/8444, 9443/9444): a server already on them fails
+//! thing. The README uses fixed ports (8443/8444, 9443/9444, 10443/10444): a server already on them fails
 //! this test with "cannot listen".
 
 mod support;
@@ -153,6 +153,12 @@ fn every_shell_block_of_the_readme_runs_as_written() {
         stdout.contains("\"event_id\":\"ev-2\""),
         "events purge prints what it removed: {stdout}"
     );
+    // The cascade walk-through: the Root's entry followed to the SM-DP+, the delete delivered.
+    assert!(
+        stdout.contains("ev-3  testsmdpplus1.example.com  (via testsmds1.example.com:10443 fwd-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"queue_depth\":0"), "{stdout}");
 }
 
 fn tail(text: &str, n: usize) -> String {
