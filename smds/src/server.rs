@@ -356,13 +356,15 @@ impl Server {
             revocation.clone(),
         );
         let cascade = match &cfg.cascade {
-            Some(c) => match Cascade::new(c, pki, hostname.clone(), store.clone()) {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    store.shutdown().await;
-                    return Err(StartError::Cascade(e));
+            Some(c) => {
+                match Cascade::new(c, pki, revocation.clone(), hostname.clone(), store.clone()) {
+                    Ok(c) => Some(Arc::new(c)),
+                    Err(e) => {
+                        store.shutdown().await;
+                        return Err(StartError::Cascade(e));
+                    }
                 }
-            },
+            }
             None => None,
         };
         let state = Arc::new(AppState::new(

@@ -512,3 +512,50 @@ async fn a_crash_between_commit_and_the_roots_answer_leaves_one_state() {
     let _ = child.wait();
     root.stop().await;
 }
+
+/// The Root's CERT.DS.TLS is checked against the Alternative's CRLs: once revoked (pki-tool
+/// revoke, picked up without a restart), forwarding fails with 8.9/5.1 naming the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_root_certificate_is_refused() {
+    let lab = Lab::new("cascade-revoked");
+    issue_ds2(&lab.pki);
+    let root_port = free_port();
+    let root = start_root(&lab, root_port, Limits::default()).await;
+    let alt = start_alternative(&lab, &alternative_config(&lab, root_port)).await;
+    let r = smdp_call(
+        &alt,
+        &lab,
+        path::ES12_REGISTER_EVENT,
+        register("before", true),
+    )
+    .await;
+    assert!(r.is_success(), "{:?}", r.body);
+
+    let h = Hierarchy::open(&lab.pki).expect("open");
+    let root_tls = h
+        .cert(&h.slot(Role::Dstls, Curve::NistP256, None))
+        .expect("the Root's CERT.DS.TLS");
+    h.revoke(&root_tls, None, 30, pki_tool::time::now())
+        .expect("pki-tool revoke");
+    let mut n = 0;
+    eventually("the revocation honoured", async || {
+        n += 1;
+        let r = smdp_call(
+            &alt,
+            &lab,
+            path::ES12_REGISTER_EVENT,
+            register(&format!("after-{n}"), true),
+        )
+        .await;
+        if r.is_success() {
+            return false;
+        }
+        assert_eq!(r.code(), Some("8.9/5.1".into()), "{:?}", r.body);
+        let message = r.message.unwrap_or_default();
+        assert!(message.contains("revoked"), "{message}");
+        true
+    })
+    .await;
+    alt.stop().await;
+    root.stop().await;
+}

@@ -19,8 +19,8 @@
 //! blocks one.
 //!
 //! Uses the store through its traits, the server's CERT.DS.TLS as its client certificate (the
-//! Root's must chain to a configured CI, have the DS TLS role and carry the Root's name), and the
-//! lab HTTPS client (TLS with SGP.22 verification, HTTP/1.1 or HTTP/2).
+//! Root's must chain to a configured CI, have the DS TLS role, carry the Root's name and pass the
+//! server's CRLs), and the lab HTTPS client (TLS with SGP.22 verification, HTTP/1.1 or HTTP/2).
 
 pub mod queue;
 
@@ -66,6 +66,7 @@ impl Cascade {
     pub fn new(
         cfg: &CascadeConfig,
         pki: &ServerPki,
+        revocation: Arc<crate::revocation::Revocation>,
         our_address: String,
         store: Arc<dyn Backend>,
     ) -> Result<Self, String> {
@@ -81,11 +82,13 @@ impl Cascade {
         })?;
         let mut chain = vec![pki.ds_tls.cert.clone()];
         chain.extend(pki.ds_tls.chain.iter().cloned());
-        let tls = crate::transport::tls::client_config(
-            pki.cis.clone(),
-            Role::Dstls,
+        use crate::transport::tls;
+        let verifier = tls::Sgp22ServerVerifier::new(pki.cis.clone(), Role::Dstls, None)
+            .with_revocation(revocation, "ES15");
+        let tls = tls::client_config_verifying(
+            tls::provider(),
+            verifier,
             Some((&chain, &pki.ds_tls.key)),
-            None,
         )
         .map_err(|e| bad(e.to_string()))?;
         Ok(Cascade {

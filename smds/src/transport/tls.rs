@@ -292,11 +292,14 @@ impl ClientCertVerifier for Sgp22ClientVerifier {
     handshake_signatures!();
 }
 
-/// The lab clients' side: SGP.22 validation of the SM-DS TLS certificate and its DNS name.
+/// The client side (lab clients, and an Alternative SM-DS calling its Root): SGP.22 validation
+/// of the SM-DS TLS certificate and its DNS name, and its revocation when CRLs are given.
 pub struct Sgp22ServerVerifier {
     cis: Vec<Certificate>,
     role: Role,
     clock: Option<Clock>,
+    /// CRLs the chain is checked against, and the interface named in refusals.
+    revocation: Option<(Arc<Revocation>, &'static str)>,
 }
 
 impl std::fmt::Debug for Sgp22ServerVerifier {
@@ -310,7 +313,18 @@ impl std::fmt::Debug for Sgp22ServerVerifier {
 impl Sgp22ServerVerifier {
     /// Trusts server certificates of `role` (DS TLS for an SM-DS) under `cis`.
     pub fn new(cis: Vec<Certificate>, role: Role, clock: Option<Clock>) -> Self {
-        Sgp22ServerVerifier { cis, role, clock }
+        Sgp22ServerVerifier {
+            cis,
+            role,
+            clock,
+            revocation: None,
+        }
+    }
+
+    /// Also checks the chain against `revocation`'s CRLs (refusals counted under `interface`).
+    pub fn with_revocation(mut self, revocation: Arc<Revocation>, interface: &'static str) -> Self {
+        self.revocation = Some((revocation, interface));
+        self
     }
 }
 
@@ -329,8 +343,16 @@ impl ServerCertVerifier for Sgp22ServerVerifier {
             .iter()
             .map(parse)
             .collect::<Result<Vec<_>, _>>()?;
-        verify_chain(&leaf, &inter, &self.cis, Some(self.role), Options::at(now))
+        let v = verify_chain(&leaf, &inter, &self.cis, Some(self.role), Options::at(now))
             .map_err(|e| rejected(e.to_string()))?;
+        if let Some((revocation, interface)) = &self.revocation {
+            let path: Vec<&Certificate> = std::iter::once(&leaf)
+                .chain(v.intermediates_used.iter().filter_map(|i| inter.get(*i)))
+                .collect();
+            revocation
+                .check(&path, &self.cis[v.anchor], now, interface)
+                .map_err(|e| rejected(e.to_string()))?;
+        }
         if !has_purpose(&leaf, "serverAuth") {
             return Err(rejected(format!(
                 "server certificate \"{}\" lacks EKU serverAuth",
@@ -547,12 +569,22 @@ pub fn client_config_with(
     client: Option<(&[Certificate], &PrivateKey)>,
     clock: Option<Clock>,
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
+    client_config_verifying(provider, Sgp22ServerVerifier::new(cis, role, clock), client)
+}
+
+/// A client configuration checking the server with `verifier`, optionally presenting a client
+/// certificate chain.
+pub fn client_config_verifying(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: Sgp22ServerVerifier,
+    client: Option<(&[Certificate], &PrivateKey)>,
+) -> Result<rustls::ClientConfig, TlsConfigError> {
     const WHAT: &str = "client certificate";
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(rustls_error(WHAT))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Sgp22ServerVerifier::new(cis, role, clock)));
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let mut cfg = match client {
         Some((certs, key)) => {
             let (cert, intermediates) = certs.split_first().ok_or(TlsConfigError::NoCertificate)?;
