@@ -167,6 +167,36 @@ async fn alternatives_register_and_delete_their_own_records_at_the_root() {
     assert!(r.is_success(), "{:?}", r.body);
 }
 
+/// DS2 as SGP.26 describes it (`SM_DStls` cnf: O=RSPTEST, CN and SAN DNS testsmds1.example.com,
+/// SAN RID 2.999.15.2, DS TLS policy, serverAuth and clientAuth), as openssl reads it.
+#[test]
+fn ds2_is_minted_as_sgp26_describes_it() {
+    let tmp = TempDir::new("es15-ds2");
+    let pki = tmp.0.join("pki");
+    mint(&pki, "default", None);
+    issue_ds_tls(&pki, "2", "2.999.15.2", "testsmds1.example.com");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(pki.join("DStls/CERT_S_SM_DS2_TLS_NIST.der"))
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "Subject: O = RSPTEST, CN = testsmds1.example.com",
+        "DNS:testsmds1.example.com",
+        "Registered ID:2.999.15.2",
+        "Policy: 2.23.146.1.2.1.6",
+        "TLS Web Server Authentication, TLS Web Client Authentication",
+    ] {
+        assert!(text.contains(wanted), "{wanted} in {text}");
+    }
+}
+
 #[tokio::test]
 async fn each_interface_takes_only_its_own_kind_of_certificate() {
     let lab = Lab::new("es15-roles");
