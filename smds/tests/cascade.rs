@@ -7,7 +7,7 @@
 
 mod support;
 
-use pki_tool::hierarchy::{Hierarchy, IssueOptions};
+use pki_tool::hierarchy::Hierarchy;
 use pki_tool::{Curve, Role};
 use smds::config::{CascadeConfig, Config, EventIdMode, Limits};
 use smds::lab::https::Endpoint;
@@ -24,21 +24,12 @@ use support::*;
 const ALT_NAME: &str = "testsmds1.example.com";
 
 fn issue_ds2(pki: &Path) {
-    let h = Hierarchy::open(pki).expect("open");
-    let mut sets = std::collections::BTreeMap::new();
-    sets.insert("smds_rid".to_string(), "2.999.15.2".to_string());
-    sets.insert("smds_fqdn".to_string(), ALT_NAME.to_string());
-    h.issue(&IssueOptions {
-        role: Role::Dstls,
-        curve: Curve::NistP256,
-        instance: Some("2".into()),
-        eid: None,
-        sets,
-        key: None,
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("issue DS2 TLS");
+    issue_instance(
+        pki,
+        Role::Dstls,
+        "2",
+        &[("smds_rid", "2.999.15.2"), ("smds_fqdn", ALT_NAME)],
+    );
 }
 
 fn free_port() -> u16 {

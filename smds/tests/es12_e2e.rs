@@ -144,30 +144,35 @@ async fn client_certificates_are_required_and_checked(kind: StoreKind) {
     assert!(failed, "a foreign client certificate must not get through");
     assert_eq!(server.state.store.count().await.expect("count"), 0);
 
-    // A DS TLS certificate (wrong role) as client certificate is refused too.
+    // A DS TLS certificate (an SM-DS's: it may call ES15, not ES12) is refused on ES12 with
+    // 403 and 1.1/1.2, and nothing is stored.
     let ds_as_client = smds::lab::smdp::smdp_tls_config(
         &lab.pki.join("DStls/CERT_S_SM_DS_TLS_NIST.der"),
         &lab.pki.join("DStls/SK_S_SM_DS_TLS_NIST.pem"),
         &[ci(&lab.pki)],
     )
     .expect("config");
-    let refused = match smds::lab::https::Connection::open(
+    let mut c = smds::lab::https::Connection::open(
         &endpoint(&server),
         ds_as_client,
         std::time::Duration::from_secs(5),
     )
     .await
-    {
-        Err(_) => true,
-        Ok(mut c) => c
-            .call(
-                smds::sgp22::paths::path::ES12_REGISTER_EVENT,
-                &smds::lab::smdp::register_event_body(EID, "x", "a.example", None),
-            )
-            .await
-            .is_err(),
-    };
-    assert!(refused);
+    .expect("an SM-DS certificate passes TLS");
+    let r = c
+        .call(
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+            &smds::lab::smdp::register_event_body(EID, "x", "a.example", None),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(
+        (r.http_status, r.code()),
+        (403, Some("1.1/1.2".into())),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(server.state.store.count().await.expect("count"), 0);
     server.stop().await;
 }
 
@@ -411,7 +416,7 @@ async fn metrics_and_admin_endpoints(kind: StoreKind) {
     let mut c = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
     assert!(register(&mut c, EID, "m1").await.is_success());
     let admin = server.admin_addr.expect("admin listener");
-    let text = http_get(admin, "/metrics").await;
+    let text = admin_get(admin, "/metrics").await;
     assert!(
         text.contains(
             "smds_requests_total{function=\"ES12.RegisterEvent\",outcome=\"Executed-Success\"} 1"
@@ -419,18 +424,7 @@ async fn metrics_and_admin_endpoints(kind: StoreKind) {
         "{text}"
     );
     assert!(text.contains("smds_events_stored 1"), "{text}");
-    let events = http_get(admin, &format!("/admin/events?eid={EID}")).await;
+    let events = admin_get(admin, &format!("/admin/events?eid={EID}")).await;
     assert!(events.contains("\"event_id\":\"m1\""), "{events}");
     server.stop().await;
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
 }

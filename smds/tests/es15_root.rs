@@ -6,7 +6,6 @@
 
 mod support;
 
-use pki_tool::hierarchy::{Hierarchy, IssueOptions};
 use pki_tool::{Curve, Role};
 use smds::config::Limits;
 use smds::lab::lpa::{self, Discovery};
@@ -20,21 +19,12 @@ use support::*;
 /// Mints CERT.DS.TLS instance `n` (SAN `rid`, `fqdn`) under the lab's CI, as an Alternative
 /// SM-DS's identity.
 fn issue_ds_tls(pki: &Path, n: &str, rid: &str, fqdn: &str) {
-    let h = Hierarchy::open(pki).expect("open");
-    let mut sets = std::collections::BTreeMap::new();
-    sets.insert("smds_rid".to_string(), rid.to_string());
-    sets.insert("smds_fqdn".to_string(), fqdn.to_string());
-    h.issue(&IssueOptions {
-        role: Role::Dstls,
-        curve: Curve::NistP256,
-        instance: Some(n.into()),
-        eid: None,
-        sets,
-        key: None,
-        force: false,
-        now: pki_tool::time::now(),
-    })
-    .expect("issue DS TLS");
+    issue_instance(
+        pki,
+        Role::Dstls,
+        n,
+        &[("smds_rid", rid), ("smds_fqdn", fqdn)],
+    );
 }
 
 /// TLS as the SM-DS whose TLS certificate is instance `n`, trusting the lab's CI.

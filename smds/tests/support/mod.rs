@@ -83,6 +83,27 @@ pub fn mint_curves(dir: &Path, profile: &str, keys: Option<PathBuf>, curves: &[C
     hierarchy::init(&opts).expect("pki-tool init");
 }
 
+/// Issues NIST certificate `role` as instance `n` of the hierarchy at `pki` (a second SM-DP+ or
+/// SM-DS), with template placeholders `sets`.
+pub fn issue_instance(pki: &Path, role: Role, n: &str, sets: &[(&str, &str)]) {
+    Hierarchy::open(pki)
+        .expect("open")
+        .issue(&IssueOptions {
+            role,
+            curve: Curve::NistP256,
+            instance: Some(n.into()),
+            eid: None,
+            sets: sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            key: None,
+            force: false,
+            now: pki_tool::time::now(),
+        })
+        .unwrap_or_else(|e| panic!("issue {} instance {n}: {e}", role.name()));
+}
+
 /// A lab: our PKI with a second SM-DP+ (DP2, SAN 2.999.12), and a foreign PKI (another CI).
 pub struct Lab {
     pub tmp: TempDir,
@@ -95,24 +116,15 @@ impl Lab {
         let tmp = TempDir::new(tag);
         let pki = tmp.0.join("pki");
         mint(&pki, "default", None);
-        let h = Hierarchy::open(&pki).expect("open");
-        let mut sets = std::collections::BTreeMap::new();
-        sets.insert("smdp_rid".to_string(), "2.999.12".to_string());
-        sets.insert(
-            "smdp_fqdn".to_string(),
-            "testsmdpplus2.example.com".to_string(),
+        issue_instance(
+            &pki,
+            Role::Dptls,
+            "2",
+            &[
+                ("smdp_rid", "2.999.12"),
+                ("smdp_fqdn", "testsmdpplus2.example.com"),
+            ],
         );
-        h.issue(&IssueOptions {
-            role: Role::Dptls,
-            curve: Curve::NistP256,
-            instance: Some("2".into()),
-            eid: None,
-            sets,
-            key: None,
-            force: false,
-            now: pki_tool::time::now(),
-        })
-        .expect("issue DP2 TLS");
         let foreign = tmp.0.join("foreign");
         mint(&foreign, "default", None);
         Lab { tmp, pki, foreign }
