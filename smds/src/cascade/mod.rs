@@ -133,7 +133,9 @@ impl Cascade {
     ) -> Result<(), Es12Error> {
         let root_event_id = match self.event_ids {
             EventIdMode::Same => req.event_id.clone(),
-            EventIdMode::Fresh => fresh_event_id().map_err(Es12Error::CascadeUnreachable)?,
+            // An execution error (1.2/4.2), as any other failure of this server's own.
+            EventIdMode::Fresh => fresh_event_id()
+                .map_err(|e| Es12Error::Store(crate::store::StoreError::Backend(e)))?,
         };
         let record = EventRecord {
             eid: req.eid,
