@@ -157,6 +157,38 @@ pub fn es11_authenticate(data: &[u8]) {
     }
 }
 
+/// A body of the ASN.1 binding (`RemoteProfileProvisioningRequest`), decoded and, when it is an
+/// ES11 call, handled and encoded as the server does.
+pub fn asn1_binding(data: &[u8]) {
+    use crate::sgp22::FunctionError;
+    use crate::sgp22::asn1_binding::{self, Asn1Call};
+    let f = fixture();
+    match asn1_binding::parse_request(data) {
+        Ok(Asn1Call::InitiateAuthentication(req)) => {
+            match f.runtime.block_on(es11::initiate_authentication(
+                f.es11.clone(),
+                req,
+                pki_tool::time::now(),
+            )) {
+                Ok(r) => drop(asn1_binding::initiate_authentication_ok(&r)),
+                Err(e) => drop(asn1_binding::initiate_authentication_error(e.status())),
+            }
+        }
+        Ok(Asn1Call::AuthenticateClient(req)) => {
+            match f.runtime.block_on(es11::authenticate_client(
+                f.es11.clone(),
+                f.store.clone(),
+                req,
+                pki_tool::time::now(),
+            )) {
+                Ok(r) => drop(asn1_binding::authenticate_client_ok(&r)),
+                Err(e) => drop(asn1_binding::authenticate_client_error(e.status())),
+            }
+        }
+        Err(_) => {}
+    }
+}
+
 /// An AuthenticateServerResponse (BF38) as the eUICC would send it, and EUICCInfo1.
 pub fn euicc_asn1(data: &[u8]) {
     let _ = crate::asn1::parse_authenticate_server_response(data);
@@ -241,8 +273,9 @@ pub fn key_pem(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// All entry points by name, for the corpus replay.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("es11_initiate", es11_initiate),
+    ("asn1_binding", asn1_binding),
     ("es11_authenticate", es11_authenticate),
     ("euicc_asn1", euicc_asn1),
     ("es12", es12),

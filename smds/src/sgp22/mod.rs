@@ -1,8 +1,10 @@
 //! The SGP.22 function layer: function names and paths ([`paths`]), every status code
-//! ([`codes`]), the JSON envelope ([`envelope`]) and the typed request bodies ([`requests`]).
+//! ([`codes`]), the JSON envelope ([`envelope`]), the typed request bodies ([`requests`]), and
+//! the ASN.1 binding of ES11 ([`asn1_binding`]).
 //! Used alike by the server (routing, handlers) and by the lab clients, so that each name, path
 //! and code is written once. Pure data and parsing; no I/O.
 
+pub mod asn1_binding;
 pub mod codes;
 pub mod envelope;
 pub mod paths;

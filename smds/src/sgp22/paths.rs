@@ -19,7 +19,7 @@ pub mod path {
     pub const ES15_DELETE_EVENT: &str = "/gsma/rsp2/es15/deleteEvent";
     /// SGP.22 v3 Event Checking. The path is inferred (`sgp22-v3-es15-notes.md`); not served yet.
     pub const ES11_CHECK_EVENT: &str = "/gsma/rsp2/es11/checkEvent";
-    /// The ASN.1 binding (SGP.22 6.6). Not served yet.
+    /// The ASN.1 binding (SGP.22 6.6): ES11 only on an SM-DS (see `asn1_binding`).
     pub const ASN1: &str = "/gsma/rsp2/asn1";
 }
 

@@ -9,7 +9,9 @@ use crate::es11;
 use crate::es12;
 use crate::es15;
 use crate::identity::{PeerIdentity, PeerRole};
+use crate::sgp22::asn1_binding::{self, Asn1Call};
 use crate::sgp22::envelope;
+use crate::sgp22::paths::path;
 use crate::sgp22::requests::{
     self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
     RegisterEventRequest,
@@ -232,6 +234,147 @@ async fn call(
     }
 }
 
+/// Reads a body of at most `limit` bytes, its share of the server-wide budget taken before a byte
+/// of it is read and held (the permit returned) until the answer is built.
+async fn read_budgeted(
+    req: Request<Incoming>,
+    state: &AppState,
+    limit: usize,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), (Response<Body>, Outcome)> {
+    let declared = declared_length(&req);
+    let share = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(limit)
+        .clamp(1, limit.max(1));
+    let Ok(budget) = state
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
+    else {
+        state.metrics.refusal("body_budget");
+        return Err(refusal(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            codes::EXECUTION_ERROR,
+            "the server is busy reading other requests; try again shortly",
+        ));
+    };
+    let body = read_body(req, declared, limit, state.limits.body_read_timeout()).await?;
+    Ok((body, budget))
+}
+
+fn plain(status: hyper::StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn der_response(body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(asn1_binding::CONTENT_TYPE),
+    );
+    r
+}
+
+/// A function's failure on the ASN.1 binding: its INTEGER alternative when the response type
+/// names one (HTTP 200), else an HTTP error with the message.
+fn asn1_failure<E: FunctionError>(
+    state: &AppState,
+    e: &E,
+    der: Option<Vec<u8>>,
+) -> (Response<Body>, Outcome) {
+    if let Some(reason) = e.refusal_reason() {
+        state.metrics.refusal(reason);
+    }
+    let code = e.status();
+    let resp = match der {
+        Some(body) => der_response(body),
+        None if code == codes::EXECUTION_ERROR => {
+            plain(hyper::StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+        None => plain(hyper::StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    (resp, Outcome::Failed(code))
+}
+
+/// `POST /gsma/rsp2/asn1`: ES11 on the ASN.1 binding (see [`asn1_binding`]). Returns the function
+/// the body called, once known, for the log and the metrics.
+async fn dispatch_asn1(
+    req: Request<Incoming>,
+    state: &Arc<AppState>,
+) -> (Response<Body>, Outcome, Option<Function>) {
+    let http = |status: hyper::StatusCode, message: &str| {
+        (plain(status, message), Outcome::Http(status.as_u16()), None)
+    };
+    if req.method() != Method::POST {
+        let (mut r, o, f) = http(
+            hyper::StatusCode::METHOD_NOT_ALLOWED,
+            "SGP.22 functions are called with POST",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return (r, o, f);
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if !content_type.is_some_and(|c| c.eq_ignore_ascii_case(asn1_binding::CONTENT_TYPE)) {
+        return http(
+            hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/x-gsma-rsp-asn1",
+        );
+    }
+    let limit = Function::Es11AuthenticateClient
+        .max_body_bytes()
+        .min(state.limits.max_body_bytes);
+    let (body, _budget) = match read_budgeted(req, state, limit).await {
+        Ok(b) => b,
+        Err((r, o)) => return (r, o, None),
+    };
+    match asn1_binding::parse_request(&body) {
+        Err(e) => http(hyper::StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(Asn1Call::InitiateAuthentication(req)) => {
+            let function = Some(Function::Es11InitiateAuthentication);
+            match es11::initiate_authentication(state.es11(), req, state.now()).await {
+                Ok(r) => (
+                    der_response(asn1_binding::initiate_authentication_ok(&r)),
+                    Outcome::Success,
+                    function,
+                ),
+                Err(e) => {
+                    let der = asn1_binding::initiate_authentication_error(e.status());
+                    let (r, o) = asn1_failure(state, &e, der);
+                    (r, o, function)
+                }
+            }
+        }
+        Ok(Asn1Call::AuthenticateClient(req)) => {
+            let function = Some(Function::Es11AuthenticateClient);
+            let store: Arc<dyn EventStore> = state.store.clone();
+            match es11::authenticate_client(state.es11(), store, req, state.now()).await {
+                Ok(r) => (
+                    der_response(asn1_binding::authenticate_client_ok(&r)),
+                    Outcome::Success,
+                    function,
+                ),
+                Err(e) => {
+                    let der = Some(asn1_binding::authenticate_client_error(e.status()));
+                    let (r, o) = asn1_failure(state, &e, der);
+                    (r, o, function)
+                }
+            }
+        }
+    }
+}
+
 async fn dispatch(
     req: Request<Incoming>,
     state: &Arc<AppState>,
@@ -270,26 +413,7 @@ async fn dispatch(
         );
     }
     let limit = function.max_body_bytes().min(state.limits.max_body_bytes);
-    // The body's share of the server-wide budget is taken before a byte of it is read, and held
-    // until the answer is built.
-    let declared = declared_length(&req);
-    let share = declared
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(limit)
-        .clamp(1, limit.max(1));
-    let Ok(_budget) = state
-        .body_budget
-        .clone()
-        .try_acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
-    else {
-        state.metrics.refusal("body_budget");
-        return refusal(
-            hyper::StatusCode::SERVICE_UNAVAILABLE,
-            codes::EXECUTION_ERROR,
-            "the server is busy reading other requests; try again shortly",
-        );
-    };
-    let body = match read_body(req, declared, limit, state.limits.body_read_timeout()).await {
+    let (body, _budget) = match read_budgeted(req, state, limit).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -312,6 +436,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let id = state.request_id();
     let started = Instant::now();
+    let asn1 = req.uri().path() == path::ASN1;
     let function = Function::route(req.uri().path());
     let protocol = envelope::admin_protocol_for(
         req.headers()
@@ -326,9 +451,14 @@ pub async fn handle(
         path = %req.uri().path(),
         peer = peer.as_ref().map_or("-", |p| p.owner.as_str())
     );
-    let (mut resp, outcome) = dispatch(req, &state, peer.as_deref(), function)
-        .instrument(span.clone())
-        .await;
+    let (mut resp, outcome, function) = if asn1 {
+        dispatch_asn1(req, &state).instrument(span.clone()).await
+    } else {
+        let (resp, outcome) = dispatch(req, &state, peer.as_deref(), function)
+            .instrument(span.clone())
+            .await;
+        (resp, outcome, function)
+    };
     let elapsed = started.elapsed();
     state.metrics.record(function, outcome, elapsed);
     let name = function.map_or(super::metrics::UNKNOWN_FUNCTION, Function::name);

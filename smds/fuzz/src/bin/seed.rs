@@ -58,10 +58,15 @@ fn main() {
         put("euicc_asn1", &format!("info1-{curve:?}"), &info);
         let body = json!({"smdpAddress": "localhost", "euiccChallenge": STANDARD.encode([1u8; 16]), "euiccInfo1": STANDARD.encode(&info)});
         put("es11_initiate", &format!("soft-{curve:?}"), body.to_string().as_bytes());
+        let asn1 = smds::sgp22::asn1_binding::initiate_authentication_request(&[1u8; 16], "localhost", &info);
+        put("asn1_binding", &format!("initiate-{curve:?}"), &asn1);
         for (k, matching) in [None, Some("ev-1")].into_iter().enumerate() {
             let signed1 = e.euicc_signed1(&[0u8; 16], "localhost", &[0u8; 16], matching).expect("signed1");
             let bf38 = e.response(&signed1, &e.key.sign_raw(&signed1));
             put("euicc_asn1", &format!("bf38-{curve:?}-{k}"), &bf38);
+            let tid = smds::asn1::TransactionId::new(&[0u8; 16]).expect("tid");
+            let asn1 = smds::sgp22::asn1_binding::authenticate_client_request(&tid, &bf38);
+            put("asn1_binding", &format!("authenticate-{curve:?}-{k}"), &asn1);
             let body = json!({"transactionId": "00000000000000000000000000000000", "authenticateServerResponse": STANDARD.encode(&bf38)});
             put("es11_authenticate", &format!("soft-{curve:?}-{k}"), body.to_string().as_bytes());
         }

@@ -1,0 +1,216 @@
+//! The ASN.1 binding of ES11 (SGP.22 6.6; `../shared/spec/sgp22-v3-es15-notes.md` section 3):
+//! `POST /gsma/rsp2/asn1` with `Content-Type: application/x-gsma-rsp-asn1`, the body a DER
+//! `RemoteProfileProvisioningRequest` (`A2` around BF39 InitiateAuthenticationRequest or BF3B
+//! AuthenticateClientRequest), the answer a `RemoteProfileProvisioningResponse` (`A2` around BF39
+//! InitiateAuthenticationResponse or BF40 AuthenticateClientResponseEs11). The structures are
+//! rsp.asn's (exact); what the requests carry becomes the same typed requests the JSON binding
+//! builds, so both bindings call the same handlers. A function's failure is the INTEGER
+//! alternative of its response, mapped here from the status code the JSON binding would send.
+//!
+//! Tags, as rsp.asn's AUTOMATIC TAGS give them: the [2] CHOICE wrapper is explicit (`A2`); the
+//! response CHOICEs' alternatives are [0] (the Ok SEQUENCE, `A0`) and [1] (the INTEGER, `81`);
+//! `AuthenticateClientOkEs11` is `{80 transactionId, A1 eventEntries}` and each `EventEntries`
+//! `30 {80 eventId, 81 rspServerAddress}` (the notes' correction of the older notes).
+
+use super::codes::{self, StatusCode};
+use super::requests::{AuthenticateClientRequest, InitiateAuthenticationRequest};
+use super::responses::{AuthenticateClientResponse, InitiateAuthenticationResponse};
+use crate::asn1::{self, TransactionId};
+use pki_tool::tlv;
+
+/// The binding's media type.
+pub const CONTENT_TYPE: &str = "application/x-gsma-rsp-asn1";
+
+/// `RemoteProfileProvisioningRequest`/`Response`: the explicit [2] wrapper.
+const WRAPPER: u32 = 0xA2;
+const INITIATE_AUTHENTICATION: u32 = 0xBF39;
+const AUTHENTICATE_CLIENT_REQUEST: u32 = 0xBF3B;
+const AUTHENTICATE_CLIENT_RESPONSE_ES11: u32 = 0xBF40;
+
+/// An ES11 call read from the binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asn1Call {
+    InitiateAuthentication(InitiateAuthenticationRequest),
+    AuthenticateClient(AuthenticateClientRequest),
+}
+
+/// Why a body is no ES11 call of this binding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("not a DER RemoteProfileProvisioningRequest: {0}")]
+    Der(String),
+    /// A function of the CHOICE an SM-DS does not serve (ES9+'s), by its tag.
+    #[error(
+        "RemoteProfileProvisioningRequest alternative {0:X} is an SM-DP+ function (ES9+); an SM-DS serves InitiateAuthentication (BF39) and AuthenticateClient (BF3B)"
+    )]
+    NotServed(u32),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn der(e: impl std::fmt::Display) -> BindingError {
+    BindingError::Der(e.to_string())
+}
+
+/// Reads a `RemoteProfileProvisioningRequest`.
+pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
+    let top = tlv::parse_single(body, "RemoteProfileProvisioningRequest").map_err(der)?;
+    if top.tag != WRAPPER {
+        return Err(BindingError::Der(format!(
+            "RemoteProfileProvisioningRequest must be tagged A2, not {:X}",
+            top.tag
+        )));
+    }
+    let mut r = top.reader();
+    let call = r.read().map_err(der)?;
+    r.finish("RemoteProfileProvisioningRequest").map_err(der)?;
+    match call.tag {
+        INITIATE_AUTHENTICATION => {
+            let mut f = call.reader();
+            let challenge = f.expect(0x81, "euiccChallenge").map_err(der)?;
+            let address = f.expect(0x83, "smdpAddress").map_err(der)?;
+            let info1 = f.read().map_err(der)?;
+            f.finish("InitiateAuthenticationRequest").map_err(der)?;
+            let euicc_challenge = <[u8; 16]>::try_from(challenge.value)
+                .map_err(|_| BindingError::Invalid("euiccChallenge must be 16 bytes".into()))?;
+            let smds_address = std::str::from_utf8(address.value)
+                .map_err(|_| BindingError::Invalid("smdpAddress is not UTF-8".into()))?;
+            let euicc_info1 = asn1::parse_euicc_info1(info1.raw)
+                .map_err(|e| BindingError::Invalid(e.to_string()))?;
+            Ok(Asn1Call::InitiateAuthentication(
+                InitiateAuthenticationRequest {
+                    euicc_challenge,
+                    euicc_info1,
+                    smds_address: smds_address.to_string(),
+                },
+            ))
+        }
+        AUTHENTICATE_CLIENT_REQUEST => {
+            let mut f = call.reader();
+            let tid = f.expect(0x80, "transactionId").map_err(der)?;
+            let response = f
+                .expect(0xBF38, "authenticateServerResponse")
+                .map_err(der)?;
+            f.finish("AuthenticateClientRequest").map_err(der)?;
+            let transaction_id = TransactionId::new(tid.value).ok_or_else(|| {
+                BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
+            })?;
+            Ok(Asn1Call::AuthenticateClient(AuthenticateClientRequest {
+                transaction_id,
+                authenticate_server_response: response.raw.to_vec(),
+            }))
+        }
+        other => Err(BindingError::NotServed(other)),
+    }
+}
+
+/// A small INTEGER alternative [1] (`81 01 nn`).
+fn error_alternative(value: u8) -> Vec<u8> {
+    tlv::tlv(0x81, &[value])
+}
+
+fn respond(function_tag: u32, alternative: &[u8]) -> Vec<u8> {
+    tlv::tlv(WRAPPER, &tlv::tlv(function_tag, alternative))
+}
+
+/// `InitiateAuthenticationResponse` with `initiateAuthenticationOk` (InitiateAuthenticationOkEs9).
+pub fn initiate_authentication_ok(r: &InitiateAuthenticationResponse) -> Vec<u8> {
+    let ok = tlv::constructed(
+        0xA0,
+        &[
+            &tlv::tlv(0x80, r.transaction_id.as_bytes()),
+            &r.server_signed1,
+            &r.server_signature1,
+            &tlv::octet_string(&r.euicc_ci_pkid_to_be_used),
+            &r.server_certificate,
+        ],
+    );
+    respond(INITIATE_AUTHENTICATION, &ok)
+}
+
+/// `InitiateAuthenticationResponse` with `initiateAuthenticationError`, for the failures the
+/// INTEGER names; `None` for the others (a malformed request, a failure of the server's own),
+/// which the binding answers at the HTTP level.
+pub fn initiate_authentication_error(code: StatusCode) -> Option<Vec<u8>> {
+    let value = if code == codes::SMDS_ADDRESS_REFUSED {
+        1 // invalidDpAddress
+    } else if code == codes::SVN_NOT_SUPPORTED {
+        2 // euiccVersionNotSupportedByDp
+    } else if code == codes::CI_NOT_SUPPORTED || code == codes::NO_DSAUTH_FOR_CI {
+        3 // ciPKNotSupported
+    } else {
+        return None;
+    };
+    Some(respond(INITIATE_AUTHENTICATION, &error_alternative(value)))
+}
+
+/// `AuthenticateClientResponseEs11` with `authenticateClientOk`.
+pub fn authenticate_client_ok(r: &AuthenticateClientResponse) -> Vec<u8> {
+    let entries: Vec<Vec<u8>> = r
+        .event_entries
+        .iter()
+        .map(|e| {
+            tlv::sequence(&[
+                &tlv::tlv(0x80, e.event_id.as_bytes()),
+                &tlv::tlv(0x81, e.rsp_server_address.as_bytes()),
+            ])
+        })
+        .collect();
+    let entries: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+    let ok = tlv::constructed(
+        0xA0,
+        &[
+            &tlv::tlv(0x80, r.transaction_id.as_bytes()),
+            &tlv::constructed(0xA1, &entries),
+        ],
+    );
+    respond(AUTHENTICATE_CLIENT_RESPONSE_ES11, &ok)
+}
+
+/// `AuthenticateClientResponseEs11` with `authenticateClientError`: the INTEGER for the status
+/// code the JSON binding would send, `undefinedError(127)` where rsp.asn names none.
+pub fn authenticate_client_error(code: StatusCode) -> Vec<u8> {
+    let value = match code {
+        c if c == codes::EUM_CERT_INVALID => 1, // eumCertificateInvalid
+        c if c == codes::EUM_CERT_EXPIRED => 2, // eumCertificateExpired
+        c if c == codes::EUICC_CERT_INVALID => 3, // euiccCertificateInvalid
+        c if c == codes::EUICC_CERT_EXPIRED => 4, // euiccCertificateExpired
+        c if c == codes::EUICC_VERIFICATION_FAILED => 5, // euiccSignatureInvalid
+        c if c == codes::EVENT_UNKNOWN => 6,    // eventIdUnknown
+        c if c == codes::TRANSACTION_UNKNOWN => 7, // invalidTransactionId
+        _ => 127,                               // undefinedError
+    };
+    respond(AUTHENTICATE_CLIENT_RESPONSE_ES11, &error_alternative(value))
+}
+
+/// The request bodies, for the lab LPA.
+pub fn initiate_authentication_request(
+    challenge: &[u8; 16],
+    address: &str,
+    euicc_info1: &[u8],
+) -> Vec<u8> {
+    let call = tlv::constructed(
+        INITIATE_AUTHENTICATION,
+        &[
+            &tlv::tlv(0x81, challenge),
+            &tlv::tlv(0x83, address.as_bytes()),
+            euicc_info1,
+        ],
+    );
+    tlv::tlv(WRAPPER, &call)
+}
+
+/// See [`initiate_authentication_request`].
+pub fn authenticate_client_request(
+    tid: &TransactionId,
+    authenticate_server_response: &[u8],
+) -> Vec<u8> {
+    let call = tlv::constructed(
+        AUTHENTICATE_CLIENT_REQUEST,
+        &[
+            &tlv::tlv(0x80, tid.as_bytes()),
+            authenticate_server_response,
+        ],
+    );
+    tlv::tlv(WRAPPER, &call)
+}

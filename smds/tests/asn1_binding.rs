@@ -1,0 +1,272 @@
+//! ES11 on the ASN.1 binding (`POST /gsma/rsp2/asn1`, `application/x-gsma-rsp-asn1`), checked
+//! with an independent encoder and decoder: the rsp.asn structures written out below as rasn
+//! types (not the server's TLV code) build the requests and read the answers. A software eUICC
+//! authenticates through it end to end; the INTEGER error alternatives, the HTTP refusals of what
+//! is no ES11 call, and the JSON binding's unchanged answers are checked too.
+
+mod support;
+
+use pki_tool::Curve;
+use rasn::prelude::*;
+use smds::config::Limits;
+use smds::lab::https::Connection;
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::paths::path;
+use smds::sgp22::responses::InitiateAuthenticationResponse as ServerAnswer;
+use support::*;
+
+const MEDIA: &str = "application/x-gsma-rsp-asn1";
+
+// rsp.asn 632-636 and 655-658 (AUTOMATIC TAGS; components already tagged keep their tags).
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+struct InitiateAuthenticationRequest {
+    #[rasn(tag(context, 1))]
+    euicc_challenge: OctetString,
+    #[rasn(tag(context, 3))]
+    smdp_address: Utf8String,
+    /// EUICCInfo1 (BF20), as the eUICC produced it.
+    euicc_info1: Any,
+}
+
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+struct AuthenticateClientRequest {
+    #[rasn(tag(context, 0))]
+    transaction_id: OctetString,
+    /// AuthenticateServerResponse (BF38), as the eUICC produced it.
+    authenticate_server_response: Any,
+}
+
+// rsp.asn 616-622: RemoteProfileProvisioningRequest ::= [2] CHOICE, the alternatives [57]/[59]
+// on SEQUENCE types (BF39/BF3B).
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(choice)]
+enum RequestChoice {
+    #[rasn(tag(context, 57))]
+    InitiateAuthentication(InitiateAuthenticationRequest),
+    #[rasn(tag(context, 59))]
+    AuthenticateClient(AuthenticateClientRequest),
+}
+
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(delegate, tag(explicit(context, 2)))]
+struct RemoteProfileProvisioningRequest(RequestChoice);
+
+// rsp.asn 646-652.
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+struct InitiateAuthenticationOkEs9 {
+    #[rasn(tag(context, 0))]
+    transaction_id: OctetString,
+    server_signed1: Any,
+    #[rasn(tag(application, 55))]
+    server_signature1: OctetString,
+    euicc_ci_pkid_to_be_used: OctetString,
+    server_certificate: Any,
+}
+
+// rsp.asn 638-644: the alternatives carry automatic tags [0] and [1].
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(choice)]
+enum InitiateAuthenticationResponse {
+    #[rasn(tag(context, 0))]
+    Ok(InitiateAuthenticationOkEs9),
+    #[rasn(tag(context, 1))]
+    Error(Integer),
+}
+
+// rsp.asn 776-784.
+#[derive(AsnType, Debug, Clone, Encode, Decode, PartialEq, Eq)]
+struct EventEntries {
+    #[rasn(tag(context, 0))]
+    event_id: Utf8String,
+    #[rasn(tag(context, 1))]
+    rsp_server_address: Utf8String,
+}
+
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+struct AuthenticateClientOkEs11 {
+    #[rasn(tag(context, 0))]
+    transaction_id: OctetString,
+    #[rasn(tag(context, 1))]
+    event_entries: SequenceOf<EventEntries>,
+}
+
+// rsp.asn 761-773.
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(choice)]
+enum AuthenticateClientResponseEs11 {
+    #[rasn(tag(context, 0))]
+    Ok(AuthenticateClientOkEs11),
+    #[rasn(tag(context, 1))]
+    Error(Integer),
+}
+
+// rsp.asn 624-630: the [57] and [64] tags are on CHOICE types, hence explicit.
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(choice)]
+enum ResponseChoice {
+    #[rasn(tag(explicit(context, 57)))]
+    InitiateAuthentication(InitiateAuthenticationResponse),
+    #[rasn(tag(explicit(context, 64)))]
+    AuthenticateClientEs11(AuthenticateClientResponseEs11),
+}
+
+#[derive(AsnType, Debug, Clone, Encode, Decode)]
+#[rasn(delegate, tag(explicit(context, 2)))]
+struct RemoteProfileProvisioningResponse(ResponseChoice);
+
+/// POSTs `body` to the ASN.1 binding: the HTTP status, and the answer decoded when it is 200.
+async fn post(conn: &mut Connection, body: Vec<u8>) -> (u16, Option<ResponseChoice>, bytes::Bytes) {
+    let raw = conn
+        .post_raw(path::ASN1, MEDIA, body)
+        .await
+        .expect("answer");
+    let decoded = (raw.status == 200).then(|| {
+        let content_type = raw
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(content_type, MEDIA);
+        rasn::der::decode::<RemoteProfileProvisioningResponse>(&raw.body)
+            .unwrap_or_else(|e| panic!("not a RemoteProfileProvisioningResponse: {e}"))
+            .0
+    });
+    (raw.status, decoded, raw.body)
+}
+
+fn request(choice: RequestChoice) -> Vec<u8> {
+    rasn::der::encode(&RemoteProfileProvisioningRequest(choice)).expect("encode")
+}
+
+fn initiate(euicc: &SoftEuicc, challenge: &[u8; 16], address: &str) -> Vec<u8> {
+    let info1 = euicc.euicc_info1().expect("EUICCInfo1");
+    request(RequestChoice::InitiateAuthentication(
+        InitiateAuthenticationRequest {
+            euicc_challenge: OctetString::from_slice(challenge),
+            smdp_address: address.into(),
+            euicc_info1: Any::new(info1),
+        },
+    ))
+}
+
+fn integer(i: &Integer) -> i64 {
+    i64::try_from(i).expect("small")
+}
+
+#[tokio::test]
+async fn discovery_over_the_asn1_binding() {
+    let lab = Lab::new("asn1-binding");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    for id in ["ev-1", "ev-2"] {
+        assert!(register(&mut dp, EID, id).await.is_success());
+    }
+    let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    let address = format!("localhost:{}", server.addr.port());
+    let mut conn = connect(&server, anonymous(&lab.pki)).await;
+
+    let challenge = SoftEuicc::challenge().expect("challenge");
+    let (status, answer, _) = post(&mut conn, initiate(&euicc, &challenge, &address)).await;
+    assert_eq!(status, 200);
+    let Some(ResponseChoice::InitiateAuthentication(InitiateAuthenticationResponse::Ok(ok))) =
+        answer
+    else {
+        panic!("initiateAuthenticationOk expected: {answer:?}");
+    };
+    let server_answer = ServerAnswer {
+        transaction_id: smds::asn1::TransactionId::new(&ok.transaction_id).expect("tid"),
+        server_signed1: ok.server_signed1.as_bytes().to_vec(),
+        server_signature1: pki_tool::tlv::tlv(0x5F37, &ok.server_signature1),
+        euicc_ci_pkid_to_be_used: ok.euicc_ci_pkid_to_be_used.to_vec(),
+        server_certificate: ok.server_certificate.as_bytes().to_vec(),
+    };
+    // The software eUICC checks CERT.DSauth and serverSignature1 as ES10b.AuthenticateServer does.
+    let response = euicc
+        .authenticate_server(
+            &challenge,
+            &server_answer,
+            &address,
+            None,
+            pki_tool::time::now(),
+        )
+        .expect("the eUICC accepts the server");
+    let authenticate = request(RequestChoice::AuthenticateClient(
+        AuthenticateClientRequest {
+            transaction_id: ok.transaction_id.clone(),
+            authenticate_server_response: Any::new(response),
+        },
+    ));
+    let (status, answer, _) = post(&mut conn, authenticate.clone()).await;
+    assert_eq!(status, 200);
+    let Some(ResponseChoice::AuthenticateClientEs11(AuthenticateClientResponseEs11::Ok(ok11))) =
+        answer
+    else {
+        panic!("authenticateClientOk expected: {answer:?}");
+    };
+    assert_eq!(ok11.transaction_id, ok.transaction_id);
+    let entry = |id: &str| EventEntries {
+        event_id: id.into(),
+        rsp_server_address: "testsmdpplus1.example.com".into(),
+    };
+    assert_eq!(ok11.event_entries, vec![entry("ev-1"), entry("ev-2")]);
+
+    // The same AuthenticateClient again: invalidTransactionId(7).
+    let (status, answer, _) = post(&mut conn, authenticate).await;
+    assert_eq!(status, 200);
+    let Some(ResponseChoice::AuthenticateClientEs11(AuthenticateClientResponseEs11::Error(e))) =
+        answer
+    else {
+        panic!("authenticateClientError expected: {answer:?}");
+    };
+    assert_eq!(integer(&e), 7);
+
+    // Another SM-DS's address: invalidDpAddress(1).
+    let (status, answer, _) =
+        post(&mut conn, initiate(&euicc, &challenge, "other.example.com")).await;
+    assert_eq!(status, 200);
+    let Some(ResponseChoice::InitiateAuthentication(InitiateAuthenticationResponse::Error(e))) =
+        answer
+    else {
+        panic!("initiateAuthenticationError expected: {answer:?}");
+    };
+    assert_eq!(integer(&e), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn what_is_no_es11_call_is_refused_at_the_http_level() {
+    let lab = Lab::new("asn1-refusals");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let mut conn = connect(&server, anonymous(&lab.pki)).await;
+    let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    let good = initiate(&euicc, &[7; 16], "localhost");
+    // Truncated, trailing bytes, another wrapper, an ES9+ function (GetBoundProfilePackage, BF3A).
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut other_wrapper = good.clone();
+    other_wrapper[0] = 0xA3;
+    let es9 = pki_tool::tlv::tlv(0xA2, &pki_tool::tlv::tlv(0xBF3A, &[0x80, 0x01, 0x01]));
+    for (what, body, wanted) in [
+        ("truncated", good[..good.len() - 3].to_vec(), "DER"),
+        ("trailing", trailing, "DER"),
+        ("wrapper", other_wrapper, "A2"),
+        ("ES9+", es9, "ES9+"),
+        ("empty", Vec::new(), "DER"),
+    ] {
+        let (status, _, text) = post(&mut conn, body).await;
+        assert_eq!(status, 400, "{what}");
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains(wanted), "{what}: {text}");
+    }
+    let raw = conn
+        .post_raw(path::ASN1, "application/json", good.clone())
+        .await
+        .expect("answer");
+    assert_eq!(raw.status, 415);
+    // The JSON binding is unchanged beside it.
+    assert_eq!(
+        discovery_outcome(&server, &lab.pki, Curve::NistP256).await,
+        Ok(0)
+    );
+    server.stop().await;
+}
