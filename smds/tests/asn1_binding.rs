@@ -153,7 +153,7 @@ fn integer(i: &Integer) -> i64 {
     i64::try_from(i).expect("small")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_over_the_asn1_binding() {
     let lab = Lab::new("asn1-binding");
     let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
@@ -230,6 +230,47 @@ async fn discovery_over_the_asn1_binding() {
         panic!("initiateAuthenticationError expected: {answer:?}");
     };
     assert_eq!(integer(&e), 1);
+
+    // The lab LPA on this binding: `smds discover --binding asn1`, and a refusal in its words.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
+        .args(["discover", "--binding", "asn1", "--server"])
+        .arg(format!("https://localhost:{}", server.addr.port()))
+        .arg("--certdir")
+        .arg(&lab.pki)
+        .output()
+        .expect("smds discover runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 event(s)") && stdout.contains("ev-2  testsmdpplus1.example.com"),
+        "{stdout}"
+    );
+    let opts = smds::lab::lpa::DiscoveryOptions {
+        address: "other.example.com".into(),
+        ..discovery_options(
+            &server,
+            &lab.pki,
+            None,
+            smds::sgp22::Es11PathFamily::Es9Plus,
+        )
+    };
+    match smds::lab::lpa::discover_asn1(&euicc, &opts)
+        .await
+        .expect("an answer")
+    {
+        smds::lab::lpa::Discovery::Failed { step, result } => {
+            assert_eq!(step, "InitiateAuthentication");
+            assert_eq!(
+                result.message.as_deref(),
+                Some("initiateAuthenticationError 1 (invalidDpAddress)")
+            );
+        }
+        d => panic!("refused expected: {d:?}"),
+    }
     server.stop().await;
 }
 

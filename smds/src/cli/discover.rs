@@ -33,6 +33,10 @@ pub struct DiscoverArgs {
     /// Path family: es9plus (lpac, euicc-go) or es11.
     #[arg(long, default_value = "es9plus", value_parser = ["es9plus", "es11"])]
     paths: String,
+    /// The binding: json (what LPAs use) or asn1 (SGP.22 6.6: DER on /gsma/rsp2/asn1; --paths
+    /// does not apply). --follow takes the same binding.
+    #[arg(long, default_value = "json", value_parser = ["json", "asn1"])]
+    binding: String,
     /// Follow a cascade: an entry whose rspServerAddress is this SM-DS (an Alternative the
     /// server handed out) is discovered there too, with the entry's EventID as matchingId, and
     /// replaced by what that SM-DS returns: the SM-DP+ address and the MatchingID to use.
@@ -128,10 +132,15 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
         timeout: a.server.timeout(),
         now: pki_tool::time::now(),
     };
-    match lpa::discover(&euicc, &opts)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let asn1 = a.binding == "asn1";
+    let discover = async |opts: &DiscoveryOptions| {
+        if asn1 {
+            lpa::discover_asn1(&euicc, opts).await
+        } else {
+            lpa::discover(&euicc, opts).await
+        }
+    };
+    match discover(&opts).await.map_err(|e| e.to_string())? {
         Discovery::Events {
             transaction_id,
             entries,
@@ -151,7 +160,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                     timeout: opts.timeout,
                     now: pki_tool::time::now(),
                 };
-                match lpa::discover(&euicc, &there).await.map_err(|e| {
+                match discover(&there).await.map_err(|e| {
                     format!(
                         "following {} to {}: {e}",
                         entry.event_id, entry.rsp_server_address

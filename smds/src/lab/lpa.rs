@@ -5,6 +5,7 @@
 use super::LabError;
 use super::https::{Connection, Endpoint};
 use super::soft_euicc::SoftEuicc;
+use crate::sgp22::asn1_binding;
 use crate::sgp22::requests::{Field, b64_encode};
 use crate::sgp22::responses::{
     AuthenticateClientResponse, EventEntry, InitiateAuthenticationResponse,
@@ -124,6 +125,108 @@ pub async fn discover_over(
         transaction_id: answer.transaction_id.to_hex(),
         entries: answer.event_entries,
     })
+}
+
+/// A failure on the ASN.1 binding, in the form the JSON binding's failures take: no subject or
+/// reason code (the binding has none), the INTEGER alternative or the HTTP refusal in the message.
+fn asn1_failure(step: &'static str, http_status: u16, message: String) -> Discovery {
+    Discovery::Failed {
+        step,
+        result: FunctionResult {
+            http_status,
+            status: "Failed".into(),
+            subject_code: None,
+            reason_code: None,
+            message: Some(message),
+            body: Value::Null,
+        },
+    }
+}
+
+/// POSTs one ASN.1-binding request: the DER answer, or the failure an HTTP refusal is.
+async fn post_asn1(
+    conn: &mut Connection,
+    step: &'static str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Result<bytes::Bytes, Discovery>, LabError> {
+    let raw = tokio::time::timeout(
+        timeout,
+        conn.post_raw(
+            crate::sgp22::paths::path::ASN1,
+            asn1_binding::CONTENT_TYPE,
+            body,
+        ),
+    )
+    .await
+    .map_err(|_| LabError::Timeout(format!("{step}: waiting {timeout:?} for an answer")))??;
+    if raw.status != 200 {
+        let text = String::from_utf8_lossy(&raw.body).trim().to_string();
+        return Ok(Err(asn1_failure(
+            step,
+            raw.status,
+            format!("HTTP {}: {text}", raw.status),
+        )));
+    }
+    Ok(Ok(raw.body))
+}
+
+/// [`discover`] on the ASN.1 binding (`POST /gsma/rsp2/asn1`): the same two functions and the
+/// same eUICC, DER instead of JSON.
+pub async fn discover_asn1(
+    euicc: &SoftEuicc,
+    opts: &DiscoveryOptions,
+) -> Result<Discovery, LabError> {
+    let bad = |e: asn1_binding::BindingError| LabError::Asn1(e.to_string());
+    let mut conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
+    let challenge = SoftEuicc::challenge().map_err(|e| LabError::Asn1(e.to_string()))?;
+    let info1 = euicc
+        .euicc_info1()
+        .map_err(|e| LabError::Asn1(e.to_string()))?;
+    let step = "InitiateAuthentication";
+    let body = asn1_binding::initiate_authentication_request(&challenge, &opts.address, &info1);
+    let der = match post_asn1(&mut conn, step, body, opts.timeout).await? {
+        Ok(der) => der,
+        Err(failed) => return Ok(failed),
+    };
+    let server = match asn1_binding::parse_initiate_authentication_response(&der).map_err(bad)? {
+        Ok(server) => server,
+        Err(v) => {
+            let name = asn1_binding::initiate_authentication_error_name(v);
+            return Ok(asn1_failure(
+                step,
+                200,
+                format!("initiateAuthenticationError {v} ({name})"),
+            ));
+        }
+    };
+    let response = euicc.authenticate_server(
+        &challenge,
+        &server,
+        &opts.address,
+        opts.matching_id.as_deref(),
+        opts.now,
+    )?;
+    let step = "AuthenticateClient";
+    let body = asn1_binding::authenticate_client_request(&server.transaction_id, &response);
+    let der = match post_asn1(&mut conn, step, body, opts.timeout).await? {
+        Ok(der) => der,
+        Err(failed) => return Ok(failed),
+    };
+    match asn1_binding::parse_authenticate_client_response(&der).map_err(bad)? {
+        Ok(answer) => Ok(Discovery::Events {
+            transaction_id: answer.transaction_id.to_hex(),
+            entries: answer.event_entries,
+        }),
+        Err(v) => {
+            let name = asn1_binding::authenticate_client_error_name(v);
+            Ok(asn1_failure(
+                step,
+                200,
+                format!("authenticateClientError {v} ({name})"),
+            ))
+        }
+    }
 }
 
 /// One ES11 call (no request header, as real LPAs send).

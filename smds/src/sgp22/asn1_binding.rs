@@ -183,6 +183,143 @@ pub fn authenticate_client_error(code: StatusCode) -> Vec<u8> {
     respond(AUTHENTICATE_CLIENT_RESPONSE_ES11, &error_alternative(value))
 }
 
+/// The response's function alternative inside the `A2` wrapper, which must be `function_tag`,
+/// and the one alternative inside that.
+fn unwrap_response<'a>(body: &'a [u8], function_tag: u32) -> Result<tlv::Tlv<'a>, BindingError> {
+    let top = tlv::parse_single(body, "RemoteProfileProvisioningResponse").map_err(der)?;
+    if top.tag != WRAPPER {
+        return Err(BindingError::Der(format!(
+            "RemoteProfileProvisioningResponse must be tagged A2, not {:X}",
+            top.tag
+        )));
+    }
+    let mut r = top.reader();
+    let function = r.expect(function_tag, "the response").map_err(der)?;
+    r.finish("RemoteProfileProvisioningResponse").map_err(der)?;
+    let mut f = function.reader();
+    let alternative = f.read().map_err(der)?;
+    f.finish("the response").map_err(der)?;
+    Ok(alternative)
+}
+
+/// The INTEGER error alternative [1].
+fn error_value(t: &tlv::Tlv<'_>) -> Result<i64, BindingError> {
+    if t.value.is_empty() || t.value.len() > 8 {
+        return Err(BindingError::Invalid(
+            "the error INTEGER has a bad length".into(),
+        ));
+    }
+    let negative = t.value[0] & 0x80 != 0;
+    let mut v: i64 = if negative { -1 } else { 0 };
+    for b in t.value {
+        v = (v << 8) | i64::from(*b);
+    }
+    Ok(v)
+}
+
+/// Reads an InitiateAuthenticationResponse (the lab LPA): the Ok alternative, or the error
+/// INTEGER.
+pub fn parse_initiate_authentication_response(
+    body: &[u8],
+) -> Result<Result<InitiateAuthenticationResponse, i64>, BindingError> {
+    let alternative = unwrap_response(body, INITIATE_AUTHENTICATION)?;
+    match alternative.tag {
+        0x81 => Ok(Err(error_value(&alternative)?)),
+        0xA0 => {
+            let mut f = alternative.reader();
+            let tid = f.expect(0x80, "transactionId").map_err(der)?;
+            let signed = f.expect(0x30, "serverSigned1").map_err(der)?;
+            let signature = f.expect(0x5F37, "serverSignature1").map_err(der)?;
+            let ci = f.expect(0x04, "euiccCiPKIdToBeUsed").map_err(der)?;
+            let cert = f.expect(0x30, "serverCertificate").map_err(der)?;
+            f.finish("InitiateAuthenticationOkEs9").map_err(der)?;
+            Ok(Ok(InitiateAuthenticationResponse {
+                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
+                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
+                })?,
+                server_signed1: signed.raw.to_vec(),
+                server_signature1: signature.raw.to_vec(),
+                euicc_ci_pkid_to_be_used: ci.value.to_vec(),
+                server_certificate: cert.raw.to_vec(),
+            }))
+        }
+        other => Err(BindingError::Der(format!(
+            "InitiateAuthenticationResponse alternative {other:X} is neither A0 nor 81"
+        ))),
+    }
+}
+
+/// Reads an AuthenticateClientResponseEs11 (the lab LPA): the Ok alternative, or the error
+/// INTEGER.
+pub fn parse_authenticate_client_response(
+    body: &[u8],
+) -> Result<Result<AuthenticateClientResponse, i64>, BindingError> {
+    let alternative = unwrap_response(body, AUTHENTICATE_CLIENT_RESPONSE_ES11)?;
+    match alternative.tag {
+        0x81 => Ok(Err(error_value(&alternative)?)),
+        0xA0 => {
+            let mut f = alternative.reader();
+            let tid = f.expect(0x80, "transactionId").map_err(der)?;
+            let list = f.expect(0xA1, "eventEntries").map_err(der)?;
+            f.finish("AuthenticateClientOkEs11").map_err(der)?;
+            let text = |t: &tlv::Tlv<'_>| {
+                std::str::from_utf8(t.value)
+                    .map(str::to_string)
+                    .map_err(|_| {
+                        BindingError::Invalid("an EventEntries string is not UTF-8".into())
+                    })
+            };
+            let mut entries = Vec::new();
+            let mut r = list.reader();
+            while !r.is_empty() {
+                let e = r.expect(0x30, "EventEntries").map_err(der)?;
+                let mut g = e.reader();
+                let id = g.expect(0x80, "eventId").map_err(der)?;
+                let address = g.expect(0x81, "rspServerAddress").map_err(der)?;
+                g.finish("EventEntries").map_err(der)?;
+                entries.push(super::responses::EventEntry {
+                    event_id: text(&id)?,
+                    rsp_server_address: text(&address)?,
+                });
+            }
+            Ok(Ok(AuthenticateClientResponse {
+                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
+                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
+                })?,
+                event_entries: entries,
+            }))
+        }
+        other => Err(BindingError::Der(format!(
+            "AuthenticateClientResponseEs11 alternative {other:X} is neither A0 nor 81"
+        ))),
+    }
+}
+
+/// rsp.asn's name for an `initiateAuthenticationError` value.
+pub fn initiate_authentication_error_name(value: i64) -> &'static str {
+    match value {
+        1 => "invalidDpAddress",
+        2 => "euiccVersionNotSupportedByDp",
+        3 => "ciPKNotSupported",
+        _ => "unknown value",
+    }
+}
+
+/// rsp.asn's name for an ES11 `authenticateClientError` value.
+pub fn authenticate_client_error_name(value: i64) -> &'static str {
+    match value {
+        1 => "eumCertificateInvalid",
+        2 => "eumCertificateExpired",
+        3 => "euiccCertificateInvalid",
+        4 => "euiccCertificateExpired",
+        5 => "euiccSignatureInvalid",
+        6 => "eventIdUnknown",
+        7 => "invalidTransactionId",
+        127 => "undefinedError",
+        _ => "unknown value",
+    }
+}
+
 /// The request bodies, for the lab LPA.
 pub fn initiate_authentication_request(
     challenge: &[u8; 16],
