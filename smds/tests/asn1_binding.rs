@@ -304,6 +304,32 @@ async fn what_is_no_es11_call_is_refused_at_the_http_level() {
         .await
         .expect("answer");
     assert_eq!(raw.status, 415);
+    // A v3 LPA's lpaRspCapability [5] after euiccInfo1 (rsp.asn: EXTENSIBILITY IMPLIED) is
+    // accepted.
+    let info1 = euicc.euicc_info1().expect("EUICCInfo1");
+    let v3 = pki_tool::tlv::tlv(
+        0xA2,
+        &pki_tool::tlv::constructed(
+            0xBF39,
+            &[
+                &pki_tool::tlv::tlv(0x81, &[7; 16]),
+                &pki_tool::tlv::tlv(0x83, b"localhost"),
+                &info1,
+                &pki_tool::tlv::tlv(0x85, &[0x02, 0x04]),
+            ],
+        ),
+    );
+    let (status, answer, _) = post(&mut conn, v3).await;
+    assert_eq!(status, 200);
+    assert!(
+        matches!(
+            answer,
+            Some(ResponseChoice::InitiateAuthentication(
+                InitiateAuthenticationResponse::Ok(_)
+            ))
+        ),
+        "{answer:?}"
+    );
     // The JSON binding is unchanged beside it.
     assert_eq!(
         discovery_outcome(&server, &lab.pki, Curve::NistP256).await,

@@ -52,6 +52,16 @@ fn der(e: impl std::fmt::Display) -> BindingError {
     BindingError::Der(e.to_string())
 }
 
+/// Skips what follows the components this server reads: rsp.asn's EXTENSIBILITY IMPLIED lets a
+/// newer sender add components (a v3 LPA's `lpaRspCapability [5]` after `euiccInfo1`), each a
+/// well-formed TLV.
+fn skip_extensions(r: &mut tlv::Reader<'_>) -> Result<(), BindingError> {
+    while !r.is_empty() {
+        r.read().map_err(der)?;
+    }
+    Ok(())
+}
+
 /// Reads a `RemoteProfileProvisioningRequest`.
 pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
     let top = tlv::parse_single(body, "RemoteProfileProvisioningRequest").map_err(der)?;
@@ -69,8 +79,8 @@ pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
             let mut f = call.reader();
             let challenge = f.expect(0x81, "euiccChallenge").map_err(der)?;
             let address = f.expect(0x83, "smdpAddress").map_err(der)?;
-            let info1 = f.read().map_err(der)?;
-            f.finish("InitiateAuthenticationRequest").map_err(der)?;
+            let info1 = f.expect(0xBF20, "euiccInfo1").map_err(der)?;
+            skip_extensions(&mut f)?;
             let euicc_challenge = <[u8; 16]>::try_from(challenge.value)
                 .map_err(|_| BindingError::Invalid("euiccChallenge must be 16 bytes".into()))?;
             let smds_address = std::str::from_utf8(address.value)
@@ -91,7 +101,7 @@ pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
             let response = f
                 .expect(0xBF38, "authenticateServerResponse")
                 .map_err(der)?;
-            f.finish("AuthenticateClientRequest").map_err(der)?;
+            skip_extensions(&mut f)?;
             let transaction_id = TransactionId::new(tid.value).ok_or_else(|| {
                 BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
             })?;
