@@ -232,19 +232,15 @@ async fn discovery_over_the_asn1_binding() {
     assert_eq!(integer(&e), 1);
 
     // The lab LPA on this binding: `smds discover --binding asn1`, and a refusal in its words.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["discover", "--binding", "asn1", "--server"])
-        .arg(format!("https://localhost:{}", server.addr.port()))
-        .arg("--certdir")
-        .arg(&lab.pki)
-        .output()
-        .expect("smds discover runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_smds([
+        "discover".into(),
+        "--binding".into(),
+        "asn1".into(),
+        "--server".into(),
+        format!("https://localhost:{}", server.addr.port()).into(),
+        "--certdir".into(),
+        lab.pki.clone().into_os_string(),
+    ]);
     assert!(
         stdout.contains("2 event(s)") && stdout.contains("ev-2  testsmdpplus1.example.com"),
         "{stdout}"

@@ -176,21 +176,15 @@ async fn cascade_end_to_end(store: StoreKind) {
         [("ev-1".to_string(), "smdp.example.com".to_string())]
     );
     // The lab LPA does both steps: `smds discover --follow`.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smds"))
-        .args(["discover", "--server"])
-        .arg(format!("https://localhost:{root_port}"))
-        .arg("--certdir")
-        .arg(&lab.pki)
-        .arg("--follow")
-        .arg(format!("{ALT_NAME}=127.0.0.1:{}", alt.addr.port()))
-        .output()
-        .expect("smds discover runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_smds([
+        "discover".into(),
+        "--server".into(),
+        format!("https://localhost:{root_port}").into(),
+        "--certdir".into(),
+        lab.pki.clone().into_os_string(),
+        "--follow".into(),
+        format!("{ALT_NAME}=127.0.0.1:{}", alt.addr.port()).into(),
+    ]);
     assert!(
         stdout.contains(&format!(
             "ev-1  smdp.example.com  (via {ALT_NAME} {root_event_id})"
