@@ -59,7 +59,13 @@ pub(super) fn unconfirmed_forwards(db: &Database) -> Result<Vec<StoredEvent>, St
     for item in marks.iter().map_err(error)? {
         let (k, _) = item.map_err(error)?;
         if let Some(v) = events.get(k.value()).map_err(error)? {
-            out.push(decode(v.value())?);
+            // One unreadable record must not stop the recovery of the others.
+            match decode(v.value()) {
+                Ok(e) => out.push(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an unreadable unconfirmed forward is skipped")
+                }
+            }
         }
     }
     Ok(out)
@@ -71,8 +77,14 @@ pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDe
     let queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
     let mut out = Vec::new();
     for item in queue.iter().map_err(error)?.take(limit) {
-        let (_, v) = item.map_err(error)?;
-        out.push(serde_json::from_slice(v.value()).map_err(unreadable)?);
+        let (k, v) = item.map_err(error)?;
+        // One unreadable entry must not stop the delivery of the others.
+        match serde_json::from_slice(v.value()) {
+            Ok(q) => out.push(q),
+            Err(e) => {
+                tracing::warn!(id = k.value(), error = %e, "an unreadable queued ES15 delete is skipped")
+            }
+        }
     }
     Ok(out)
 }

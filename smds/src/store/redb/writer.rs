@@ -298,13 +298,12 @@ fn apply_batch(
                         .get((eid, number, event_id.as_str()))
                         .map_err(error)?
                         .map(|v| v.value());
+                    // An unreadable record cannot be confirmed (nor fail the shared batch).
                     let stored = match seq {
                         Some(seq) => events
                             .get((eid, seq))
                             .map_err(error)?
-                            .map(|v| serde_json::from_slice::<StoredEvent>(v.value()))
-                            .transpose()
-                            .map_err(unreadable)?,
+                            .and_then(|v| serde_json::from_slice::<StoredEvent>(v.value()).ok()),
                         None => None,
                     };
                     let Some(mut stored) = stored.filter(|s| s.record.forwarded.is_some()) else {
@@ -329,9 +328,7 @@ fn apply_batch(
                     let entry = queue
                         .get(*id)
                         .map_err(error)?
-                        .map(|v| serde_json::from_slice::<QueuedDelete>(v.value()))
-                        .transpose()
-                        .map_err(unreadable)?;
+                        .and_then(|v| serde_json::from_slice::<QueuedDelete>(v.value()).ok());
                     if let Some(mut q) = entry {
                         q.attempts = q.attempts.saturating_add(1);
                         q.last_error = Some(why.clone());
@@ -407,12 +404,15 @@ fn apply_batch(
                         outcomes.push(Outcome::Delete(DeleteOutcome::NotFound));
                         continue;
                     };
-                    let gone = events
-                        .remove((eid, seq))
-                        .map_err(error)?
-                        .map(|v| serde_json::from_slice::<StoredEvent>(v.value()))
-                        .transpose()
-                        .map_err(unreadable)?;
+                    // An unreadable record is removed all the same (it cannot be served), and
+                    // cannot fail the batch the other requests share; it is logged.
+                    let gone = events.remove((eid, seq)).map_err(error)?.and_then(|v| {
+                        serde_json::from_slice::<StoredEvent>(v.value())
+                            .inspect_err(|e| {
+                                tracing::warn!(eid, seq, error = %e, "an unreadable event record was deleted; if it was forwarded, its Root copy is not deleted");
+                            })
+                            .ok()
+                    });
                     unconfirmed.remove((eid, seq)).map_err(error)?;
                     if let Some(f) = gone
                         .and_then(|g| g.record.forwarded)
