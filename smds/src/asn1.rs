@@ -207,6 +207,36 @@ pub struct EuiccSigned1View<'a> {
     pub matching_id: Option<&'a str>,
     /// `DeviceInfo` TLV, kept raw (TACs of 4 or 8 bytes, v3 fields).
     pub device_info: Option<&'a [u8]>,
+    /// Which `CtxParams1` alternative the eUICC signed.
+    pub context: CtxParams1Kind,
+}
+
+/// The `CtxParams1` alternatives (v2 has [0] only; v3 adds [1]-[3], `sgp22-v3-es15-notes.md`
+/// 1.2), or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtxParams1Kind {
+    /// [0] ctxParamsForCommonAuthentication: what ES11 is for.
+    CommonAuthentication,
+    /// [1] ctxParamsForDeviceChange (an SM-DP+ matter).
+    DeviceChange,
+    /// [2] ctxParamsForProfileRecovery (an SM-DP+ matter).
+    ProfileRecovery,
+    /// [3] ctxParamsForPushServiceRegistration.
+    PushServiceRegistration,
+    /// No ctxParams1 at all (a malformed euiccSigned1: it is mandatory).
+    Absent,
+}
+
+impl CtxParams1Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CtxParams1Kind::CommonAuthentication => "ctxParamsForCommonAuthentication",
+            CtxParams1Kind::DeviceChange => "ctxParamsForDeviceChange",
+            CtxParams1Kind::ProfileRecovery => "ctxParamsForProfileRecovery",
+            CtxParams1Kind::PushServiceRegistration => "ctxParamsForPushServiceRegistration",
+            CtxParams1Kind::Absent => "no ctxParams1",
+        }
+    }
 }
 
 /// `AuthenticateServerResponse` (BF38).
@@ -253,6 +283,7 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
     expect_tag(t, tag::SEQUENCE, "euiccSigned1")?;
     let mut r = t.reader();
     let (mut tid, mut addr, mut chal, mut info2, mut ctx) = (None, None, None, None, (None, None));
+    let mut context = CtxParams1Kind::Absent;
     while !r.is_empty() {
         let f = r.read()?;
         match f.tag {
@@ -265,7 +296,13 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
             }
             0x84 => chal = Some(f.value),
             0xBF22 => info2 = Some(f.raw),
-            0xA0 => ctx = parse_ctx_params1(&f)?,
+            0xA0 => {
+                ctx = parse_ctx_params1(&f)?;
+                context = CtxParams1Kind::CommonAuthentication;
+            }
+            0xA1 => context = CtxParams1Kind::DeviceChange,
+            0xA2 => context = CtxParams1Kind::ProfileRecovery,
+            0xA3 => context = CtxParams1Kind::PushServiceRegistration,
             _ => {}
         }
     }
@@ -278,6 +315,7 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
         euicc_info2: info2.ok_or_else(|| missing("euiccInfo2"))?,
         matching_id: ctx.0,
         device_info: ctx.1,
+        context,
     })
 }
 

@@ -397,6 +397,50 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
         code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
         "8.9.1/3.8"
     );
+    // v3 CtxParams1 alternatives an SM-DS does not serve ([1] device change, [2] profile
+    // recovery, [3] push-service registration), signed by a genuine eUICC: a definite refusal,
+    // and the transaction is not used up (the common-authentication retry succeeds).
+    for alternative in [0xA1u32, 0xA2, 0xA3] {
+        let (_, s) = session!();
+        let ss = server_signed1(&s);
+        let common = e
+            .euicc_signed1(
+                &ss.transaction_id,
+                &ss.server_address,
+                &ss.server_challenge,
+                None,
+            )
+            .expect("signed1");
+        let outer = pki_tool::tlv::parse_single(&common, "euiccSigned1").expect("DER");
+        let mut fields = Vec::new();
+        let mut r = outer.reader();
+        while !r.is_empty() {
+            let f = r.read().expect("field");
+            if f.tag == 0xA0 {
+                fields.push(pki_tool::tlv::tlv(alternative, f.value));
+            } else {
+                fields.push(f.raw.to_vec());
+            }
+        }
+        let parts: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+        let signed1 = pki_tool::tlv::constructed(0x30, &parts);
+        let response = e.response(&signed1, &e.key.sign_raw(&signed1));
+        let r = authenticate(&mut c, &s.transaction_id.to_hex(), &response).await;
+        assert_eq!(code(&r), "8.1/3.1", "{alternative:X}");
+        assert!(
+            r.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("ctxParamsFor"),
+            "{:?}",
+            r.message
+        );
+        let response = e.response(&common, &e.key.sign_raw(&common));
+        assert_eq!(
+            code(&authenticate(&mut c, &s.transaction_id.to_hex(), &response).await),
+            "success"
+        );
+    }
     // euiccSigned1 naming another transaction.
     let (_, s) = session!();
     let ss = server_signed1(&s);

@@ -150,6 +150,14 @@ fn authenticate_euicc(
     if normalize_address(signed.server_address) != normalize_address(&es11.hostname) {
         return Err(Es11Error::ServerAddress);
     }
+    // Checked last, on an authenticated eUICC; an absent ctxParams1 stays what v2 servers
+    // tolerated (common authentication without a matchingId).
+    if !matches!(
+        signed.context,
+        asn1::CtxParams1Kind::CommonAuthentication | asn1::CtxParams1Kind::Absent
+    ) {
+        return Err(Es11Error::UnsupportedContext(signed.context.name()));
+    }
     Ok(AuthenticatedEuicc {
         transaction_id: tid,
         expires,

@@ -57,6 +57,11 @@ pub enum Es11Error {
     Store(StoreError),
     #[error("no event identified by this EventID exists for this EID")]
     UnknownMatchingId,
+    /// euiccSigned1 carries a CtxParams1 alternative other than common authentication.
+    #[error(
+        "euiccSigned1 carries {0}: an SM-DS serves common authentication only (device change and profile recovery are SM-DP+ functions; this SM-DS offers no push service)"
+    )]
+    UnsupportedContext(&'static str),
 }
 
 impl FunctionError for Es11Error {
@@ -83,6 +88,7 @@ impl FunctionError for Es11Error {
                 _ => codes::EUM_CERT_INVALID,
             },
             E::UnknownMatchingId => codes::EVENT_UNKNOWN,
+            E::UnsupportedContext(_) => codes::EUICC_CONTEXT_UNSUPPORTED,
         }
     }
 }
