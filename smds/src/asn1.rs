@@ -391,6 +391,124 @@ pub fn authenticate_error_name(code: i64) -> &'static str {
 }
 
 /// DER encoding through rasn.
+/// Whether named bit `n` of a BIT STRING's content (first byte: the unused bits) is set.
+fn bit(content: &[u8], n: usize) -> bool {
+    content
+        .get(1 + n / 8)
+        .is_some_and(|byte| byte & (0x80 >> (n % 8)) != 0)
+}
+
+/// `EuiccRspCapability.signedSmdsResponseV3Support` (bit 17), from EUICCInfo2's `rspCapability`
+/// [8] (`sgp22-v3-es15-notes.md` 1.6). False for anything unreadable: the v2 answer stays.
+pub fn euicc_wants_signed_smds_response(euicc_info2: &[u8]) -> bool {
+    let Ok(info2) = tlv::parse_single(euicc_info2, "EUICCInfo2") else {
+        return false;
+    };
+    let mut r = info2.reader();
+    while let Ok(f) = r.read() {
+        if f.tag == 0x88 {
+            return bit(f.value, 17);
+        }
+    }
+    false
+}
+
+/// `LpaRspCapability.signedSmdsResponseV3Support` (bit 5), from DeviceInfo's `lpaRspCapability`
+/// [5], which the eUICC signs into euiccSigned1 (notes 1.2, 1.6).
+pub fn lpa_wants_signed_smds_response(device_info: Option<&[u8]>) -> bool {
+    let Some(Ok(info)) = device_info.map(|d| tlv::parse_single(d, "DeviceInfo")) else {
+        return false;
+    };
+    let mut r = info.reader();
+    while let Ok(f) = r.read() {
+        if f.tag == 0x85 {
+            return bit(f.value, 5);
+        }
+    }
+    false
+}
+
+/// One `EventRecordV3` (notes 1.3: explicit tags inside, so universal `0C`/`02` for the first
+/// three). `event_type` is mandatory there and its named values are unknown.
+pub struct EventRecordV3<'a> {
+    pub event_id: &'a str,
+    pub rsp_server_address: &'a str,
+    pub event_type: i64,
+}
+
+/// DER of `SmdsSigned2` with the `eventList` alternative: what the SM-DS signs for a v3 device
+/// (`transactionId [0]`, `eventList [0] { eventEntries [1] SEQUENCE OF EventRecordV3 }`; `ecId`
+/// and `pushServiceRefreshTime` are left out).
+pub fn smds_signed2(transaction_id: &TransactionId, events: &[EventRecordV3<'_>]) -> Vec<u8> {
+    let records: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            tlv::sequence(&[
+                &tlv::tlv(tag::UTF8_STRING, e.event_id.as_bytes()),
+                &tlv::tlv(tag::UTF8_STRING, e.rsp_server_address.as_bytes()),
+                &integer(e.event_type),
+            ])
+        })
+        .collect();
+    let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    let event_list = tlv::constructed(0xA0, &[&tlv::constructed(0xA1, &records)]);
+    tlv::sequence(&[&tlv::tlv(0x80, transaction_id.as_bytes()), &event_list])
+}
+
+/// A DER INTEGER.
+fn integer(v: i64) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    // Minimal two's complement: drop leading bytes that only repeat the sign.
+    let mut start = 0;
+    while start < 7 {
+        let (b, next) = (bytes[start], bytes[start + 1]);
+        if (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    tlv::tlv(tag::INTEGER, &bytes[start..])
+}
+
+/// What `SmdsSigned2` carries, read back (the lab LPA, after the eUICC verified it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmdsSigned2View {
+    pub transaction_id: Vec<u8>,
+    /// (eventId, rspServerAddress) of each EventRecordV3, in order.
+    pub events: Vec<(String, String)>,
+}
+
+/// Reads `SmdsSigned2` (the `eventList` alternative).
+pub fn parse_smds_signed2(der: &[u8]) -> Result<SmdsSigned2View, Asn1Error> {
+    let top = tlv::parse_single(der, "SmdsSigned2")?;
+    expect_tag(&top, tag::SEQUENCE, "SmdsSigned2")?;
+    let mut r = top.reader();
+    let tid = r.expect(0x80, "transactionId")?;
+    let list = r.expect(0xA0, "eventList")?;
+    let mut l = list.reader();
+    let entries = l.expect(0xA1, "eventEntries")?;
+    let mut events = Vec::new();
+    let mut e = entries.reader();
+    let text = |t: &Tlv<'_>| {
+        std::str::from_utf8(t.value)
+            .map(str::to_string)
+            .map_err(|_| Asn1Error("EventRecordV3 text is not UTF-8".into()))
+    };
+    while !e.is_empty() {
+        let rec = e.expect(tag::SEQUENCE, "EventRecordV3")?;
+        let mut f = rec.reader();
+        let id = f.expect(tag::UTF8_STRING, "eventId")?;
+        let address = f.expect(tag::UTF8_STRING, "rspServerAddress")?;
+        f.expect(tag::INTEGER, "eventType")?;
+        events.push((text(&id)?, text(&address)?));
+    }
+    Ok(SmdsSigned2View {
+        transaction_id: tid.value.to_vec(),
+        events,
+    })
+}
+
 pub fn der<T: rasn::Encode>(v: &T) -> Result<Vec<u8>, rasn::error::EncodeError> {
     rasn::der::encode(v)
 }

@@ -39,6 +39,7 @@ fn events(d: Discovery) -> Vec<String> {
         Discovery::Events {
             entries,
             transaction_id,
+            ..
         } => {
             assert_eq!(transaction_id.len(), 32, "uppercase hex of 16 bytes");
             assert!(

@@ -44,6 +44,11 @@ pub struct DiscoverArgs {
     /// --connect-to). Repeatable.
     #[arg(long, value_name = "ADDRESS[=HOST:PORT]")]
     follow: Vec<String>,
+    /// Act as a v3 device: the eUICC and the LPA claim signedSmdsResponseV3Support, so a v3
+    /// SM-DS answers with a signed event list, which the eUICC verifies (VerifySmdsResponse)
+    /// before anything is printed.
+    #[arg(long)]
+    v3: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -86,7 +91,9 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
         .as_deref()
         .map(|e| pki_tool::Eid::parse(e).map_err(|err| format!("--eid {e}: {err}")))
         .transpose()?;
-    let euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
+    let mut euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
+    euicc.euicc_signed_smds_response = a.v3;
+    euicc.lpa_signed_smds_response = a.v3;
     let endpoint = a.server.endpoint()?;
     let cas = if a.ca.is_empty() {
         let layout = pki_tool::hierarchy::layout_at(&a.certdir).map_err(|e| e.to_string())?;
@@ -144,6 +151,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
         Discovery::Events {
             transaction_id,
             entries,
+            signed,
         } => {
             let mut resolved = Vec::new();
             for entry in entries {
@@ -196,12 +204,21 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                     .collect();
                 println!(
                     "{}",
-                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "eventEntries": list})
+                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "signedListVerified": signed, "eventEntries": list})
                 );
             } else if resolved.is_empty() {
                 println!("EID {}: no events", euicc.eid);
             } else {
-                println!("EID {}: {} event(s)", euicc.eid, resolved.len());
+                println!(
+                    "EID {}: {} event(s){}",
+                    euicc.eid,
+                    resolved.len(),
+                    if signed {
+                        " (signed list, verified by the eUICC)"
+                    } else {
+                        ""
+                    }
+                );
                 for r in resolved {
                     match r.via {
                         None => println!("  {}  {}", r.entry.event_id, r.entry.rsp_server_address),

@@ -23,6 +23,8 @@ pub enum Discovery {
     Events {
         transaction_id: String,
         entries: Vec<EventEntry>,
+        /// The SM-DS answered with a signed list (v3), which the eUICC verified.
+        signed: bool,
     },
     /// The SM-DS answered Failed (at `step`).
     Failed {
@@ -121,8 +123,13 @@ pub async fn discover_over(
         });
     }
     let answer = AuthenticateClientResponse::from_result(&r)?;
+    // A v3 answer's list is trusted only once the eUICC has verified it (ES10b.VerifySmdsResponse).
+    if let Some(signed) = &answer.signed {
+        euicc.verify_smds_response(signed, &server)?;
+    }
     Ok(Discovery::Events {
         transaction_id: answer.transaction_id.to_hex(),
+        signed: answer.signed.is_some(),
         entries: answer.event_entries,
     })
 }
@@ -214,10 +221,16 @@ pub async fn discover_asn1(
         Err(failed) => return Ok(failed),
     };
     match asn1_binding::parse_authenticate_client_response(&der).map_err(bad)? {
-        Ok(answer) => Ok(Discovery::Events {
-            transaction_id: answer.transaction_id.to_hex(),
-            entries: answer.event_entries,
-        }),
+        Ok(answer) => {
+            if let Some(signed) = &answer.signed {
+                euicc.verify_smds_response(signed, &server)?;
+            }
+            Ok(Discovery::Events {
+                transaction_id: answer.transaction_id.to_hex(),
+                signed: answer.signed.is_some(),
+                entries: answer.event_entries,
+            })
+        }
         Err(v) => {
             let name = asn1_binding::authenticate_client_error_name(v);
             Ok(asn1_failure(

@@ -9,7 +9,7 @@ use crate::asn1::{
     ServerSigned1,
 };
 use crate::sgp22::normalize_address;
-use crate::sgp22::responses::InitiateAuthenticationResponse;
+use crate::sgp22::responses::{InitiateAuthenticationResponse, SignedEventList};
 use pki_tool::hierarchy::{self, read_cert, read_key};
 use pki_tool::layout::Slot;
 use pki_tool::tlv::{self, tag};
@@ -25,6 +25,11 @@ pub struct SoftEuicc {
     pub key: PrivateKey,
     pub ci: Certificate,
     pub eid: Eid,
+    /// The eUICC claims signedSmdsResponseV3Support (EuiccRspCapability bit 17 in EUICCInfo2),
+    /// as a v3 eUICC does; off: a v2 eUICC.
+    pub euicc_signed_smds_response: bool,
+    /// Its LPA claims it too (LpaRspCapability bit 5 in the DeviceInfo it gives the eUICC).
+    pub lpa_signed_smds_response: bool,
 }
 
 fn credentials(e: impl std::fmt::Display) -> LabError {
@@ -33,6 +38,25 @@ fn credentials(e: impl std::fmt::Display) -> LabError {
 
 fn refused(why: impl Into<String>) -> LabError {
     LabError::ServerRefused(why.into())
+}
+
+/// CtxParamsForCommonAuthentication's content with `lpaRspCapability` [5] (bit 5,
+/// signedSmdsResponseV3Support) appended to its DeviceInfo [1], as a v3 LPA sends it.
+fn with_lpa_rsp_capability(ctx_content: &[u8]) -> Result<Vec<u8>, LabError> {
+    let bad = |e: pki_tool::tlv::DerError| LabError::Asn1(e.to_string());
+    let mut out = Vec::new();
+    let mut r = pki_tool::tlv::Reader::new(ctx_content);
+    while !r.is_empty() {
+        let f = r.read().map_err(bad)?;
+        if f.tag == 0xA1 {
+            let mut device_info = f.value.to_vec();
+            device_info.extend_from_slice(&tlv::tlv(0x85, &[0x02, 0x04]));
+            out.extend_from_slice(&tlv::tlv(0xA1, &device_info));
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    Ok(out)
 }
 
 fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf, LabError> {
@@ -108,6 +132,8 @@ impl SoftEuicc {
                 key,
                 ci,
                 eid: cert_eid,
+                euicc_signed_smds_response: false,
+                lpa_signed_smds_response: false,
             });
         }
         let c = curve.file_suffix();
@@ -155,7 +181,12 @@ impl SoftEuicc {
                     ],
                 ),
                 &tlv::tlv(0x85, &[0x00, 0x00]),
-                &tlv::tlv(0x88, &[0x04, 0x00]),
+                // rspCapability: v2 devices name bits 0-3; bit 17 is signedSmdsResponseV3Support.
+                &if self.euicc_signed_smds_response {
+                    tlv::tlv(0x88, &[0x06, 0x00, 0x00, 0x40])
+                } else {
+                    tlv::tlv(0x88, &[0x04, 0x00])
+                },
                 &ski_list(0xA9),
                 &ski_list(0xAA),
                 &tlv::tlv(tag::OCTET_STRING, &[0, 0, 0]),
@@ -183,10 +214,13 @@ impl SoftEuicc {
         };
         // CtxParams1 is a CHOICE whose only v2 alternative gets the automatic tag [0] (A0).
         let ctx_der = asn1::der(&ctx).map_err(|e| LabError::Asn1(e.to_string()))?;
-        let ctx_content = tlv::parse_single(&ctx_der, "ctxParams")
+        let mut ctx_content = tlv::parse_single(&ctx_der, "ctxParams")
             .map_err(|e| LabError::Asn1(e.to_string()))?
             .value
             .to_vec();
+        if self.lpa_signed_smds_response {
+            ctx_content = with_lpa_rsp_capability(&ctx_content)?;
+        }
         Ok(tlv::constructed(
             tag::SEQUENCE,
             &[
@@ -197,6 +231,33 @@ impl SoftEuicc {
                 &tlv::tlv(0xA0, &ctx_content),
             ],
         ))
+    }
+
+    /// ES10b.VerifySmdsResponse (BF45, as a v3 eUICC does it): `smdsSignature2` over the exact
+    /// `SmdsSigned2` bytes with the key of the CERT.DSauth this eUICC validated in the same
+    /// session's AuthenticateServer, and the session's transactionId inside.
+    pub fn verify_smds_response(
+        &self,
+        signed: &SignedEventList,
+        server: &InitiateAuthenticationResponse,
+    ) -> Result<(), LabError> {
+        let cert = Certificate::from_der(&server.server_certificate)
+            .map_err(|e| refused(format!("server certificate: {e}")))?;
+        let sig = tlv::parse_single(&signed.smds_signature2, "smdsSignature2")
+            .map_err(|e| refused(e.to_string()))?;
+        if sig.tag != 0x5F37 || !cert.public_key.verify_raw(&signed.smds_signed2, sig.value) {
+            return Err(refused(
+                "VerifySmdsResponse: smdsSignature2 does not verify with the session's CERT.DSauth",
+            ));
+        }
+        let view = asn1::parse_smds_signed2(&signed.smds_signed2)
+            .map_err(|e| refused(format!("VerifySmdsResponse: {e}")))?;
+        if view.transaction_id != server.transaction_id.as_bytes() {
+            return Err(refused(
+                "VerifySmdsResponse: SmdsSigned2 carries another transactionId",
+            ));
+        }
+        Ok(())
     }
 
     /// `AuthenticateServerResponse` (BF38) carrying `euicc_signed1` and `signature` (r||s).

@@ -154,8 +154,20 @@ pub fn initiate_authentication_error(code: StatusCode) -> Option<Vec<u8>> {
     Some(respond(INITIATE_AUTHENTICATION, &error_alternative(value)))
 }
 
-/// `AuthenticateClientResponseEs11` with `authenticateClientOk`.
+/// `AuthenticateClientResponseEs11` with `authenticateClientOk`, or for a v3 device with
+/// `authenticateClientOkV3` [2] `{transactionId [0], smdsSigned2, smdsSignature2}` (notes 1.3).
 pub fn authenticate_client_ok(r: &AuthenticateClientResponse) -> Vec<u8> {
+    if let Some(s) = &r.signed {
+        let v3 = tlv::constructed(
+            0xA2,
+            &[
+                &tlv::tlv(0x80, r.transaction_id.as_bytes()),
+                &s.smds_signed2,
+                &s.smds_signature2,
+            ],
+        );
+        return respond(AUTHENTICATE_CLIENT_RESPONSE_ES11, &v3);
+    }
     let entries: Vec<Vec<u8>> = r
         .event_entries
         .iter()
@@ -297,10 +309,39 @@ pub fn parse_authenticate_client_response(
                     BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
                 })?,
                 event_entries: entries,
+                signed: None,
+            }))
+        }
+        0xA2 => {
+            let mut f = alternative.reader();
+            let tid = f.expect(0x80, "transactionId").map_err(der)?;
+            let signed = f.expect(0x30, "smdsSigned2").map_err(der)?;
+            let signature = f.expect(0x5F37, "smdsSignature2").map_err(der)?;
+            f.finish("AuthenticateClientOkEs11V3").map_err(der)?;
+            let view = asn1::parse_smds_signed2(signed.raw)
+                .map_err(|e| BindingError::Invalid(e.to_string()))?;
+            Ok(Ok(AuthenticateClientResponse {
+                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
+                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
+                })?,
+                event_entries: view
+                    .events
+                    .into_iter()
+                    .map(
+                        |(event_id, rsp_server_address)| super::responses::EventEntry {
+                            event_id,
+                            rsp_server_address,
+                        },
+                    )
+                    .collect(),
+                signed: Some(super::responses::SignedEventList {
+                    smds_signed2: signed.raw.to_vec(),
+                    smds_signature2: signature.raw.to_vec(),
+                }),
             }))
         }
         other => Err(BindingError::Der(format!(
-            "AuthenticateClientResponseEs11 alternative {other:X} is neither A0 nor 81"
+            "AuthenticateClientResponseEs11 alternative {other:X} is none of A0, 81, A2"
         ))),
     }
 }

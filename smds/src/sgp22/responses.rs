@@ -105,27 +105,86 @@ impl EventEntry {
     }
 }
 
+/// A v3 answer's signed event list (`authenticateClientOkV3`): `SmdsSigned2` and its signature
+/// by the session's CERT.DSauth key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEventList {
+    /// DER of `SmdsSigned2`, exactly as signed.
+    pub smds_signed2: Vec<u8>,
+    /// `smdsSignature2`: the 5F37 TLV with raw r||s.
+    pub smds_signature2: Vec<u8>,
+}
+
+/// The JSON names of a v3 answer. Inferred, not read in SGP.22 (`sgp22-v3-es15-notes.md` 1.1:
+/// every ASN.1 field becomes a base64 key of the same name, as in v2): this is the one place
+/// they are written.
+const SMDS_SIGNED2: &str = "smdsSigned2";
+const SMDS_SIGNATURE2: &str = "smdsSignature2";
+
 /// ES11.AuthenticateClient's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticateClientResponse {
     pub transaction_id: TransactionId,
-    /// In registration order; empty when nothing is pending.
+    /// In registration order; empty when nothing is pending. In a v3 answer, the list inside
+    /// `signed` (which a client trusts only once its eUICC has verified it).
     pub event_entries: Vec<EventEntry>,
+    /// Set for a device whose eUICC and LPA both support signedSmdsResponseV3.
+    pub signed: Option<SignedEventList>,
 }
 
 impl AuthenticateClientResponse {
     pub fn to_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("transactionId".into(), self.transaction_id.to_hex().into());
-        m.insert(
-            "eventEntries".into(),
-            Value::Array(self.event_entries.iter().map(EventEntry::to_json).collect()),
-        );
+        match &self.signed {
+            Some(s) => {
+                m.insert(SMDS_SIGNED2.into(), b64_encode(&s.smds_signed2).into());
+                m.insert(
+                    SMDS_SIGNATURE2.into(),
+                    b64_encode(&s.smds_signature2).into(),
+                );
+            }
+            None => {
+                m.insert(
+                    "eventEntries".into(),
+                    Value::Array(self.event_entries.iter().map(EventEntry::to_json).collect()),
+                );
+            }
+        }
         m
     }
 
-    /// Reads a successful answer.
+    /// Reads a successful answer (v2 `eventEntries`, or a v3 signed list, whose entries are
+    /// read from `SmdsSigned2` but not yet verified).
     pub fn from_result(r: &FunctionResult) -> Result<Self, ResponseError> {
+        let transaction_id = r.body["transactionId"]
+            .as_str()
+            .and_then(TransactionId::from_hex)
+            .ok_or_else(|| error(AUTHENTICATE, "no valid transactionId"))?;
+        if let Some(signed) = r.body[SMDS_SIGNED2].as_str() {
+            let b64 = |v: Option<&str>, what: &str| {
+                v.and_then(b64_decode)
+                    .ok_or_else(|| error(AUTHENTICATE, format!("{what} is not valid base64")))
+            };
+            let signed = SignedEventList {
+                smds_signed2: b64(Some(signed), SMDS_SIGNED2)?,
+                smds_signature2: b64(r.body[SMDS_SIGNATURE2].as_str(), SMDS_SIGNATURE2)?,
+            };
+            let view = crate::asn1::parse_smds_signed2(&signed.smds_signed2)
+                .map_err(|e| error(AUTHENTICATE, e.to_string()))?;
+            return Ok(AuthenticateClientResponse {
+                transaction_id,
+                event_entries: view
+                    .events
+                    .into_iter()
+                    .map(|(event_id, rsp_server_address)| EventEntry {
+                        event_id,
+                        rsp_server_address,
+                    })
+                    .collect(),
+                signed: Some(signed),
+            });
+        }
         let entries = r.body["eventEntries"]
             .as_array()
             .ok_or_else(|| error(AUTHENTICATE, "no eventEntries array"))?
@@ -142,13 +201,10 @@ impl AuthenticateClientResponse {
                 })
             })
             .collect::<Result<Vec<_>, ResponseError>>()?;
-        let transaction_id = r.body["transactionId"]
-            .as_str()
-            .and_then(TransactionId::from_hex)
-            .ok_or_else(|| error(AUTHENTICATE, "no valid transactionId"))?;
         Ok(AuthenticateClientResponse {
             transaction_id,
             event_entries: entries,
+            signed: None,
         })
     }
 }

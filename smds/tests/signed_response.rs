@@ -1,0 +1,280 @@
+//! SGP.22 v3 signed SM-DS responses: a device whose eUICC (EuiccRspCapability bit 17) and LPA
+//! (LpaRspCapability bit 5) both support signedSmdsResponseV3 gets `authenticateClientOkV3`, an
+//! `SmdsSigned2` signed with the session's CERT.DSauth key; any other device gets the v2 answer,
+//! unchanged. The signed bytes are read with rsp.asn's v3 structures written out for rasn (from the
+//! v3 notes), the signature is checked by openssl with the DSauth certificate, and the lab LPA's
+//! VerifySmdsResponse refuses a tampered list.
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pki_tool::Curve;
+use rasn::prelude::*;
+use serde_json::json;
+use smds::config::Limits;
+use smds::lab::https::Connection;
+use smds::lab::lpa::{self, Discovery};
+use smds::lab::soft_euicc::SoftEuicc;
+use smds::sgp22::FunctionResult;
+use smds::sgp22::responses::{
+    AuthenticateClientResponse, InitiateAuthenticationResponse, SignedEventList,
+};
+use support::*;
+
+// sgp22-v3-es15-notes.md 1.3 ([gen]): EventRecordV3 has explicit tags inside, so no automatic
+// tagging (eventId and rspServerAddress are universal UTF8String, eventType a universal INTEGER).
+#[derive(AsnType, Debug, Clone, Decode, Encode, PartialEq, Eq)]
+struct EventRecordV3 {
+    event_id: Utf8String,
+    rsp_server_address: Utf8String,
+    event_type: Integer,
+    hashed_iccids: Option<SequenceOf<OctetString>>,
+    salt: Option<OctetString>,
+    #[rasn(tag(context, 17))]
+    service_provider_name: Option<Utf8String>,
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+struct EventList {
+    #[rasn(tag(context, 1))]
+    event_entries: SequenceOf<EventRecordV3>,
+    #[rasn(tag(context, 2))]
+    ec_id: Option<OctetString>,
+    #[rasn(tag(context, 3))]
+    push_service_refresh_time: Option<GeneralizedTime>,
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(choice)]
+enum RequestSpecificData {
+    #[rasn(tag(context, 0))]
+    EventList(EventList),
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+struct SmdsSigned2 {
+    #[rasn(tag(context, 0))]
+    transaction_id: OctetString,
+    request_specific_data: RequestSpecificData,
+}
+
+/// InitiateAuthentication and the eUICC's AuthenticateServer on `conn`, then AuthenticateClient:
+/// the server's InitiateAuthentication answer and the raw AuthenticateClient result.
+async fn discover_raw(
+    conn: &mut Connection,
+    e: &SoftEuicc,
+) -> (InitiateAuthenticationResponse, FunctionResult) {
+    let challenge = SoftEuicc::challenge().expect("challenge");
+    let r = conn
+        .call(
+            "/gsma/rsp2/es9plus/initiateAuthentication",
+            &json!({
+                "smdpAddress": "localhost",
+                "euiccChallenge": STANDARD.encode(challenge),
+                "euiccInfo1": STANDARD.encode(e.euicc_info1().expect("info1")),
+            }),
+        )
+        .await
+        .expect("answer");
+    let server = InitiateAuthenticationResponse::from_result(&r).expect("initiated");
+    let response = e
+        .authenticate_server(
+            &challenge,
+            &server,
+            "localhost",
+            None,
+            pki_tool::time::now(),
+        )
+        .expect("the eUICC accepts the server");
+    let r = conn
+        .call(
+            "/gsma/rsp2/es9plus/authenticateClient",
+            &json!({
+                "transactionId": server.transaction_id.to_hex(),
+                "authenticateServerResponse": STANDARD.encode(response),
+            }),
+        )
+        .await
+        .expect("answer");
+    assert!(r.is_success(), "{:?}", r.body);
+    (server, r)
+}
+
+/// r||s as the DER `ECDSA-Sig-Value` openssl verifies.
+fn der_signature(raw: &[u8]) -> Vec<u8> {
+    let int = |b: &[u8]| {
+        let mut v: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+        if v.first().is_none_or(|x| x & 0x80 != 0) {
+            v.insert(0, 0);
+        }
+        pki_tool::tlv::tlv(0x02, &v)
+    };
+    pki_tool::tlv::sequence(&[&int(&raw[..32]), &int(&raw[32..])])
+}
+
+/// openssl's verdict on `signature` (r||s) over `data` with the certificate's key.
+fn openssl_verifies(tmp: &std::path::Path, cert_der: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    let dir = &tmp.join("openssl-check");
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(dir.join("dsauth.der"), cert_der).expect("write");
+    std::fs::write(dir.join("signed.der"), data).expect("write");
+    std::fs::write(dir.join("sig.der"), der_signature(signature)).expect("write");
+    let key = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "dsauth.der",
+            "-pubkey",
+            "-noout",
+            "-out",
+            "pub.pem",
+        ])
+        .current_dir(dir)
+        .status()
+        .expect("openssl runs");
+    assert!(key.success());
+    std::process::Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.der",
+            "signed.der",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs")
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_device_gets_a_signed_list_and_others_the_v2_answer() {
+    let lab = Lab::new("signed-response");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    for id in ["ev-1", "ev-2"] {
+        assert!(register(&mut dp, EID, id).await.is_success());
+    }
+    let mut conn = connect(&server, lpa_tls(&lab.pki)).await;
+    let mut e = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+
+    // A v2 device, and a v3 eUICC behind a v2 LPA (or the reverse): the v2 answer.
+    for (euicc_bit, lpa_bit) in [(false, false), (true, false), (false, true)] {
+        e.euicc_signed_smds_response = euicc_bit;
+        e.lpa_signed_smds_response = lpa_bit;
+        let (_, r) = discover_raw(&mut conn, &e).await;
+        assert!(r.body["eventEntries"].is_array(), "{:?}", r.body);
+        assert!(r.body.get("smdsSigned2").is_none(), "{:?}", r.body);
+    }
+
+    // A v3 device: transactionId, smdsSigned2, smdsSignature2 and nothing else.
+    e.euicc_signed_smds_response = true;
+    e.lpa_signed_smds_response = true;
+    let (session, r) = discover_raw(&mut conn, &e).await;
+    assert!(r.body.get("eventEntries").is_none(), "{:?}", r.body);
+    let answer = AuthenticateClientResponse::from_result(&r).expect("v3 answer");
+    let signed = answer.signed.clone().expect("a signed list");
+    let decoded: SmdsSigned2 = rasn::der::decode(&signed.smds_signed2).expect("SmdsSigned2");
+    assert_eq!(
+        decoded.transaction_id.as_ref(),
+        session.transaction_id.as_bytes()
+    );
+    let RequestSpecificData::EventList(list) = decoded.request_specific_data;
+    let ids: Vec<String> = list
+        .event_entries
+        .iter()
+        .map(|r| r.event_id.to_string())
+        .collect();
+    assert_eq!(ids, ["ev-1", "ev-2"]);
+    assert!(
+        list.event_entries
+            .iter()
+            .all(|r| r.rsp_server_address == "testsmdpplus1.example.com")
+    );
+    // Signed with the key of the CERT.DSauth of this session, over the exact SmdsSigned2 bytes.
+    let sig = pki_tool::tlv::parse_single(&signed.smds_signature2, "5F37").expect("TLV");
+    assert_eq!((sig.tag, sig.value.len()), (0x5F37, 64));
+    assert!(openssl_verifies(
+        &lab.tmp.0,
+        &session.server_certificate,
+        &signed.smds_signed2,
+        sig.value
+    ));
+    assert!(!openssl_verifies(
+        &lab.tmp.0,
+        &session.server_certificate,
+        &[&signed.smds_signed2[..], b"x"].concat(),
+        sig.value
+    ));
+
+    // The lab LPA's VerifySmdsResponse: the genuine list passes; a changed event, another
+    // transaction, a changed signature do not.
+    e.verify_smds_response(&signed, &session)
+        .expect("the genuine list verifies");
+    let mut tampered = signed.smds_signed2.clone();
+    let at = tampered
+        .windows(4)
+        .position(|w| w == b"ev-2")
+        .expect("ev-2 in the list");
+    tampered[at + 3] = b'3';
+    let forged = SignedEventList {
+        smds_signed2: tampered,
+        ..signed.clone()
+    };
+    assert!(e.verify_smds_response(&forged, &session).is_err());
+    let mut other_session = session.clone();
+    other_session.transaction_id = smds::asn1::TransactionId::new(&[1; 16]).expect("tid");
+    assert!(e.verify_smds_response(&signed, &other_session).is_err());
+    let mut bad_signature = signed.smds_signature2.clone();
+    if let Some(last) = bad_signature.last_mut() {
+        *last ^= 1;
+    }
+    let forged = SignedEventList {
+        smds_signature2: bad_signature,
+        ..signed
+    };
+    assert!(e.verify_smds_response(&forged, &session).is_err());
+
+    // The whole lab discovery, on both bindings, verifies and reports it.
+    let opts = discovery_options(
+        &server,
+        &lab.pki,
+        None,
+        smds::sgp22::Es11PathFamily::Es9Plus,
+    );
+    for asn1 in [false, true] {
+        let d = if asn1 {
+            lpa::discover_asn1(&e, &opts).await
+        } else {
+            lpa::discover(&e, &opts).await
+        };
+        match d.expect("discovery") {
+            Discovery::Events {
+                entries, signed, ..
+            } => {
+                assert!(signed, "asn1: {asn1}");
+                assert_eq!(entries.len(), 2);
+            }
+            d => panic!("{d:?}"),
+        }
+    }
+    let out = run_smds([
+        "discover".into(),
+        "--v3".into(),
+        "--server".into(),
+        format!("https://localhost:{}", server.addr.port()).into(),
+        "--certdir".into(),
+        lab.pki.clone().into_os_string(),
+    ]);
+    assert!(
+        out.contains("2 event(s) (signed list, verified by the eUICC)"),
+        "{out}"
+    );
+    server.stop().await;
+}
