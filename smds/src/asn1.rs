@@ -437,9 +437,13 @@ pub struct EventRecordV3<'a> {
 }
 
 /// DER of `SmdsSigned2` with the `eventList` alternative: what the SM-DS signs for a v3 device
-/// (`transactionId [0]`, `eventList [0] { eventEntries [1] SEQUENCE OF EventRecordV3 }`; `ecId`
-/// and `pushServiceRefreshTime` are left out).
-pub fn smds_signed2(transaction_id: &TransactionId, events: &[EventRecordV3<'_>]) -> Vec<u8> {
+/// (`transactionId [0]`, `eventList [0] { eventEntries [1] SEQUENCE OF EventRecordV3, ecId [2]
+/// OPTIONAL }`; `pushServiceRefreshTime` is left out).
+pub fn smds_signed2(
+    transaction_id: &TransactionId,
+    events: &[EventRecordV3<'_>],
+    ec_id: Option<&[u8]>,
+) -> Vec<u8> {
     let records: Vec<Vec<u8>> = events
         .iter()
         .map(|e| {
@@ -451,7 +455,12 @@ pub fn smds_signed2(transaction_id: &TransactionId, events: &[EventRecordV3<'_>]
         })
         .collect();
     let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-    let event_list = tlv::constructed(0xA0, &[&tlv::constructed(0xA1, &records)]);
+    let entries = tlv::constructed(0xA1, &records);
+    let ec_id = ec_id.map(|id| tlv::tlv(0x82, id));
+    let event_list = match &ec_id {
+        Some(id) => tlv::constructed(0xA0, &[&entries, id]),
+        None => tlv::constructed(0xA0, &[&entries]),
+    };
     tlv::sequence(&[&tlv::tlv(0x80, transaction_id.as_bytes()), &event_list])
 }
 
@@ -477,6 +486,8 @@ pub struct SmdsSigned2View {
     pub transaction_id: Vec<u8>,
     /// (eventId, rspServerAddress) of each EventRecordV3, in order.
     pub events: Vec<(String, String)>,
+    /// The Event Checking identifier, when the SM-DS handed one out.
+    pub ec_id: Option<Vec<u8>>,
 }
 
 /// Reads `SmdsSigned2` (the `eventList` alternative).
@@ -503,9 +514,11 @@ pub fn parse_smds_signed2(der: &[u8]) -> Result<SmdsSigned2View, Asn1Error> {
         f.expect(tag::INTEGER, "eventType")?;
         events.push((text(&id)?, text(&address)?));
     }
+    let ec_id = l.optional(0x82)?.map(|t| t.value.to_vec());
     Ok(SmdsSigned2View {
         transaction_id: tid.value.to_vec(),
         events,
+        ec_id,
     })
 }
 

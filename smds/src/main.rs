@@ -40,6 +40,9 @@ enum Command {
     /// and serverSignature1, and refuses a server that fails; then it signs euiccSigned1 with
     /// EUICCInfo2 and DeviceInfo and prints the events.
     Discover(cli::discover::DiscoverArgs),
+    /// SGP.22 v3 Event Checking: ask, with the ecId of the last `discover --v3`, whether anything
+    /// is pending (no eUICC involved; the SM-DS answers only yes or no).
+    CheckEvent(cli::check_event::CheckEventArgs),
     /// The effective server configuration.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Events(c) => cli::events::run(c).await.map(|_| true),
             Command::Event(c) => cli::event::run(c).await,
             Command::Discover(a) => cli::discover::run(a).await,
+            Command::CheckEvent(a) => cli::check_event::run(a).await,
             Command::Config(c) => cli::config::run(c).map(|_| true),
             Command::Completions { shell } => {
                 pki_tool::cli_docs::print_completions(shell, Cli::command());

@@ -278,3 +278,101 @@ async fn a_v3_device_gets_a_signed_list_and_others_the_v2_answer() {
     );
     server.stop().await;
 }
+
+/// A CheckEvent call's raw answer body and the decoded isPendingEvent (None on a failure).
+async fn check(
+    conn: &mut Connection,
+    ec_id: &[u8],
+    address: &str,
+) -> (bytes::Bytes, FunctionResult) {
+    let body = json!({"ecId": STANDARD.encode(ec_id), "smdsAddress": address});
+    let raw = conn
+        .post_raw(
+            smds::sgp22::paths::path::ES11_CHECK_EVENT,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
+        .expect("answer");
+    let r = raw.function_result().expect("an SGP.22 answer");
+    (raw.body, r)
+}
+
+fn pending(r: &FunctionResult) -> bool {
+    assert!(r.is_success(), "{:?}", r.body);
+    r.body["isPendingEvent"].as_bool().expect("isPendingEvent")
+}
+
+async fn event_checking(kind: StoreKind) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let lab = Lab::new("event-checking");
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock: smds::transport::tls::Clock =
+        Arc::new(move || pki_tool::time::now() + clock_offset.load(Ordering::SeqCst));
+    let (cfg, _pg) = kind.apply(lab.config(Limits::default()));
+    let server = start(&lab.pki, &cfg, Some(clock)).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut dp, EID, "ev-1").await.is_success());
+    let mut e = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    e.euicc_signed_smds_response = true;
+    e.lpa_signed_smds_response = true;
+    let opts = discovery_options(
+        &server,
+        &lab.pki,
+        None,
+        smds::sgp22::Es11PathFamily::Es9Plus,
+    );
+    let discover_ec_id =
+        async |e: &SoftEuicc| match lpa::discover(e, &opts).await.expect("discovery") {
+            Discovery::Events {
+                ec_id: Some(id),
+                signed: true,
+                ..
+            } => id,
+            d => panic!("a signed list with an ecId expected: {d:?}"),
+        };
+    let first = discover_ec_id(&e).await;
+    assert_eq!(first.len(), 16);
+    let mut conn = connect(&server, lpa_tls(&lab.pki)).await;
+    assert!(pending(&check(&mut conn, &first, "localhost").await.1));
+
+    // Nothing pending and an unknown ecId: the same bytes.
+    assert!(delete(&mut dp, EID, "ev-1").await.is_success());
+    let (known_empty, r) = check(&mut conn, &first, "localhost").await;
+    assert!(!pending(&r));
+    let (unknown, r) = check(&mut conn, &[0x42; 16], "localhost").await;
+    assert!(!pending(&r));
+    assert_eq!(
+        known_empty, unknown,
+        "nothing tells a known ecId from an unknown one"
+    );
+
+    // Rotated at every full v3 discovery: the old ecId no longer answers yes.
+    assert!(register(&mut dp, EID, "ev-2").await.is_success());
+    let second = discover_ec_id(&e).await;
+    assert_ne!(first, second);
+    assert!(!pending(&check(&mut conn, &first, "localhost").await.1));
+    assert!(pending(&check(&mut conn, &second, "localhost").await.1));
+    // Another SM-DS's address is refused as in InitiateAuthentication.
+    let (_, r) = check(&mut conn, &second, "other.example.com").await;
+    assert_eq!(r.code(), Some("8.9.1/3.8".into()), "{:?}", r.body);
+    // The lab tool.
+    let out = run_smds([
+        "check-event".into(),
+        "--server".into(),
+        format!("https://localhost:{}", server.addr.port()).into(),
+        "--ca".into(),
+        ci(&lab.pki).into_os_string(),
+        "--ec-id".into(),
+        STANDARD.encode(&second).into(),
+    ]);
+    assert!(out.contains("isPendingEvent: true"), "{out}");
+    // Expired after 30 days.
+    offset.store(31 * 86_400, Ordering::SeqCst);
+    assert!(!pending(&check(&mut conn, &second, "localhost").await.1));
+    server.stop().await;
+}
+
+on_both_stores!(event_checking);

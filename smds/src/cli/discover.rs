@@ -152,6 +152,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
             transaction_id,
             entries,
             signed,
+            ec_id,
         } => {
             let mut resolved = Vec::new();
             for entry in entries {
@@ -204,7 +205,7 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                     .collect();
                 println!(
                     "{}",
-                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "signedListVerified": signed, "eventEntries": list})
+                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "signedListVerified": signed, "ecId": ec_id.as_deref().map(smds::sgp22::requests::b64_encode), "eventEntries": list})
                 );
             } else if resolved.is_empty() {
                 println!("EID {}: no events", euicc.eid);
@@ -231,6 +232,12 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                         ),
                     }
                 }
+            }
+            if let (false, Some(id)) = (a.json, &ec_id) {
+                println!(
+                    "ecId {} (for smds check-event)",
+                    smds::sgp22::requests::b64_encode(id)
+                );
             }
             Ok(true)
         }

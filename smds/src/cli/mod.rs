@@ -1,7 +1,8 @@
 //! The subcommands of `smds`, one file each: [`serve`], [`events`], [`event`], [`discover`],
-//! [`config`].
+//! [`check_event`], [`config`].
 //! Each turns its arguments into library calls and prints; errors are one readable line.
 
+pub mod check_event;
 pub mod config;
 pub mod discover;
 pub mod event;

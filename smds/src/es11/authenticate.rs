@@ -17,6 +17,10 @@ use std::sync::Arc;
 
 const EUM_CACHE_MAX: usize = 4096;
 
+/// How long an ecId (SGP.22 v3 Event Checking) stands for its EID: a device polls with it between
+/// full discoveries, each of which hands out a new one. The notes give no figure; 30 days.
+pub const EC_ID_LIFETIME_SECS: i64 = 30 * 86_400;
+
 /// An EUM certificate validated under `ci` before, if this DER is one and it is still within its
 /// validity: the certificate as parsed then.
 fn cached_eum(es11: &Es11, key: &[u8; 32], now: i64) -> Option<(CiKeyId, Arc<Certificate>)> {
@@ -223,6 +227,7 @@ pub async fn authenticate_client(
     req: AuthenticateClientRequest,
     now: i64,
 ) -> Result<AuthenticateClientResponse, Es11Error> {
+    let ec_store = store.clone();
     let (euicc, events) = if runs_in_place(&es11, &req, now) {
         authenticate_and_read(&es11, &*store, &req, now).await?
     } else {
@@ -267,7 +272,15 @@ pub async fn authenticate_client(
         })
         .collect();
     let signed = if euicc.signed_response {
-        Some(sign_event_list(es11, &euicc, &event_entries).await?)
+        // A fresh ecId at every full v3 discovery, replacing the EID's earlier one.
+        let mut ec_id = [0u8; 16];
+        getrandom::fill(&mut ec_id)
+            .map_err(|e| Es11Error::Internal(format!("random number generator failed: {e}")))?;
+        ec_store
+            .issue_ec_id(&euicc.eid, &ec_id, now + EC_ID_LIFETIME_SECS)
+            .await
+            .map_err(Es11Error::Store)?;
+        Some(sign_event_list(es11, &euicc, &event_entries, &ec_id).await?)
     } else {
         None
     };
@@ -285,6 +298,7 @@ async fn sign_event_list(
     es11: Arc<Es11>,
     euicc: &AuthenticatedEuicc,
     entries: &[EventEntry],
+    ec_id: &[u8; 16],
 ) -> Result<SignedEventList, Es11Error> {
     let records: Vec<asn1::EventRecordV3<'_>> = entries
         .iter()
@@ -294,7 +308,7 @@ async fn sign_event_list(
             event_type: 0,
         })
         .collect();
-    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, &records);
+    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, &records, Some(ec_id));
     let key_id = euicc.ci.clone();
     let no_key = || Es11Error::Internal("no CERT.DSauth for the session's CI".into());
     let cheap = es11

@@ -15,10 +15,12 @@
 //! brainpool.
 
 mod authenticate;
+mod check_event;
 mod error;
 mod initiate;
 
 pub use authenticate::authenticate_client;
+pub use check_event::check_event;
 pub use error::Es11Error;
 pub use initiate::initiate_authentication;
 

@@ -25,6 +25,8 @@ pub enum Discovery {
         entries: Vec<EventEntry>,
         /// The SM-DS answered with a signed list (v3), which the eUICC verified.
         signed: bool,
+        /// The Event Checking identifier in that list, for CheckEvent.
+        ec_id: Option<Vec<u8>>,
     },
     /// The SM-DS answered Failed (at `step`).
     Failed {
@@ -130,6 +132,7 @@ pub async fn discover_over(
     Ok(Discovery::Events {
         transaction_id: answer.transaction_id.to_hex(),
         signed: answer.signed.is_some(),
+        ec_id: answer.ec_id(),
         entries: answer.event_entries,
     })
 }
@@ -228,6 +231,7 @@ pub async fn discover_asn1(
             Ok(Discovery::Events {
                 transaction_id: answer.transaction_id.to_hex(),
                 signed: answer.signed.is_some(),
+                ec_id: answer.ec_id(),
                 entries: answer.event_entries,
             })
         }

@@ -17,8 +17,10 @@ pub mod path {
     /// paths follow ES12's pattern: inferred, not read in SGP.22 (`es11-es12-notes.md` 8.3).
     pub const ES15_REGISTER_EVENT: &str = "/gsma/rsp2/es15/registerEvent";
     pub const ES15_DELETE_EVENT: &str = "/gsma/rsp2/es15/deleteEvent";
-    /// SGP.22 v3 Event Checking. The path is inferred (`sgp22-v3-es15-notes.md`); not served yet.
+    /// SGP.22 v3 Event Checking (ES11.CheckEvent). Both paths are inferred from the v2 families
+    /// (`sgp22-v3-es15-notes.md` 1.1).
     pub const ES11_CHECK_EVENT: &str = "/gsma/rsp2/es11/checkEvent";
+    pub const ES9PLUS_CHECK_EVENT: &str = "/gsma/rsp2/es9plus/checkEvent";
     /// The ASN.1 binding (SGP.22 6.6): ES11 only on an SM-DS (see `asn1_binding`).
     pub const ASN1: &str = "/gsma/rsp2/asn1";
 }
@@ -28,6 +30,7 @@ pub mod path {
 pub enum Function {
     Es11InitiateAuthentication,
     Es11AuthenticateClient,
+    Es11CheckEvent,
     Es12RegisterEvent,
     Es12DeleteEvent,
     Es15RegisterEvent,
@@ -44,6 +47,7 @@ impl Function {
             path::ES9PLUS_AUTHENTICATE_CLIENT | path::ES11_AUTHENTICATE_CLIENT => {
                 Some(Function::Es11AuthenticateClient)
             }
+            path::ES11_CHECK_EVENT | path::ES9PLUS_CHECK_EVENT => Some(Function::Es11CheckEvent),
             path::ES12_REGISTER_EVENT => Some(Function::Es12RegisterEvent),
             path::ES12_DELETE_EVENT => Some(Function::Es12DeleteEvent),
             path::ES15_REGISTER_EVENT => Some(Function::Es15RegisterEvent),
@@ -57,6 +61,7 @@ impl Function {
         match self {
             Function::Es11InitiateAuthentication => "ES11.InitiateAuthentication",
             Function::Es11AuthenticateClient => "ES11.AuthenticateClient",
+            Function::Es11CheckEvent => "ES11.CheckEvent",
             Function::Es12RegisterEvent => "ES12.RegisterEvent",
             Function::Es12DeleteEvent => "ES12.DeleteEvent",
             Function::Es15RegisterEvent => "ES15.RegisterEvent",
@@ -72,6 +77,7 @@ impl Function {
         match self {
             Function::Es11InitiateAuthentication => 8 * 1024,
             Function::Es11AuthenticateClient => 32 * 1024,
+            Function::Es11CheckEvent => 2 * 1024,
             Function::Es12RegisterEvent
             | Function::Es12DeleteEvent
             | Function::Es15RegisterEvent
@@ -89,7 +95,9 @@ impl Function {
     pub fn caller(self) -> Option<crate::identity::PeerRole> {
         use crate::identity::PeerRole;
         match self {
-            Function::Es11InitiateAuthentication | Function::Es11AuthenticateClient => None,
+            Function::Es11InitiateAuthentication
+            | Function::Es11AuthenticateClient
+            | Function::Es11CheckEvent => None,
             Function::Es12RegisterEvent | Function::Es12DeleteEvent => Some(PeerRole::SmDp),
             Function::Es15RegisterEvent | Function::Es15DeleteEvent => Some(PeerRole::SmDs),
         }
@@ -141,7 +149,11 @@ mod tests {
             Function::route(path::ES15_REGISTER_EVENT),
             Some(Function::Es15RegisterEvent)
         );
-        assert_eq!(Function::route(path::ES11_CHECK_EVENT), None);
+        assert_eq!(
+            Function::route(path::ES11_CHECK_EVENT),
+            Some(Function::Es11CheckEvent)
+        );
+        assert_eq!(Function::route(path::ASN1), None);
         assert!(Function::Es12DeleteEvent.needs_client_certificate());
         assert!(!Function::Es11AuthenticateClient.needs_client_certificate());
     }

@@ -91,6 +91,9 @@ pub enum Field {
     EuiccInfo1,
     TransactionId,
     AuthenticateServerResponse,
+    /// SGP.22 v3 CheckEvent's Event Checking identifier. The JSON name is inferred (the ASN.1
+    /// field's name, as v2 names every key; `sgp22-v3-es15-notes.md` 1.1).
+    EcId,
 }
 
 impl Field {
@@ -107,6 +110,7 @@ impl Field {
             Field::EuiccChallenge => "euiccChallenge",
             Field::EuiccInfo1 => "euiccInfo1",
             Field::TransactionId => "transactionId",
+            Field::EcId => "ecId",
             Field::AuthenticateServerResponse => "authenticateServerResponse",
         }
     }
@@ -312,6 +316,31 @@ impl InitiateAuthenticationRequest {
         Ok(InitiateAuthenticationRequest {
             euicc_challenge,
             euicc_info1,
+            smds_address: smds_address.to_string(),
+        })
+    }
+}
+
+/// ES11.CheckEvent (SGP.22 v3 Event Checking): `ecId` (base64) and the SM-DS's address
+/// (`smdsAddress`, as the ASN.1 names it, or `smdpAddress`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckEventRequest {
+    pub ec_id: Vec<u8>,
+    pub smds_address: String,
+}
+
+impl CheckEventRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, RequestError> {
+        let ec_id = b64_decode(string(body, Field::EcId)?)
+            .filter(|b| (1..=64).contains(&b.len()))
+            .ok_or_else(|| invalid(Field::EcId, "must be base64 of 1 to 64 bytes"))?;
+        let smds_address = if body.contains_key(SMDS_ADDRESS_ALIAS) {
+            string_named(body, SMDS_ADDRESS_ALIAS, Field::SmdsAddress)?
+        } else {
+            string(body, Field::SmdsAddress)?
+        };
+        Ok(CheckEventRequest {
+            ec_id,
             smds_address: smds_address.to_string(),
         })
     }

@@ -105,6 +105,13 @@ impl EventEntry {
     }
 }
 
+/// ES11.CheckEvent's output: `isPendingEvent` (the JSON name is inferred, as the request's).
+pub fn check_event_fields(is_pending_event: bool) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("isPendingEvent".into(), Value::Bool(is_pending_event));
+    m
+}
+
 /// A v3 answer's signed event list (`authenticateClientOkV3`): `SmdsSigned2` and its signature
 /// by the session's CERT.DSauth key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +140,14 @@ pub struct AuthenticateClientResponse {
 }
 
 impl AuthenticateClientResponse {
+    /// The ecId of a v3 answer's signed list.
+    pub fn ec_id(&self) -> Option<Vec<u8>> {
+        let signed = self.signed.as_ref()?;
+        crate::asn1::parse_smds_signed2(&signed.smds_signed2)
+            .ok()?
+            .ec_id
+    }
+
     pub fn to_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("transactionId".into(), self.transaction_id.to_hex().into());

@@ -268,3 +268,24 @@ pub(crate) async fn cascade_state(s: &dyn Backend) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].root_event_id.as_str(), "root-b");
 }
+
+/// Event Checking identifiers: one per EID, a new one replaces the old, none past its expiry.
+pub(crate) async fn ec_ids(s: &dyn Backend) {
+    let eid = Eid::parse(EID1).expect("valid");
+    let (a, b) = ([0xAA; 16], [0xBB; 16]);
+    assert_eq!(s.eid_for_ec_id(&a, 100).await.expect("ok"), None);
+    s.issue_ec_id(&eid, &a, 200).await.expect("issued");
+    assert_eq!(s.eid_for_ec_id(&a, 100).await.expect("ok"), Some(eid));
+    s.issue_ec_id(&eid, &b, 300).await.expect("rotated");
+    assert_eq!(
+        s.eid_for_ec_id(&a, 100).await.expect("ok"),
+        None,
+        "replaced"
+    );
+    assert_eq!(s.eid_for_ec_id(&b, 300).await.expect("ok"), Some(eid));
+    assert_eq!(s.eid_for_ec_id(&b, 301).await.expect("ok"), None, "expired");
+    s.sweep_transactions(400).await.expect("swept");
+    assert_eq!(s.eid_for_ec_id(&b, 0).await.expect("ok"), None, "swept");
+    s.issue_ec_id(&eid, &a, 500).await.expect("issued again");
+    assert_eq!(s.eid_for_ec_id(&a, 400).await.expect("ok"), Some(eid));
+}

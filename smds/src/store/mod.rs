@@ -180,7 +180,20 @@ pub trait EventStore: Send + Sync {
         }
         self.events_for(eid).await.map(Some)
     }
-    /// Forgets used transactions that expired before `now`; returns how many.
+    /// SGP.22 v3 Event Checking: `ec_id` now stands for `eid` until `expires` (Unix seconds),
+    /// replacing the EID's earlier one (rotated at every full v3 discovery). Like a used
+    /// transaction, it need not survive a crash: an unknown ecId only costs the device a full
+    /// discovery.
+    async fn issue_ec_id(
+        &self,
+        eid: &Eid,
+        ec_id: &[u8; 16],
+        expires: i64,
+    ) -> Result<(), StoreError>;
+    /// The EID an unexpired `ec_id` stands for.
+    async fn eid_for_ec_id(&self, ec_id: &[u8], now: i64) -> Result<Option<Eid>, StoreError>;
+    /// Forgets used transactions (and ecIds) that expired before `now`; returns how many
+    /// transactions.
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
     async fn shutdown(&self);

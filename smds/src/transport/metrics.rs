@@ -237,13 +237,15 @@ impl Metrics {
         use super::history::Series;
         let ok = outcome == Outcome::Success;
         let series = match function {
-            Some(Function::Es11InitiateAuthentication | Function::Es11AuthenticateClient) => {
-                Some(if ok {
-                    Series::Es11Success
-                } else {
-                    Series::Es11Failure
-                })
-            }
+            Some(
+                Function::Es11InitiateAuthentication
+                | Function::Es11AuthenticateClient
+                | Function::Es11CheckEvent,
+            ) => Some(if ok {
+                Series::Es11Success
+            } else {
+                Series::Es11Failure
+            }),
             // Event writes, from SM-DP+s (ES12) or Alternative SM-DSs (ES15), share a series.
             Some(
                 Function::Es12RegisterEvent

@@ -13,8 +13,8 @@ use crate::sgp22::asn1_binding::{self, Asn1Call};
 use crate::sgp22::envelope;
 use crate::sgp22::paths::path;
 use crate::sgp22::requests::{
-    self, AuthenticateClientRequest, DeleteEventRequest, InitiateAuthenticationRequest,
-    RegisterEventRequest,
+    self, AuthenticateClientRequest, CheckEventRequest, DeleteEventRequest,
+    InitiateAuthenticationRequest, RegisterEventRequest,
 };
 use crate::sgp22::{Function, FunctionError, StatusCode, codes};
 use crate::store::EventStore;
@@ -179,6 +179,16 @@ async fn call(
                 es11::authenticate_client(state.es11(), store, req, state.now())
                     .await
                     .map(|r| r.to_fields())
+            }
+            .await,
+        ),
+        (Function::Es11CheckEvent, _) => answer(
+            state,
+            async {
+                let req = CheckEventRequest::parse(body)?;
+                es11::check_event(&state.es11(), store, req, state.now())
+                    .await
+                    .map(crate::sgp22::responses::check_event_fields)
             }
             .await,
         ),

@@ -422,6 +422,10 @@ impl EventStore for PgStore {
         self.bounded(async {
             let client = self.client().await?;
             client
+                .execute("DELETE FROM smds_ec_ids WHERE expires < $1", &[&now])
+                .await
+                .map_err(error)?;
+            client
                 .execute(
                     "DELETE FROM smds_used_transactions WHERE expires < $1",
                     &[&now],
@@ -430,6 +434,37 @@ impl EventStore for PgStore {
                 .map_err(error)
         })
         .await
+    }
+
+    async fn issue_ec_id(
+        &self,
+        eid: &Eid,
+        ec_id: &[u8; 16],
+        expires: i64,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO smds_ec_ids (eid, ec_id, expires) VALUES ($1, $2, $3)
+             ON CONFLICT (eid) DO UPDATE SET ec_id = EXCLUDED.ec_id, expires = EXCLUDED.expires",
+            &[&eid.as_str(), &&ec_id[..], &expires],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn eid_for_ec_id(&self, ec_id: &[u8], now: i64) -> Result<Option<Eid>, StoreError> {
+        let rows = self
+            .read_rows(
+                "SELECT eid FROM smds_ec_ids WHERE ec_id = $1 AND expires >= $2",
+                &[&ec_id, &now],
+            )
+            .await?;
+        let bad = || StoreError::Corrupt("smds_ec_ids holds an invalid eid".into());
+        rows.first()
+            .map(|r| {
+                let eid: String = r.try_get(0).map_err(|_| bad())?;
+                Eid::parse(&eid).map_err(|_| bad())
+            })
+            .transpose()
     }
 
     async fn shutdown(&self) {

@@ -71,6 +71,19 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    Migration {
+        version: 3,
+        description: "SGP.22 v3 Event Checking identifiers",
+        sql: "
+        -- One ecId per EID, replaced at every full v3 discovery, until it expires.
+        CREATE TABLE smds_ec_ids (
+            eid TEXT PRIMARY KEY,
+            ec_id BYTEA NOT NULL UNIQUE,
+            expires BIGINT NOT NULL
+        );
+        CREATE INDEX smds_ec_ids_expires ON smds_ec_ids (expires);
+    ",
+    },
 ];
 
 /// The newest schema version this build knows.

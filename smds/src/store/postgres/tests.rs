@@ -39,6 +39,7 @@ async fn keeps_the_store_contract() {
     contract::used_transactions(&s).await;
     let s = store(&pg.create_database("c"), 10, 20).await;
     contract::cascade_state(&s).await;
+    contract::ec_ids(&s).await;
 }
 
 #[tokio::test]

@@ -214,6 +214,26 @@ impl EventStore for RedbStore {
         }
     }
 
+    /// Committed without fsync, as used transactions are (see [`EventStore::issue_ec_id`]).
+    async fn issue_ec_id(
+        &self,
+        eid: &Eid,
+        ec_id: &[u8; 16],
+        expires: i64,
+    ) -> Result<(), StoreError> {
+        let op = Op::IssueEcId {
+            eid: *eid,
+            ec_id: *ec_id,
+            expires,
+        };
+        self.submit(op).await.map(|_| ())
+    }
+
+    /// In place, as [`EventStore::events_for`] here: one point lookup.
+    async fn eid_for_ec_id(&self, ec_id: &[u8], now: i64) -> Result<Option<Eid>, StoreError> {
+        queries::eid_for_ec_id(&self.db.get(), ec_id, now)
+    }
+
     /// Saves what memory holds unsaved, then sweeps both (the sweep's commit is durable).
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError> {
         let unsaved = {

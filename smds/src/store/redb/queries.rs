@@ -3,8 +3,8 @@
 //! the async workers and one EID's events in place.
 
 use super::schema::{
-    BY_EVENT_ID, COUNTS, DELETE_QUEUE, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS, UNCONFIRMED,
-    USED_TRANSACTIONS, error, unreadable,
+    BY_EVENT_ID, COUNTS, DELETE_QUEUE, EC_IDS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS,
+    UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
 use crate::store::QueuedDelete;
@@ -48,6 +48,26 @@ pub(super) fn used_transactions(
         }
     }
     Ok(out)
+}
+
+/// The EID an unexpired ecId stands for.
+pub(super) fn eid_for_ec_id(
+    db: &Database,
+    ec_id: &[u8],
+    now: i64,
+) -> Result<Option<Eid>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let table = txn.open_table(EC_IDS).map_err(error)?;
+    let Some(v) = table.get(ec_id).map_err(error)? else {
+        return Ok(None);
+    };
+    let (eid, expires) = v.value();
+    if expires < now {
+        return Ok(None);
+    }
+    Eid::parse(eid)
+        .map(Some)
+        .map_err(|_| unreadable("an ecId names an invalid EID"))
 }
 
 /// Forwarded records the Root has not acknowledged.

@@ -30,6 +30,11 @@ pub(super) const UNCONFIRMED: TableDefinition<(&str, u64), ()> =
 /// Queue id -> JSON of [`crate::store::QueuedDelete`]: ES15 deletes the Root has yet to receive.
 pub(super) const DELETE_QUEUE: TableDefinition<u64, &[u8]> =
     TableDefinition::new("es15_delete_queue_v1");
+/// ecId -> (EID, expires): SGP.22 v3 Event Checking identifiers.
+pub(super) const EC_IDS: TableDefinition<&[u8], (&str, i64)> = TableDefinition::new("ec_ids_v1");
+/// EID -> its current ecId (so a new one replaces it).
+pub(super) const EC_ID_OF_EID: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("ec_id_of_eid_v1");
 /// Tables of earlier versions, replaced at open.
 const LEGACY: [&str; 3] = ["event_ids_v1", "event_counts_v1", "owner_event_counts_v1"];
 
@@ -172,6 +177,8 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreErr
         txn.open_table(USED_TRANSACTIONS).map_err(error)?;
         txn.open_table(UNCONFIRMED).map_err(error)?;
         txn.open_table(DELETE_QUEUE).map_err(error)?;
+        txn.open_table(EC_IDS).map_err(error)?;
+        txn.open_table(EC_ID_OF_EID).map_err(error)?;
         if !events.is_empty().map_err(error)?
             && (index.is_empty().map_err(error)? || counts.is_empty().map_err(error)?)
         {

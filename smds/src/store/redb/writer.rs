@@ -7,8 +7,8 @@
 
 use super::Bounds;
 use super::schema::{
-    self, BY_EVENT_ID, COUNTS, DELETE_QUEUE, EVENTS, EidCounts, META, NEXT_OWNER, NEXT_QUEUED,
-    NEXT_SEQ, OWNERS, UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
+    self, BY_EVENT_ID, COUNTS, DELETE_QUEUE, EC_ID_OF_EID, EC_IDS, EVENTS, EidCounts, META,
+    NEXT_OWNER, NEXT_QUEUED, NEXT_SEQ, OWNERS, UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
@@ -36,6 +36,11 @@ pub(super) enum Op {
     },
     SweepTransactions {
         now: i64,
+    },
+    IssueEcId {
+        eid: Eid,
+        ec_id: [u8; 16],
+        expires: i64,
     },
     Delete {
         eid: Eid,
@@ -231,7 +236,9 @@ fn apply_batch(
     let only_transactions = batch.iter().all(|(op, _)| {
         matches!(
             op,
-            Op::UseTransaction { .. } | Op::RecordUsed { durable: false, .. }
+            Op::UseTransaction { .. }
+                | Op::RecordUsed { durable: false, .. }
+                | Op::IssueEcId { .. }
         )
     });
     let durability = if only_transactions {
@@ -251,6 +258,8 @@ fn apply_batch(
         let mut used = txn.open_table(USED_TRANSACTIONS).map_err(error)?;
         let mut unconfirmed = txn.open_table(UNCONFIRMED).map_err(error)?;
         let mut queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
+        let mut ec_ids = txn.open_table(EC_IDS).map_err(error)?;
+        let mut ec_id_of_eid = txn.open_table(EC_ID_OF_EID).map_err(error)?;
         let mut next_queued = meta
             .get(NEXT_QUEUED)
             .map_err(error)?
@@ -282,7 +291,38 @@ fn apply_batch(
                     let before = used.len().map_err(error)?;
                     used.retain(|_, expires| expires >= *now).map_err(error)?;
                     let after = used.len().map_err(error)?;
+                    let mut expired = Vec::new();
+                    for item in ec_ids.iter().map_err(error)? {
+                        let (_, v) = item.map_err(error)?;
+                        let (eid, expires) = v.value();
+                        if expires < *now {
+                            expired.push(eid.to_string());
+                        }
+                    }
+                    ec_ids
+                        .retain(|_, (_, expires)| expires >= *now)
+                        .map_err(error)?;
+                    for eid in expired {
+                        ec_id_of_eid.remove(eid.as_str()).map_err(error)?;
+                    }
                     outcomes.push(Outcome::Swept(before.saturating_sub(after)));
+                }
+                Op::IssueEcId {
+                    eid,
+                    ec_id,
+                    expires,
+                } => {
+                    let old = ec_id_of_eid
+                        .insert(eid.as_str(), &ec_id[..])
+                        .map_err(error)?
+                        .map(|v| v.value().to_vec());
+                    if let Some(old) = old {
+                        ec_ids.remove(old.as_slice()).map_err(error)?;
+                    }
+                    ec_ids
+                        .insert(&ec_id[..], (eid.as_str(), *expires))
+                        .map_err(error)?;
+                    outcomes.push(Outcome::Done);
                 }
                 Op::ConfirmForward {
                     eid,
