@@ -372,6 +372,24 @@ async fn event_checking(kind: StoreKind) {
     // Expired after 30 days.
     offset.store(31 * 86_400, Ordering::SeqCst);
     assert!(!pending(&check(&mut conn, &second, "localhost").await.1));
+    // A rate per client address (1/s, bursts of 10): a flood gets 429 with Retry-After.
+    let mut limited = 0;
+    for _ in 0..30 {
+        let body = json!({"ecId": STANDARD.encode([1u8; 16]), "smdsAddress": "localhost"});
+        let raw = conn
+            .post_raw(
+                smds::sgp22::paths::path::ES11_CHECK_EVENT,
+                "application/json",
+                body.to_string().into_bytes(),
+            )
+            .await
+            .expect("answer");
+        if raw.status == 429 {
+            assert!(raw.headers.contains_key("retry-after"));
+            limited += 1;
+        }
+    }
+    assert!(limited >= 10, "{limited} of 30 limited");
     server.stop().await;
 }
 

@@ -10,6 +10,7 @@ pub mod health;
 pub mod history;
 pub(crate) mod listener;
 pub mod metrics;
+pub mod rate;
 pub(crate) mod routes;
 pub mod status_page;
 pub mod tls;
@@ -42,6 +43,8 @@ pub struct AppState {
     certificates: std::sync::RwLock<Arc<Vec<crate::pki::CertificateSummary>>>,
     /// The link to the Root SM-DS, at an Alternative SM-DS.
     pub cascade: Option<Arc<crate::cascade::Cascade>>,
+    /// ES11.CheckEvent calls per client address (see [`rate`]).
+    pub(crate) check_event_rate: rate::RateLimiter,
 }
 
 impl AppState {
@@ -74,6 +77,9 @@ impl AppState {
             started: std::time::Instant::now(),
             certificates: std::sync::RwLock::new(Arc::new(Vec::new())),
             cascade,
+            // A device checks every few minutes at most; 1 a second with a burst of 10 leaves
+            // room for many devices behind one carrier NAT address.
+            check_event_rate: rate::RateLimiter::new(1.0, 10.0),
         }
     }
 

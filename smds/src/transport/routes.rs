@@ -461,7 +461,19 @@ pub async fn handle(
         path = %req.uri().path(),
         peer = peer.as_ref().map_or("-", |p| p.owner.as_str())
     );
-    let (mut resp, outcome, function) = if asn1 {
+    let limited =
+        function == Some(Function::Es11CheckEvent) && !state.check_event_rate.allow(client.ip());
+    let (mut resp, outcome, function) = if limited {
+        state.metrics.refusal("check_event_rate");
+        let (mut r, o) = refusal(
+            hyper::StatusCode::TOO_MANY_REQUESTS,
+            codes::EXECUTION_ERROR,
+            "too many CheckEvent calls from this address; try again later",
+        );
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        (r, o, function)
+    } else if asn1 {
         dispatch_asn1(req, &state).instrument(span.clone()).await
     } else {
         let (resp, outcome) = dispatch(req, &state, peer.as_deref(), function)
