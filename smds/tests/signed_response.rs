@@ -279,21 +279,29 @@ async fn a_v3_device_gets_a_signed_list_and_others_the_v2_answer() {
     server.stop().await;
 }
 
-/// A CheckEvent call's raw answer body and the decoded isPendingEvent (None on a failure).
+/// A CheckEvent call's raw answer.
+async fn check_raw(
+    conn: &mut Connection,
+    ec_id: &[u8],
+    address: &str,
+) -> smds::lab::https::RawResponse {
+    let body = json!({"ecId": STANDARD.encode(ec_id), "smdsAddress": address});
+    conn.post_raw(
+        smds::sgp22::paths::path::ES11_CHECK_EVENT,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await
+    .expect("answer")
+}
+
+/// A CheckEvent call's answer body and its SGP.22 reading.
 async fn check(
     conn: &mut Connection,
     ec_id: &[u8],
     address: &str,
 ) -> (bytes::Bytes, FunctionResult) {
-    let body = json!({"ecId": STANDARD.encode(ec_id), "smdsAddress": address});
-    let raw = conn
-        .post_raw(
-            smds::sgp22::paths::path::ES11_CHECK_EVENT,
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await
-        .expect("answer");
+    let raw = check_raw(conn, ec_id, address).await;
     let r = raw.function_result().expect("an SGP.22 answer");
     (raw.body, r)
 }
@@ -375,15 +383,7 @@ async fn event_checking(kind: StoreKind) {
     // A rate per client address (1/s, bursts of 10): a flood gets 429 with Retry-After.
     let mut limited = 0;
     for _ in 0..30 {
-        let body = json!({"ecId": STANDARD.encode([1u8; 16]), "smdsAddress": "localhost"});
-        let raw = conn
-            .post_raw(
-                smds::sgp22::paths::path::ES11_CHECK_EVENT,
-                "application/json",
-                body.to_string().into_bytes(),
-            )
-            .await
-            .expect("answer");
+        let raw = check_raw(&mut conn, &[1u8; 16], "localhost").await;
         if raw.status == 429 {
             assert!(raw.headers.contains_key("retry-after"));
             limited += 1;

@@ -124,10 +124,18 @@ pub async fn discover_over(
             result: r,
         });
     }
-    let answer = AuthenticateClientResponse::from_result(&r)?;
-    // A v3 answer's list is trusted only once the eUICC has verified it (ES10b.VerifySmdsResponse).
+    verified(euicc, &server, AuthenticateClientResponse::from_result(&r)?)
+}
+
+/// The events of an AuthenticateClient answer; a v3 answer's list only once the eUICC has
+/// verified it (ES10b.VerifySmdsResponse).
+fn verified(
+    euicc: &SoftEuicc,
+    server: &InitiateAuthenticationResponse,
+    answer: AuthenticateClientResponse,
+) -> Result<Discovery, LabError> {
     if let Some(signed) = &answer.signed {
-        euicc.verify_smds_response(signed, &server)?;
+        euicc.verify_smds_response(signed, server)?;
     }
     Ok(Discovery::Events {
         transaction_id: answer.transaction_id.to_hex(),
@@ -224,17 +232,7 @@ pub async fn discover_asn1(
         Err(failed) => return Ok(failed),
     };
     match asn1_binding::parse_authenticate_client_response(&der).map_err(bad)? {
-        Ok(answer) => {
-            if let Some(signed) = &answer.signed {
-                euicc.verify_smds_response(signed, &server)?;
-            }
-            Ok(Discovery::Events {
-                transaction_id: answer.transaction_id.to_hex(),
-                signed: answer.signed.is_some(),
-                ec_id: answer.ec_id(),
-                entries: answer.event_entries,
-            })
-        }
+        Ok(answer) => verified(euicc, &server, answer),
         Err(v) => {
             let name = asn1_binding::authenticate_client_error_name(v);
             Ok(asn1_failure(
