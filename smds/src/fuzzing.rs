@@ -185,6 +185,14 @@ pub fn asn1_binding(data: &[u8]) {
                 Err(e) => drop(asn1_binding::authenticate_client_error(e.status())),
             }
         }
+        Ok(Asn1Call::CheckEvent(req)) => {
+            let _ = f.runtime.block_on(es11::check_event(
+                &f.es11,
+                f.store.as_ref(),
+                req,
+                pki_tool::time::now(),
+            ));
+        }
         Err(_) => {}
     }
 }

@@ -59,6 +59,75 @@ struct SmdsSigned2 {
     request_specific_data: RequestSpecificData,
 }
 
+// Notes 1.4 and 3.2 ([gen]): CheckEvent on the ASN.1 binding, BF46 inside the [2] wrapper.
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+struct CheckEventRequest {
+    #[rasn(tag(context, 0))]
+    ec_id: OctetString,
+    #[rasn(tag(context, 1))]
+    smds_address: Utf8String,
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(choice)]
+enum RequestChoice {
+    #[rasn(tag(context, 70))]
+    CheckEvent(CheckEventRequest),
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(delegate, tag(explicit(context, 2)))]
+struct RemoteProfileProvisioningRequest(RequestChoice);
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+struct CheckEventOk {
+    #[rasn(tag(context, 0))]
+    is_pending_event: bool,
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(choice)]
+enum CheckEventResponse {
+    #[rasn(tag(context, 0))]
+    Ok(CheckEventOk),
+    #[rasn(tag(context, 1))]
+    Error(Integer),
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(choice)]
+enum ResponseChoice {
+    #[rasn(tag(explicit(context, 70)))]
+    CheckEvent(CheckEventResponse),
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+#[rasn(delegate, tag(explicit(context, 2)))]
+struct RemoteProfileProvisioningResponse(ResponseChoice);
+
+/// CheckEvent on the ASN.1 binding: the decoded answer.
+async fn check_asn1(conn: &mut Connection, ec_id: &[u8], address: &str) -> CheckEventResponse {
+    let body = rasn::der::encode(&RemoteProfileProvisioningRequest(
+        RequestChoice::CheckEvent(CheckEventRequest {
+            ec_id: OctetString::from_slice(ec_id),
+            smds_address: address.into(),
+        }),
+    ))
+    .expect("encode");
+    let raw = conn
+        .post_raw(
+            smds::sgp22::paths::path::ASN1,
+            "application/x-gsma-rsp-asn1",
+            body,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(raw.status, 200);
+    let RemoteProfileProvisioningResponse(ResponseChoice::CheckEvent(r)) =
+        rasn::der::decode(&raw.body).expect("a CheckEventResponse");
+    r
+}
+
 /// InitiateAuthentication and the eUICC's AuthenticateServer on `conn`, then AuthenticateClient:
 /// the server's InitiateAuthentication answer and the raw AuthenticateClient result.
 async fn discover_raw(
@@ -363,9 +432,25 @@ async fn event_checking(kind: StoreKind) {
     assert_ne!(first, second);
     assert!(!pending(&check(&mut conn, &first, "localhost").await.1));
     assert!(pending(&check(&mut conn, &second, "localhost").await.1));
+    // The same on the ASN.1 binding (BF46); a foreign address is its error INTEGER.
+    for (ec_id, address, want) in [
+        (&second, "localhost", Some(true)),
+        (&first, "localhost", Some(false)),
+        (&second, "other.example.com", None),
+    ] {
+        match check_asn1(&mut conn, ec_id, address).await {
+            CheckEventResponse::Ok(ok) => assert_eq!(Some(ok.is_pending_event), want),
+            CheckEventResponse::Error(v) => {
+                assert_eq!(want, None);
+                assert_eq!(i64::try_from(&v).expect("small"), 127);
+            }
+        }
+    }
     // Another SM-DS's address is refused as in InitiateAuthentication.
     let (_, r) = check(&mut conn, &second, "other.example.com").await;
     assert_eq!(r.code(), Some("8.9.1/3.8".into()), "{:?}", r.body);
+    // (The calls so far used up most of this address's burst of 10: let the bucket refill.)
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     // The lab tool.
     let out = run_smds([
         "check-event".into(),

@@ -13,7 +13,9 @@
 //! `30 {80 eventId, 81 rspServerAddress}` (the notes' correction of the older notes).
 
 use super::codes::{self, StatusCode};
-use super::requests::{AuthenticateClientRequest, InitiateAuthenticationRequest};
+use super::requests::{
+    AuthenticateClientRequest, CheckEventRequest, InitiateAuthenticationRequest,
+};
 use super::responses::{AuthenticateClientResponse, InitiateAuthenticationResponse};
 use crate::asn1::{self, TransactionId};
 use pki_tool::tlv;
@@ -26,12 +28,15 @@ const WRAPPER: u32 = 0xA2;
 const INITIATE_AUTHENTICATION: u32 = 0xBF39;
 const AUTHENTICATE_CLIENT_REQUEST: u32 = 0xBF3B;
 const AUTHENTICATE_CLIENT_RESPONSE_ES11: u32 = 0xBF40;
+/// SGP.22 v3 `CheckEventRequest`/`Response` [70] (notes 1.4, 3.2).
+const CHECK_EVENT: u32 = 0xBF46;
 
 /// An ES11 call read from the binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Asn1Call {
     InitiateAuthentication(InitiateAuthenticationRequest),
     AuthenticateClient(AuthenticateClientRequest),
+    CheckEvent(CheckEventRequest),
 }
 
 /// Why a body is no ES11 call of this binding.
@@ -108,6 +113,21 @@ pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
             Ok(Asn1Call::AuthenticateClient(AuthenticateClientRequest {
                 transaction_id,
                 authenticate_server_response: response.raw.to_vec(),
+            }))
+        }
+        CHECK_EVENT => {
+            let mut f = call.reader();
+            let ec_id = f.expect(0x80, "ecId").map_err(der)?;
+            let address = f.expect(0x81, "smdsAddress").map_err(der)?;
+            skip_extensions(&mut f)?;
+            if !(1..=64).contains(&ec_id.value.len()) {
+                return Err(BindingError::Invalid("ecId must be 1 to 64 bytes".into()));
+            }
+            let smds_address = std::str::from_utf8(address.value)
+                .map_err(|_| BindingError::Invalid("smdsAddress is not UTF-8".into()))?;
+            Ok(Asn1Call::CheckEvent(CheckEventRequest {
+                ec_id: ec_id.value.to_vec(),
+                smds_address: smds_address.to_string(),
             }))
         }
         other => Err(BindingError::NotServed(other)),
@@ -344,6 +364,21 @@ pub fn parse_authenticate_client_response(
             "AuthenticateClientResponseEs11 alternative {other:X} is none of A0, 81, A2"
         ))),
     }
+}
+
+/// `CheckEventResponse` with `checkEventOk` [0] `{isPendingEvent [0] BOOLEAN}`.
+pub fn check_event_ok(is_pending_event: bool) -> Vec<u8> {
+    let ok = tlv::constructed(
+        0xA0,
+        &[&tlv::tlv(0x80, &[if is_pending_event { 0xFF } else { 0 }])],
+    );
+    respond(CHECK_EVENT, &ok)
+}
+
+/// `CheckEventResponse` with `checkEventError` [1]: its named values are unknown (notes 1.3,
+/// 7), so every failure is 127, the value rsp.asn gives `undefinedError` elsewhere.
+pub fn check_event_error() -> Vec<u8> {
+    respond(CHECK_EVENT, &error_alternative(127))
 }
 
 /// rsp.asn's name for an `initiateAuthenticationError` value.

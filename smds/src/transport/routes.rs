@@ -317,6 +317,7 @@ fn asn1_failure<E: FunctionError>(
 async fn dispatch_asn1(
     req: Request<Incoming>,
     state: &Arc<AppState>,
+    client: std::net::IpAddr,
 ) -> (Response<Body>, Outcome, Option<Function>) {
     let http = |status: hyper::StatusCode, message: &str| {
         (plain(status, message), Outcome::Http(status.as_u16()), None)
@@ -378,6 +379,30 @@ async fn dispatch_asn1(
                 Err(e) => {
                     let der = Some(asn1_binding::authenticate_client_error(e.status()));
                     let (r, o) = asn1_failure(state, &e, der);
+                    (r, o, function)
+                }
+            }
+        }
+        Ok(Asn1Call::CheckEvent(req)) => {
+            let function = Some(Function::Es11CheckEvent);
+            if !state.check_event_rate.allow(client) {
+                state.metrics.refusal("check_event_rate");
+                let (mut r, o, _) = http(
+                    hyper::StatusCode::TOO_MANY_REQUESTS,
+                    "too many CheckEvent calls from this address; try again later",
+                );
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return (r, o, function);
+            }
+            match es11::check_event(&state.es11(), state.store.as_ref(), req, state.now()).await {
+                Ok(pending) => (
+                    der_response(asn1_binding::check_event_ok(pending)),
+                    Outcome::Success,
+                    function,
+                ),
+                Err(e) => {
+                    let (r, o) = asn1_failure(state, &e, Some(asn1_binding::check_event_error()));
                     (r, o, function)
                 }
             }
@@ -474,7 +499,9 @@ pub async fn handle(
             .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
         (r, o, function)
     } else if asn1 {
-        dispatch_asn1(req, &state).instrument(span.clone()).await
+        dispatch_asn1(req, &state, client.ip())
+            .instrument(span.clone())
+            .await
     } else {
         let (resp, outcome) = dispatch(req, &state, peer.as_deref(), function)
             .instrument(span.clone())
