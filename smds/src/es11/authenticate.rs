@@ -92,19 +92,39 @@ struct AuthenticatedEuicc {
     pub signed_response: bool,
 }
 
-/// The CPU part of AuthenticateClient: checks the transaction's age, reads the eUICC's response,
-/// validates its certificates under the CI that issued the EUM, checks its signature over the
-/// exact euiccSigned1 bytes received, and then that euiccSigned1 carries this transaction, the
-/// serverChallenge issued for it and that CI (see [`crate::auth`]), and this server's address.
-fn authenticate_euicc(
+/// The cheap first part of AuthenticateClient: the transaction's age, the eUICC's response
+/// read, and its EUM looked up among those validated before.
+struct Prepared<'a> {
+    signed: asn1::EuiccSigned1View<'a>,
+    signature: &'a [u8],
+    euicc_der: &'a [u8],
+    eum_der: &'a [u8],
+    eum_key: [u8; 32],
+    /// The EUM as validated before, with its CI.
+    cached: Option<(CiKeyId, Arc<Certificate>)>,
+}
+
+impl Prepared<'_> {
+    /// Whether the rest costs about what a TLS handshake does (which rustls runs on the async
+    /// workers): a P-256 chain under an EUM validated before, so two P-256 verifications. Then it
+    /// runs in place; a first EUM (its chain and CRLs) or a brainpool chain goes to the blocking
+    /// pool. The hand-off cost about 45 us of server CPU per discovery (measured), half of the
+    /// work it moved.
+    fn runs_in_place(&self) -> bool {
+        self.cached
+            .as_ref()
+            .is_some_and(|(_, eum)| eum.public_key.curve() == Curve::NistP256)
+    }
+}
+
+fn prepare<'a>(
     es11: &Es11,
-    req: &AuthenticateClientRequest,
+    req: &'a AuthenticateClientRequest,
     now: i64,
-) -> Result<AuthenticatedEuicc, Es11Error> {
-    let tid = req.transaction_id;
+) -> Result<Prepared<'a>, Es11Error> {
     // Cheap first: a transactionId this server did not issue, or an expired one.
     es11.sessions
-        .expiry(&tid, now)
+        .expiry(&req.transaction_id, now)
         .map_err(|_| Es11Error::TransactionUnknown)?;
     let parsed = asn1::parse_authenticate_server_response(&req.authenticate_server_response)
         .map_err(Es11Error::EuiccResponse)?;
@@ -131,7 +151,35 @@ fn authenticate_euicc(
         }
     };
     let eum_key: [u8; 32] = sha2::Sha256::digest(eum_der).into();
-    let (ci, eum, cached) = match cached_eum(es11, &eum_key, now) {
+    Ok(Prepared {
+        signed,
+        signature,
+        euicc_der,
+        eum_der,
+        eum_key,
+        cached: cached_eum(es11, &eum_key, now),
+    })
+}
+
+/// The CPU part of AuthenticateClient after [`prepare`]: validates the eUICC's certificates
+/// under the CI that issued the EUM, checks its signature over the exact euiccSigned1 bytes
+/// received, and then that euiccSigned1 carries this transaction, the serverChallenge issued for
+/// it and that CI (see [`crate::auth`]), and this server's address.
+fn authenticate_euicc(
+    es11: &Es11,
+    tid: TransactionId,
+    prepared: Prepared<'_>,
+    now: i64,
+) -> Result<AuthenticatedEuicc, Es11Error> {
+    let Prepared {
+        signed,
+        signature,
+        euicc_der,
+        eum_der,
+        eum_key,
+        cached,
+    } = prepared;
+    let (ci, eum, cached) = match cached {
         Some((ci, eum)) => (es11.ci(ci.as_bytes()), eum, true),
         None => {
             let eum = Certificate::from_der(eum_der)
@@ -181,33 +229,12 @@ fn authenticate_euicc(
     })
 }
 
-/// Whether this request's checks cost about what a TLS handshake does (which rustls runs on the
-/// async workers): a P-256 chain under an EUM validated before, so two P-256 verifications, or a
-/// response that fails to parse. Those run in place; a first EUM (its chain and CRLs) or a
-/// brainpool chain goes to the blocking pool. The hand-off cost about 45 us of server CPU per
-/// discovery (measured), half of the work it moved.
-fn runs_in_place(es11: &Es11, req: &AuthenticateClientRequest, now: i64) -> bool {
-    match asn1::parse_authenticate_server_response(&req.authenticate_server_response) {
-        Ok(AuthenticateServerResponseView::Ok {
-            eum_certificate, ..
-        }) => {
-            let key: [u8; 32] = sha2::Sha256::digest(eum_certificate).into();
-            cached_eum(es11, &key, now)
-                .is_some_and(|(_, eum)| eum.public_key.curve() == Curve::NistP256)
-        }
-        _ => true,
-    }
-}
-
-/// Authenticates the eUICC, then records the transaction as used (only now, after the eUICC's
-/// signature has verified: single use) and reads its events.
-async fn authenticate_and_read(
-    es11: &Es11,
+/// Records the authenticated eUICC's transaction as used (only now, after its signature has
+/// verified: single use) and reads its events.
+async fn use_and_read(
     store: &dyn EventStore,
-    req: &AuthenticateClientRequest,
-    now: i64,
+    euicc: AuthenticatedEuicc,
 ) -> Result<(AuthenticatedEuicc, Vec<StoredEvent>), Es11Error> {
-    let euicc = authenticate_euicc(es11, req, now)?;
     match store
         .use_transaction_and_read(&euicc.transaction_id, euicc.expires, &euicc.eid)
         .await
@@ -219,8 +246,8 @@ async fn authenticate_and_read(
 }
 
 /// ES11.AuthenticateClient: authenticates the eUICC, records the transaction as used and reads
-/// its events, in place or in one task on the blocking pool ([`runs_in_place`]); returns the
-/// events, or the one its matchingId names.
+/// its events, in place or in one task on the blocking pool ([`Prepared::runs_in_place`]);
+/// returns the events, or the one its matchingId names.
 pub async fn authenticate_client(
     es11: Arc<Es11>,
     store: Arc<dyn EventStore>,
@@ -228,16 +255,26 @@ pub async fn authenticate_client(
     now: i64,
 ) -> Result<AuthenticateClientResponse, Es11Error> {
     let ec_store = store.clone();
-    let (euicc, events) = if runs_in_place(&es11, &req, now) {
-        authenticate_and_read(&es11, &*store, &req, now).await?
-    } else {
-        let handle = tokio::runtime::Handle::current();
-        let on_pool = es11.clone();
-        crate::blocking::offload(move || {
-            handle.block_on(authenticate_and_read(&on_pool, &*store, &req, now))
-        })
-        .await
-        .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??
+    let tid = req.transaction_id;
+    // The request is read once; only the work that goes to the pool reads it again there.
+    let in_place = {
+        let prepared = prepare(&es11, &req, now)?;
+        prepared
+            .runs_in_place()
+            .then(|| authenticate_euicc(&es11, tid, prepared, now))
+    };
+    let (euicc, events) = match in_place {
+        Some(euicc) => use_and_read(&*store, euicc?).await?,
+        None => {
+            let handle = tokio::runtime::Handle::current();
+            let on_pool = es11.clone();
+            crate::blocking::offload(move || {
+                let euicc = authenticate_euicc(&on_pool, tid, prepare(&on_pool, &req, now)?, now)?;
+                handle.block_on(use_and_read(&*store, euicc))
+            })
+            .await
+            .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??
+        }
     };
     // A forward the Root has not acknowledged is not an event yet (see `crate::cascade`).
     let events = events

@@ -83,25 +83,44 @@ pub async fn discover_over(
     opts: &DiscoveryOptions,
     connections: Connections,
 ) -> Result<Discovery, LabError> {
+    discover_with(euicc, opts, connections, Binding::Json).await
+}
+
+/// [`discover`] on the ASN.1 binding (`POST /gsma/rsp2/asn1`): the same two functions and the
+/// same eUICC, DER instead of JSON.
+pub async fn discover_asn1(
+    euicc: &SoftEuicc,
+    opts: &DiscoveryOptions,
+) -> Result<Discovery, LabError> {
+    discover_with(euicc, opts, Connections::Shared, Binding::Asn1).await
+}
+
+/// The binding a discovery speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    /// JSON on `opts.paths`.
+    Json,
+    /// DER on `/gsma/rsp2/asn1`.
+    Asn1,
+}
+
+/// One discovery: InitiateAuthentication, the eUICC's AuthenticateServer, AuthenticateClient,
+/// and for a v3 answer the eUICC's VerifySmdsResponse.
+async fn discover_with(
+    euicc: &SoftEuicc,
+    opts: &DiscoveryOptions,
+    connections: Connections,
+    binding: Binding,
+) -> Result<Discovery, LabError> {
     let mut conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
     let challenge = SoftEuicc::challenge().map_err(|e| LabError::Asn1(e.to_string()))?;
     let info1 = euicc
         .euicc_info1()
         .map_err(|e| LabError::Asn1(e.to_string()))?;
-    let initiate = object(&[
-        (Field::SmdsAddress, opts.address.clone()),
-        (Field::EuiccChallenge, b64_encode(&challenge)),
-        (Field::EuiccInfo1, b64_encode(&info1)),
-    ]);
-    let path = opts.paths.initiate_authentication();
-    let r = call(&mut conn, path, &initiate, opts.timeout).await?;
-    if !r.is_success() {
-        return Ok(Discovery::Failed {
-            step: "InitiateAuthentication",
-            result: r,
-        });
-    }
-    let server = InitiateAuthenticationResponse::from_result(&r)?;
+    let server = match initiate(&mut conn, binding, opts, &challenge, &info1).await? {
+        Ok(server) => server,
+        Err(failed) => return Ok(failed),
+    };
     let response = euicc.authenticate_server(
         &challenge,
         &server,
@@ -109,22 +128,119 @@ pub async fn discover_over(
         opts.matching_id.as_deref(),
         opts.now,
     )?;
-    let auth = object(&[
-        (Field::TransactionId, server.transaction_id.to_hex()),
-        (Field::AuthenticateServerResponse, b64_encode(&response)),
-    ]);
-    let path = opts.paths.authenticate_client();
     if connections == Connections::OnePerRequest {
         conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
     }
-    let r = call(&mut conn, path, &auth, opts.timeout).await?;
-    if !r.is_success() {
-        return Ok(Discovery::Failed {
-            step: "AuthenticateClient",
-            result: r,
-        });
+    match authenticate(&mut conn, binding, opts, &server.transaction_id, &response).await? {
+        Ok(answer) => verified(euicc, &server, answer),
+        Err(failed) => Ok(failed),
     }
-    verified(euicc, &server, AuthenticateClientResponse::from_result(&r)?)
+}
+
+/// InitiateAuthentication on `binding`: the server's answer, or the failure to report.
+async fn initiate(
+    conn: &mut Connection,
+    binding: Binding,
+    opts: &DiscoveryOptions,
+    challenge: &[u8; 16],
+    info1: &[u8],
+) -> Result<Result<InitiateAuthenticationResponse, Discovery>, LabError> {
+    const STEP: &str = "InitiateAuthentication";
+    match binding {
+        Binding::Json => {
+            let body = object(&[
+                (Field::SmdsAddress, opts.address.clone()),
+                (Field::EuiccChallenge, b64_encode(challenge)),
+                (Field::EuiccInfo1, b64_encode(info1)),
+            ]);
+            let path = opts.paths.initiate_authentication();
+            let r = call(conn, path, &body, opts.timeout).await?;
+            if !r.is_success() {
+                return Ok(Err(Discovery::Failed {
+                    step: STEP,
+                    result: r,
+                }));
+            }
+            Ok(Ok(InitiateAuthenticationResponse::from_result(&r)?))
+        }
+        Binding::Asn1 => {
+            let body =
+                asn1_binding::initiate_authentication_request(challenge, &opts.address, info1);
+            let der = match post_asn1(conn, STEP, body, opts.timeout).await? {
+                Ok(der) => der,
+                Err(failed) => return Ok(Err(failed)),
+            };
+            Ok(
+                match asn1_binding::parse_initiate_authentication_response(&der)
+                    .map_err(binding_error)?
+                {
+                    Ok(server) => Ok(server),
+                    Err(v) => Err(asn1_failure(
+                        STEP,
+                        200,
+                        format!(
+                            "initiateAuthenticationError {v} ({})",
+                            asn1_binding::initiate_authentication_error_name(v)
+                        ),
+                    )),
+                },
+            )
+        }
+    }
+}
+
+/// AuthenticateClient on `binding`: the server's answer, or the failure to report.
+async fn authenticate(
+    conn: &mut Connection,
+    binding: Binding,
+    opts: &DiscoveryOptions,
+    transaction_id: &crate::asn1::TransactionId,
+    response: &[u8],
+) -> Result<Result<AuthenticateClientResponse, Discovery>, LabError> {
+    const STEP: &str = "AuthenticateClient";
+    match binding {
+        Binding::Json => {
+            let body = object(&[
+                (Field::TransactionId, transaction_id.to_hex()),
+                (Field::AuthenticateServerResponse, b64_encode(response)),
+            ]);
+            let path = opts.paths.authenticate_client();
+            let r = call(conn, path, &body, opts.timeout).await?;
+            if !r.is_success() {
+                return Ok(Err(Discovery::Failed {
+                    step: STEP,
+                    result: r,
+                }));
+            }
+            Ok(Ok(AuthenticateClientResponse::from_result(&r)?))
+        }
+        Binding::Asn1 => {
+            let body = asn1_binding::authenticate_client_request(transaction_id, response);
+            let der = match post_asn1(conn, STEP, body, opts.timeout).await? {
+                Ok(der) => der,
+                Err(failed) => return Ok(Err(failed)),
+            };
+            Ok(
+                match asn1_binding::parse_authenticate_client_response(&der)
+                    .map_err(binding_error)?
+                {
+                    Ok(answer) => Ok(answer),
+                    Err(v) => Err(asn1_failure(
+                        STEP,
+                        200,
+                        format!(
+                            "authenticateClientError {v} ({})",
+                            asn1_binding::authenticate_client_error_name(v)
+                        ),
+                    )),
+                },
+            )
+        }
+    }
+}
+
+fn binding_error(e: asn1_binding::BindingError) -> LabError {
+    LabError::Asn1(e.to_string())
 }
 
 /// The events of an AuthenticateClient answer; a v3 answer's list only once the eUICC has
@@ -187,61 +303,6 @@ async fn post_asn1(
         )));
     }
     Ok(Ok(raw.body))
-}
-
-/// [`discover`] on the ASN.1 binding (`POST /gsma/rsp2/asn1`): the same two functions and the
-/// same eUICC, DER instead of JSON.
-pub async fn discover_asn1(
-    euicc: &SoftEuicc,
-    opts: &DiscoveryOptions,
-) -> Result<Discovery, LabError> {
-    let bad = |e: asn1_binding::BindingError| LabError::Asn1(e.to_string());
-    let mut conn = Connection::open(&opts.endpoint, opts.tls.clone(), opts.timeout).await?;
-    let challenge = SoftEuicc::challenge().map_err(|e| LabError::Asn1(e.to_string()))?;
-    let info1 = euicc
-        .euicc_info1()
-        .map_err(|e| LabError::Asn1(e.to_string()))?;
-    let step = "InitiateAuthentication";
-    let body = asn1_binding::initiate_authentication_request(&challenge, &opts.address, &info1);
-    let der = match post_asn1(&mut conn, step, body, opts.timeout).await? {
-        Ok(der) => der,
-        Err(failed) => return Ok(failed),
-    };
-    let server = match asn1_binding::parse_initiate_authentication_response(&der).map_err(bad)? {
-        Ok(server) => server,
-        Err(v) => {
-            let name = asn1_binding::initiate_authentication_error_name(v);
-            return Ok(asn1_failure(
-                step,
-                200,
-                format!("initiateAuthenticationError {v} ({name})"),
-            ));
-        }
-    };
-    let response = euicc.authenticate_server(
-        &challenge,
-        &server,
-        &opts.address,
-        opts.matching_id.as_deref(),
-        opts.now,
-    )?;
-    let step = "AuthenticateClient";
-    let body = asn1_binding::authenticate_client_request(&server.transaction_id, &response);
-    let der = match post_asn1(&mut conn, step, body, opts.timeout).await? {
-        Ok(der) => der,
-        Err(failed) => return Ok(failed),
-    };
-    match asn1_binding::parse_authenticate_client_response(&der).map_err(bad)? {
-        Ok(answer) => verified(euicc, &server, answer),
-        Err(v) => {
-            let name = asn1_binding::authenticate_client_error_name(v);
-            Ok(asn1_failure(
-                step,
-                200,
-                format!("authenticateClientError {v} ({name})"),
-            ))
-        }
-    }
 }
 
 /// One ES11 call (no request header, as real LPAs send).
