@@ -312,6 +312,27 @@ fn asn1_failure<E: FunctionError>(
     (resp, Outcome::Failed(code))
 }
 
+/// The per-address limit on ES11.CheckEvent (either binding): `None` when this call may go on,
+/// else the 429 answer, its body made by `body` (the binding's form of a refusal).
+fn check_event_limited(
+    state: &AppState,
+    client: std::net::IpAddr,
+    body: impl FnOnce(hyper::StatusCode, &str) -> Response<Body>,
+) -> Option<(Response<Body>, Outcome)> {
+    if state.check_event_rate.allow(client) {
+        return None;
+    }
+    state.metrics.refusal("check_event_rate");
+    let status = hyper::StatusCode::TOO_MANY_REQUESTS;
+    let mut r = body(
+        status,
+        "too many CheckEvent calls from this address; try again later",
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Some((r, Outcome::Http(status.as_u16())))
+}
+
 /// `POST /gsma/rsp2/asn1`: ES11 on the ASN.1 binding (see [`asn1_binding`]). Returns the function
 /// the body called, once known, for the log and the metrics.
 async fn dispatch_asn1(
@@ -385,14 +406,7 @@ async fn dispatch_asn1(
         }
         Ok(Asn1Call::CheckEvent(req)) => {
             let function = Some(Function::Es11CheckEvent);
-            if !state.check_event_rate.allow(client) {
-                state.metrics.refusal("check_event_rate");
-                let (mut r, o, _) = http(
-                    hyper::StatusCode::TOO_MANY_REQUESTS,
-                    "too many CheckEvent calls from this address; try again later",
-                );
-                r.headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            if let Some((r, o)) = check_event_limited(state, client, plain) {
                 return (r, o, function);
             }
             match es11::check_event(&state.es11(), state.store.as_ref(), req, state.now()).await {
@@ -486,17 +500,15 @@ pub async fn handle(
         path = %req.uri().path(),
         peer = peer.as_ref().map_or("-", |p| p.owner.as_str())
     );
-    let limited =
-        function == Some(Function::Es11CheckEvent) && !state.check_event_rate.allow(client.ip());
-    let (mut resp, outcome, function) = if limited {
-        state.metrics.refusal("check_event_rate");
-        let (mut r, o) = refusal(
-            hyper::StatusCode::TOO_MANY_REQUESTS,
-            codes::EXECUTION_ERROR,
-            "too many CheckEvent calls from this address; try again later",
-        );
-        r.headers_mut()
-            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    let limited = match function {
+        Some(Function::Es11CheckEvent) => {
+            check_event_limited(&state, client.ip(), |status, message| {
+                refusal(status, codes::EXECUTION_ERROR, message).0
+            })
+        }
+        _ => None,
+    };
+    let (mut resp, outcome, function) = if let Some((r, o)) = limited {
         (r, o, function)
     } else if asn1 {
         dispatch_asn1(req, &state, client.ip())
