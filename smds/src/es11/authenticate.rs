@@ -276,10 +276,7 @@ pub async fn authenticate_client(
             .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??
         }
     };
-    // A forward the Root has not acknowledged is not an event yet (see `crate::cascade`).
-    let events = events
-        .into_iter()
-        .filter(|e| e.record.forwarded.as_ref().is_none_or(|f| f.confirmed));
+    let events = events.into_iter().filter(|e| e.record.is_discoverable());
     let selected: Vec<_> = match &euicc.matching_id {
         None => events.collect(),
         Some(event_id) => {

@@ -34,9 +34,7 @@ pub async fn check_event(
         None => Eid::parse(NO_EID).map_err(|e| Es11Error::Internal(e.to_string()))?,
     };
     let events = store.events_for(&eid).await.map_err(Es11Error::Store)?;
-    let pending = events
-        .iter()
-        .any(|e| e.record.forwarded.as_ref().is_none_or(|f| f.confirmed));
+    let pending = events.iter().any(|e| e.record.is_discoverable());
     Ok(known.is_some() && pending)
 }
 

@@ -107,9 +107,7 @@ pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
                 .expect(0xBF38, "authenticateServerResponse")
                 .map_err(der)?;
             skip_extensions(&mut f)?;
-            let transaction_id = TransactionId::new(tid.value).ok_or_else(|| {
-                BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
-            })?;
+            let transaction_id = transaction_id(tid.value)?;
             Ok(Asn1Call::AuthenticateClient(AuthenticateClientRequest {
                 transaction_id,
                 authenticate_server_response: response.raw.to_vec(),
@@ -132,6 +130,11 @@ pub fn parse_request(body: &[u8]) -> Result<Asn1Call, BindingError> {
         }
         other => Err(BindingError::NotServed(other)),
     }
+}
+
+fn transaction_id(value: &[u8]) -> Result<TransactionId, BindingError> {
+    TransactionId::new(value)
+        .ok_or_else(|| BindingError::Invalid("transactionId must be 1 to 16 bytes".into()))
 }
 
 /// A small INTEGER alternative [1] (`81 01 nn`).
@@ -276,9 +279,7 @@ pub fn parse_initiate_authentication_response(
             let cert = f.expect(0x30, "serverCertificate").map_err(der)?;
             f.finish("InitiateAuthenticationOkEs9").map_err(der)?;
             Ok(Ok(InitiateAuthenticationResponse {
-                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
-                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
-                })?,
+                transaction_id: transaction_id(tid.value)?,
                 server_signed1: signed.raw.to_vec(),
                 server_signature1: signature.raw.to_vec(),
                 euicc_ci_pkid_to_be_used: ci.value.to_vec(),
@@ -325,9 +326,7 @@ pub fn parse_authenticate_client_response(
                 });
             }
             Ok(Ok(AuthenticateClientResponse {
-                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
-                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
-                })?,
+                transaction_id: transaction_id(tid.value)?,
                 event_entries: entries,
                 signed: None,
             }))
@@ -341,9 +340,7 @@ pub fn parse_authenticate_client_response(
             let view = asn1::parse_smds_signed2(signed.raw)
                 .map_err(|e| BindingError::Invalid(e.to_string()))?;
             Ok(Ok(AuthenticateClientResponse {
-                transaction_id: TransactionId::new(tid.value).ok_or_else(|| {
-                    BindingError::Invalid("transactionId must be 1 to 16 bytes".into())
-                })?,
+                transaction_id: transaction_id(tid.value)?,
                 event_entries: view
                     .events
                     .into_iter()

@@ -307,17 +307,22 @@ impl InitiateAuthenticationRequest {
             .ok_or_else(|| invalid(Field::EuiccInfo1, "not valid base64"))?;
         let euicc_info1 =
             asn1::parse_euicc_info1(&info1_der).map_err(|e| invalid(Field::EuiccInfo1, e))?;
-        // Eastcompeace sends smdsAddress, everyone else smdpAddress; prefer the former.
-        let smds_address = if body.contains_key(SMDS_ADDRESS_ALIAS) {
-            string_named(body, SMDS_ADDRESS_ALIAS, Field::SmdsAddress)?
-        } else {
-            string(body, Field::SmdsAddress)?
-        };
+        let smds_address = smds_address(body)?;
         Ok(InitiateAuthenticationRequest {
             euicc_challenge,
             euicc_info1,
             smds_address: smds_address.to_string(),
         })
+    }
+}
+
+/// The SM-DS address an LPA sends: `smdsAddress` when present (Eastcompeace, v3 CheckEvent), else
+/// `smdpAddress` (everyone else's InitiateAuthentication).
+fn smds_address(body: &Map<String, Value>) -> Result<&str, RequestError> {
+    if body.contains_key(SMDS_ADDRESS_ALIAS) {
+        string_named(body, SMDS_ADDRESS_ALIAS, Field::SmdsAddress)
+    } else {
+        string(body, Field::SmdsAddress)
     }
 }
 
@@ -334,11 +339,7 @@ impl CheckEventRequest {
         let ec_id = b64_decode(string(body, Field::EcId)?)
             .filter(|b| (1..=64).contains(&b.len()))
             .ok_or_else(|| invalid(Field::EcId, "must be base64 of 1 to 64 bytes"))?;
-        let smds_address = if body.contains_key(SMDS_ADDRESS_ALIAS) {
-            string_named(body, SMDS_ADDRESS_ALIAS, Field::SmdsAddress)?
-        } else {
-            string(body, Field::SmdsAddress)?
-        };
+        let smds_address = smds_address(body)?;
         Ok(CheckEventRequest {
             ec_id,
             smds_address: smds_address.to_string(),

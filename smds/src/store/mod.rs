@@ -52,6 +52,14 @@ pub struct EventRecord {
     pub forwarded: Option<Forwarded>,
 }
 
+impl EventRecord {
+    /// Whether ES11 may show it: a forward the Root has not acknowledged is not an event yet
+    /// (see `crate::cascade`).
+    pub fn is_discoverable(&self) -> bool {
+        self.forwarded.as_ref().is_none_or(|f| f.confirmed)
+    }
+}
+
 /// How a record an Alternative SM-DS forwarded is known at the Root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forwarded {
