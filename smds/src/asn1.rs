@@ -103,7 +103,8 @@ pub struct EuiccInfo1 {
 #[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode, Default)]
 pub struct DeviceCapabilities {}
 
-/// `DeviceInfo` (automatic tags: tac [0], deviceCapabilities [1], imei [2]).
+/// `DeviceInfo` (automatic tags: tac [0], deviceCapabilities [1], imei [2]; v3 adds
+/// lpaRspCapability [5], `sgp22-v3-es15-notes.md` 1.2).
 #[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct DeviceInfo {
     #[rasn(tag(context, 0))]
@@ -112,6 +113,8 @@ pub struct DeviceInfo {
     pub device_capabilities: DeviceCapabilities,
     #[rasn(tag(context, 2))]
     pub imei: Option<OctetString>,
+    #[rasn(tag(context, 5))]
+    pub lpa_rsp_capability: Option<BitString>,
 }
 
 /// `CtxParamsForCommonAuthentication` (automatic tags: matchingId [0], deviceInfo [1]).

@@ -40,25 +40,6 @@ fn refused(why: impl Into<String>) -> LabError {
     LabError::ServerRefused(why.into())
 }
 
-/// CtxParamsForCommonAuthentication's content with `lpaRspCapability` [5] (bit 5,
-/// signedSmdsResponseV3Support) appended to its DeviceInfo [1], as a v3 LPA sends it.
-fn with_lpa_rsp_capability(ctx_content: &[u8]) -> Result<Vec<u8>, LabError> {
-    let bad = |e: pki_tool::tlv::DerError| LabError::Asn1(e.to_string());
-    let mut out = Vec::new();
-    let mut r = pki_tool::tlv::Reader::new(ctx_content);
-    while !r.is_empty() {
-        let f = r.read().map_err(bad)?;
-        if f.tag == 0xA1 {
-            let mut device_info = f.value.to_vec();
-            device_info.extend_from_slice(&tlv::tlv(0x85, &[0x02, 0x04]));
-            out.extend_from_slice(&tlv::tlv(0xA1, &device_info));
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    Ok(out)
-}
-
 fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf, LabError> {
     candidates
         .iter()
@@ -210,17 +191,20 @@ impl SoftEuicc {
                 tac: vec![0x35, 0x29, 0x06, 0x11].into(),
                 device_capabilities: DeviceCapabilities::default(),
                 imei: None,
+                // LpaRspCapability bit 5: signedSmdsResponseV3Support.
+                lpa_rsp_capability: self.lpa_signed_smds_response.then(|| {
+                    let mut bits = rasn::types::BitString::repeat(false, 6);
+                    bits.set(5, true);
+                    bits
+                }),
             },
         };
         // CtxParams1 is a CHOICE whose only v2 alternative gets the automatic tag [0] (A0).
         let ctx_der = asn1::der(&ctx).map_err(|e| LabError::Asn1(e.to_string()))?;
-        let mut ctx_content = tlv::parse_single(&ctx_der, "ctxParams")
+        let ctx_content = tlv::parse_single(&ctx_der, "ctxParams")
             .map_err(|e| LabError::Asn1(e.to_string()))?
             .value
             .to_vec();
-        if self.lpa_signed_smds_response {
-            ctx_content = with_lpa_rsp_capability(&ctx_content)?;
-        }
         Ok(tlv::constructed(
             tag::SEQUENCE,
             &[
