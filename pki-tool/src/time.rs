@@ -109,6 +109,20 @@ pub fn encode(t: i64) -> Result<Vec<u8>, String> {
     })
 }
 
+/// Encodes a time as a GeneralizedTime value `YYYYMMDDHHMMSSZ` under `tag` (0x18, or the
+/// context tag of an implicitly tagged field), whatever the year.
+pub fn encode_generalized(t: i64, tag: u32) -> Result<Vec<u8>, String> {
+    let c = Civil::from_unix(t);
+    if !(0..=9999).contains(&c.year) {
+        return Err(format!("year {} cannot be a GeneralizedTime", c.year));
+    }
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    );
+    Ok(tlv::tlv(tag, text.as_bytes()))
+}
+
 fn digits(s: &[u8], what: &str, offset: usize) -> Result<u32, DerError> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return Err(DerError {

@@ -653,6 +653,7 @@ async fn fill_redb(path: &Path, from: u64, to: u64) {
                         forwarding_indicator: false,
                         registered_at: 0,
                         forwarded: None,
+                        details: Default::default(),
                     })
                     .await
                     .expect("register");

@@ -60,6 +60,7 @@ async fn single_commit_rate(dir: &std::path::Path, secs: f64) -> f64 {
                 forwarding_indicator: false,
                 registered_at: 0,
                 forwarded: None,
+                details: Default::default(),
             })
             .await
             .expect("register");

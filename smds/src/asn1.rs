@@ -7,6 +7,7 @@
 //! eUICCs add fields that rasn would reject, and the eUICC signature covers the *exact received*
 //! bytes of euiccSigned1, which these readers return as a slice (never a re-encoding).
 
+use crate::types::{EventDetailsV3, OperatorId, UncheckedEventDetails};
 use pki_tool::tlv::{self, DerError, Reader, Tlv, tag};
 use rasn::prelude::*;
 
@@ -355,13 +356,8 @@ pub fn parse_authenticate_server_response(
             expect_tag(&tid, 0x80, "transactionId")?;
             let code = c.read()?;
             expect_tag(&code, tag::INTEGER, "authenticateErrorCode")?;
-            if code.value.is_empty() || code.value.len() > 8 {
-                return Err(Asn1Error("authenticateErrorCode out of range".into()));
-            }
-            let mut v: i64 = if code.value[0] & 0x80 != 0 { -1 } else { 0 };
-            for b in code.value {
-                v = (v << 8) | i64::from(*b);
-            }
+            let v = integer_value(code.value)
+                .ok_or_else(|| Asn1Error("authenticateErrorCode out of range".into()))?;
             Ok(AuthenticateServerResponseView::Error {
                 transaction_id: tid.value,
                 authenticate_error_code: v,
@@ -431,98 +427,239 @@ pub fn lpa_wants_signed_smds_response(device_info: Option<&[u8]>) -> bool {
     false
 }
 
-/// One `EventRecordV3` (notes 1.3: explicit tags inside, so universal `0C`/`02` for the first
-/// three). `event_type` is mandatory there and its named values are unknown.
+/// One `EventRecordV3` (notes 1.3: explicit tags inside, so universal `0C`/`02`/`30`/`04` for
+/// the untagged fields, `91` serviceProviderName and `B7` operatorId as in StoreMetadataRequest).
 pub struct EventRecordV3<'a> {
     pub event_id: &'a str,
     pub rsp_server_address: &'a str,
-    pub event_type: i64,
+    /// eventType (0 when the SM-DP+ gave none) and the optional fields the SM-DP+ gave.
+    pub details: &'a EventDetailsV3,
 }
 
-/// DER of `SmdsSigned2` with the `eventList` alternative: what the SM-DS signs for a v3 device
-/// (`transactionId [0]`, `eventList [0] { eventEntries [1] SEQUENCE OF EventRecordV3, ecId [2]
-/// OPTIONAL }`; `pushServiceRefreshTime` is left out).
+impl EventRecordV3<'_> {
+    fn der(&self) -> Vec<u8> {
+        let d = self.details;
+        let mut fields = vec![
+            tlv::tlv(tag::UTF8_STRING, self.event_id.as_bytes()),
+            tlv::tlv(tag::UTF8_STRING, self.rsp_server_address.as_bytes()),
+            tlv::unsigned_integer(&d.event_type().to_be_bytes()),
+        ];
+        if !d.hashed_iccids().is_empty() {
+            let hashes: Vec<Vec<u8>> = d
+                .hashed_iccids()
+                .iter()
+                .map(|h| tlv::tlv(tag::OCTET_STRING, h))
+                .collect();
+            let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+            fields.push(tlv::sequence(&hashes));
+        }
+        if let Some(salt) = d.salt() {
+            fields.push(tlv::tlv(tag::OCTET_STRING, salt));
+        }
+        if let Some(name) = d.service_provider_name() {
+            fields.push(tlv::tlv(0x91, name.as_bytes()));
+        }
+        if let Some(op) = d.operator_id() {
+            // OperatorID is defined in the automatically tagged module: [0] [1] [2].
+            let mut parts = vec![tlv::tlv(0x80, &op.mcc_mnc)];
+            parts.extend(op.gid1.as_deref().map(|g| tlv::tlv(0x81, g)));
+            parts.extend(op.gid2.as_deref().map(|g| tlv::tlv(0x82, g)));
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            fields.push(tlv::constructed(0xB7, &parts));
+        }
+        let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+        tlv::sequence(&fields)
+    }
+}
+
+/// `SmdsSigned2.requestSpecificData`: what a signed v3 answer carries.
+pub enum SmdsSignedData<'a> {
+    /// `eventList [0] { eventEntries [1], ecId [2] OPTIONAL, pushServiceRefreshTime [3] OPTIONAL }`.
+    EventList {
+        events: &'a [EventRecordV3<'a>],
+        ec_id: Option<&'a [u8]>,
+        push_service_refresh_time: Option<i64>,
+    },
+    /// `pushServiceRegistrationResult [1] { pushServiceRefreshTime [3] OPTIONAL }`.
+    PushServiceRegistrationResult {
+        push_service_refresh_time: Option<i64>,
+    },
+}
+
+/// DER of `SmdsSigned2` (`transactionId [0]`, then `requestSpecificData`): what the SM-DS signs
+/// for a v3 device. Fails only for a refresh time beyond year 9999.
 pub fn smds_signed2(
     transaction_id: &TransactionId,
-    events: &[EventRecordV3<'_>],
-    ec_id: Option<&[u8]>,
-) -> Vec<u8> {
-    let records: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| {
-            tlv::sequence(&[
-                &tlv::tlv(tag::UTF8_STRING, e.event_id.as_bytes()),
-                &tlv::tlv(tag::UTF8_STRING, e.rsp_server_address.as_bytes()),
-                &integer(e.event_type),
-            ])
-        })
-        .collect();
-    let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-    let entries = tlv::constructed(0xA1, &records);
-    let ec_id = ec_id.map(|id| tlv::tlv(0x82, id));
-    let event_list = match &ec_id {
-        Some(id) => tlv::constructed(0xA0, &[&entries, id]),
-        None => tlv::constructed(0xA0, &[&entries]),
+    data: &SmdsSignedData<'_>,
+) -> Result<Vec<u8>, Asn1Error> {
+    let refresh = |t: Option<i64>| -> Result<Option<Vec<u8>>, Asn1Error> {
+        t.map(|t| pki_tool::time::encode_generalized(t, 0x83).map_err(Asn1Error))
+            .transpose()
     };
-    tlv::sequence(&[&tlv::tlv(0x80, transaction_id.as_bytes()), &event_list])
+    let specific = match data {
+        SmdsSignedData::EventList {
+            events,
+            ec_id,
+            push_service_refresh_time,
+        } => {
+            let records: Vec<Vec<u8>> = events.iter().map(EventRecordV3::der).collect();
+            let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            let mut parts = vec![tlv::constructed(0xA1, &records)];
+            parts.extend(ec_id.map(|id| tlv::tlv(0x82, id)));
+            parts.extend(refresh(*push_service_refresh_time)?);
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            tlv::constructed(0xA0, &parts)
+        }
+        SmdsSignedData::PushServiceRegistrationResult {
+            push_service_refresh_time,
+        } => {
+            let parts: Vec<Vec<u8>> = refresh(*push_service_refresh_time)?.into_iter().collect();
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            tlv::constructed(0xA1, &parts)
+        }
+    };
+    Ok(tlv::sequence(&[
+        &tlv::tlv(0x80, transaction_id.as_bytes()),
+        &specific,
+    ]))
 }
 
-/// A DER INTEGER.
-fn integer(v: i64) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    // Minimal two's complement: drop leading bytes that only repeat the sign.
-    let mut start = 0;
-    while start < 7 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
+/// The value of a DER INTEGER of at most 8 bytes.
+pub fn integer_value(value: &[u8]) -> Option<i64> {
+    if value.is_empty() || value.len() > 8 {
+        return None;
     }
-    tlv::tlv(tag::INTEGER, &bytes[start..])
+    let negative = value[0] & 0x80 != 0;
+    Some(
+        value
+            .iter()
+            .fold(if negative { -1 } else { 0 }, |v: i64, b| {
+                (v << 8) | i64::from(*b)
+            }),
+    )
+}
+
+/// One EventRecordV3 read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecordV3View {
+    pub event_id: String,
+    pub rsp_server_address: String,
+    pub details: EventDetailsV3,
 }
 
 /// What `SmdsSigned2` carries, read back (the lab LPA, after the eUICC verified it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmdsSigned2View {
     pub transaction_id: Vec<u8>,
-    /// (eventId, rspServerAddress) of each EventRecordV3, in order.
-    pub events: Vec<(String, String)>,
+    /// The EventRecordV3 entries, in order (none for a push registration's result).
+    pub events: Vec<EventRecordV3View>,
     /// The Event Checking identifier, when the SM-DS handed one out.
     pub ec_id: Option<Vec<u8>>,
+    /// The `pushServiceRegistrationResult` alternative rather than `eventList`.
+    pub push_registration_result: bool,
+    /// When the LPA should register its push token again (Unix seconds).
+    pub push_service_refresh_time: Option<i64>,
 }
 
-/// Reads `SmdsSigned2` (the `eventList` alternative).
+fn read_event_record_v3(rec: &Tlv<'_>) -> Result<EventRecordV3View, Asn1Error> {
+    let text = |t: &Tlv<'_>, what: &str| {
+        std::str::from_utf8(t.value)
+            .map(str::to_string)
+            .map_err(|_| Asn1Error(format!("EventRecordV3 {what} is not UTF-8")))
+    };
+    let bytes = |t: &Tlv<'_>| t.value.to_vec();
+    let mut f = rec.reader();
+    let event_id = text(&f.expect(tag::UTF8_STRING, "eventId")?, "eventId")?;
+    let rsp_server_address = text(
+        &f.expect(tag::UTF8_STRING, "rspServerAddress")?,
+        "rspServerAddress",
+    )?;
+    let event_type = f.expect(tag::INTEGER, "eventType")?;
+    let event_type = integer_value(event_type.value)
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or_else(|| Asn1Error("eventType out of range".into()))?;
+    let mut d = UncheckedEventDetails {
+        event_type: Some(event_type),
+        ..Default::default()
+    };
+    if let Some(list) = f.optional(tag::SEQUENCE)? {
+        let mut l = list.reader();
+        while !l.is_empty() {
+            d.hashed_iccids
+                .push(bytes(&l.expect(tag::OCTET_STRING, "hashedIccid")?));
+        }
+    }
+    d.salt = f.optional(tag::OCTET_STRING)?.map(|t| bytes(&t));
+    if let Some(name) = f.optional(0x91)? {
+        d.service_provider_name = Some(text(&name, "serviceProviderName")?);
+    }
+    if let Some(op) = f.optional(0xB7)? {
+        let mut o = op.reader();
+        let mcc_mnc = o.expect(0x80, "mccMnc")?;
+        let mcc_mnc = <[u8; 3]>::try_from(mcc_mnc.value)
+            .map_err(|_| Asn1Error("mccMnc is not 3 bytes".into()))?;
+        d.operator_id = Some(OperatorId {
+            mcc_mnc,
+            gid1: o.optional(0x81)?.map(|t| bytes(&t)),
+            gid2: o.optional(0x82)?.map(|t| bytes(&t)),
+        });
+        o.finish("operatorId")?;
+    }
+    f.finish("EventRecordV3")?;
+    Ok(EventRecordV3View {
+        event_id,
+        rsp_server_address,
+        details: EventDetailsV3::try_from(d).map_err(|e| Asn1Error(e.to_string()))?,
+    })
+}
+
+/// Reads `SmdsSigned2`, either alternative.
 pub fn parse_smds_signed2(der: &[u8]) -> Result<SmdsSigned2View, Asn1Error> {
     let top = tlv::parse_single(der, "SmdsSigned2")?;
     expect_tag(&top, tag::SEQUENCE, "SmdsSigned2")?;
     let mut r = top.reader();
     let tid = r.expect(0x80, "transactionId")?;
-    let list = r.expect(0xA0, "eventList")?;
-    let mut l = list.reader();
-    let entries = l.expect(0xA1, "eventEntries")?;
-    let mut events = Vec::new();
-    let mut e = entries.reader();
-    let text = |t: &Tlv<'_>| {
-        std::str::from_utf8(t.value)
-            .map(str::to_string)
-            .map_err(|_| Asn1Error("EventRecordV3 text is not UTF-8".into()))
+    let specific = r.read()?;
+    r.finish("SmdsSigned2")?;
+    let refresh = |t: Option<Tlv<'_>>| -> Result<Option<i64>, Asn1Error> {
+        t.map(|t| {
+            let t = Tlv {
+                tag: tag::GENERALIZED_TIME,
+                ..t
+            };
+            pki_tool::time::parse(&t).map_err(Asn1Error::from)
+        })
+        .transpose()
     };
-    while !e.is_empty() {
-        let rec = e.expect(tag::SEQUENCE, "EventRecordV3")?;
-        let mut f = rec.reader();
-        let id = f.expect(tag::UTF8_STRING, "eventId")?;
-        let address = f.expect(tag::UTF8_STRING, "rspServerAddress")?;
-        f.expect(tag::INTEGER, "eventType")?;
-        events.push((text(&id)?, text(&address)?));
-    }
-    let ec_id = l.optional(0x82)?.map(|t| t.value.to_vec());
-    Ok(SmdsSigned2View {
+    let mut view = SmdsSigned2View {
         transaction_id: tid.value.to_vec(),
-        events,
-        ec_id,
-    })
+        events: Vec::new(),
+        ec_id: None,
+        push_registration_result: false,
+        push_service_refresh_time: None,
+    };
+    let mut l = specific.reader();
+    match specific.tag {
+        0xA0 => {
+            let entries = l.expect(0xA1, "eventEntries")?;
+            let mut e = entries.reader();
+            while !e.is_empty() {
+                view.events.push(read_event_record_v3(
+                    &e.expect(tag::SEQUENCE, "EventRecordV3")?,
+                )?);
+            }
+            view.ec_id = l.optional(0x82)?.map(|t| t.value.to_vec());
+        }
+        0xA1 => view.push_registration_result = true,
+        other => {
+            return Err(Asn1Error(format!(
+                "SmdsSigned2: unknown requestSpecificData {other:02X}"
+            )));
+        }
+    }
+    view.push_service_refresh_time = refresh(l.optional(0x83)?)?;
+    l.finish("requestSpecificData")?;
+    Ok(view)
 }
 
 pub fn der<T: rasn::Encode>(v: &T) -> Result<Vec<u8>, rasn::error::EncodeError> {

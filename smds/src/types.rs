@@ -2,6 +2,7 @@
 //! as the string it was parsed from, and deserializing validates again, so stored records and
 //! JSON bodies can only ever hold valid values.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why an `rspServerAddress` is not acceptable.
@@ -154,6 +155,136 @@ impl From<EventId> for String {
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Why an SGP.22 v3 event detail is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventDetailError {
+    #[error("eventType must be an integer from 0 to {MAX_EVENT_TYPE}")]
+    EventType,
+    #[error("at most {MAX_HASHED_ICCIDS} hashed ICCIDs of 1 to {MAX_DETAIL_BYTES} bytes each")]
+    HashedIccids,
+    #[error("salt must be 1 to {MAX_DETAIL_BYTES} bytes")]
+    Salt,
+    #[error("serviceProviderName must be at most 32 characters, none of them control characters")]
+    ServiceProviderName,
+    #[error("operatorId: mccMnc must be 3 bytes, gid1 and gid2 1 to {MAX_DETAIL_BYTES} bytes")]
+    OperatorId,
+}
+
+/// Largest `eventType` accepted: the INTEGER's named values are unknown, so any value a 32-bit
+/// signed peer can hold.
+pub const MAX_EVENT_TYPE: u32 = i32::MAX as u32;
+/// Most hashed ICCIDs one event carries.
+pub const MAX_HASHED_ICCIDS: usize = 16;
+/// Longest hashed ICCID, salt, GID1 or GID2, in bytes.
+pub const MAX_DETAIL_BYTES: usize = 64;
+
+/// `OperatorID` (rsp.asn): MCC and MNC as 3 bytes (3GPP TS 24.008), and the operator's GID1/GID2
+/// file contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorId {
+    pub mcc_mnc: [u8; 3],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid1: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid2: Option<Vec<u8>>,
+}
+
+/// The fields of an SGP.22 v3 `EventRecordV3` that only the registering SM-DP+ knows: given
+/// (all optional) on ES12.RegisterEvent, forwarded on ES15, stored with the event, and shown
+/// only in signed v3 answers. Absent ones stay absent there; an absent `eventType` is sent as 0,
+/// since EventRecordV3 requires one and its named values are unknown (notes 1.3, 1.6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedEventDetails")]
+pub struct EventDetailsV3 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event_type: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hashed_iccids: Vec<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service_provider_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator_id: Option<OperatorId>,
+}
+
+/// [`EventDetailsV3`]'s fields before they are checked (what a stored record deserializes to).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UncheckedEventDetails {
+    #[serde(default)]
+    pub event_type: Option<u32>,
+    #[serde(default)]
+    pub hashed_iccids: Vec<Vec<u8>>,
+    #[serde(default)]
+    pub salt: Option<Vec<u8>>,
+    #[serde(default)]
+    pub service_provider_name: Option<String>,
+    #[serde(default)]
+    pub operator_id: Option<OperatorId>,
+}
+
+impl TryFrom<UncheckedEventDetails> for EventDetailsV3 {
+    type Error = EventDetailError;
+    fn try_from(u: UncheckedEventDetails) -> Result<Self, Self::Error> {
+        let sized = |b: &[u8]| (1..=MAX_DETAIL_BYTES).contains(&b.len());
+        if u.event_type.is_some_and(|t| t > MAX_EVENT_TYPE) {
+            return Err(EventDetailError::EventType);
+        }
+        if u.hashed_iccids.len() > MAX_HASHED_ICCIDS || !u.hashed_iccids.iter().all(|h| sized(h)) {
+            return Err(EventDetailError::HashedIccids);
+        }
+        if u.salt.as_deref().is_some_and(|s| !sized(s)) {
+            return Err(EventDetailError::Salt);
+        }
+        if u.service_provider_name
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 32 || n.chars().any(char::is_control))
+        {
+            return Err(EventDetailError::ServiceProviderName);
+        }
+        if let Some(op) = &u.operator_id
+            && [&op.gid1, &op.gid2]
+                .into_iter()
+                .flatten()
+                .any(|g| !sized(g))
+        {
+            return Err(EventDetailError::OperatorId);
+        }
+        Ok(EventDetailsV3 {
+            event_type: u.event_type,
+            hashed_iccids: u.hashed_iccids,
+            salt: u.salt,
+            service_provider_name: u.service_provider_name,
+            operator_id: u.operator_id,
+        })
+    }
+}
+
+impl EventDetailsV3 {
+    pub fn is_empty(&self) -> bool {
+        *self == EventDetailsV3::default()
+    }
+    /// The `eventType` EventRecordV3 carries: as registered, else 0.
+    pub fn event_type(&self) -> u32 {
+        self.event_type.unwrap_or(0)
+    }
+    pub fn given_event_type(&self) -> Option<u32> {
+        self.event_type
+    }
+    pub fn hashed_iccids(&self) -> &[Vec<u8>] {
+        &self.hashed_iccids
+    }
+    pub fn salt(&self) -> Option<&[u8]> {
+        self.salt.as_deref()
+    }
+    pub fn service_provider_name(&self) -> Option<&str> {
+        self.service_provider_name.as_deref()
+    }
+    pub fn operator_id(&self) -> Option<&OperatorId> {
+        self.operator_id.as_ref()
     }
 }
 

@@ -77,6 +77,21 @@ async fn discover_at(
     matching_id: Option<&str>,
 ) -> Result<Vec<(String, String)>, String> {
     let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    Ok(discover_as(&euicc, lab, server, name, matching_id)
+        .await?
+        .into_iter()
+        .map(|e| (e.event_id, e.rsp_server_address))
+        .collect())
+}
+
+/// Discovery at `server` (reached by `name`) with `euicc`: its entries, or the failed step.
+async fn discover_as(
+    euicc: &SoftEuicc,
+    lab: &Lab,
+    server: &Server,
+    name: &str,
+    matching_id: Option<&str>,
+) -> Result<Vec<smds::sgp22::responses::EventEntry>, String> {
     let port = server.addr.port();
     let opts = DiscoveryOptions {
         endpoint: Endpoint::parse(&format!("https://{name}:{port}"))
@@ -89,11 +104,8 @@ async fn discover_at(
         timeout: Duration::from_secs(10),
         now: pki_tool::time::now(),
     };
-    match lpa::discover(&euicc, &opts).await.expect("an answer") {
-        Discovery::Events { entries, .. } => Ok(entries
-            .into_iter()
-            .map(|e| (e.event_id, e.rsp_server_address))
-            .collect()),
+    match lpa::discover(euicc, &opts).await.expect("an answer") {
+        Discovery::Events { entries, .. } => Ok(entries),
         Discovery::Failed { step, result } => {
             Err(format!("{step} {}", result.code().unwrap_or_default()))
         }
@@ -117,12 +129,15 @@ async fn smdp_call(alt: &Server, lab: &Lab, p: &str, body: serde_json::Value) ->
 }
 
 fn register(event_id: &str, forwarding: bool) -> serde_json::Value {
-    smds::lab::smdp::register_event_body(
+    let mut body = smds::lab::smdp::register_event_body(
         EID,
         event_id,
         "smdp.example.com",
         forwarding.then_some(true),
-    )
+    );
+    // The SGP.22 v3 EventRecordV3 inputs, which a forward carries to the Root.
+    body["serviceProviderName"] = "Lab SP".into();
+    body
 }
 
 fn delete(event_id: &str) -> serde_json::Value {
@@ -167,6 +182,18 @@ async fn cascade_end_to_end(store: StoreKind) {
     assert!(
         root_event_id.starts_with("fwd-") && root_event_id != "ev-1",
         "{root_event_id}"
+    );
+    // A v3 device at the Root sees the SM-DP+'s v3 inputs in its signed EventRecordV3.
+    let mut v3 = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    v3.euicc_signed_smds_response = true;
+    v3.lpa_signed_smds_response = true;
+    let signed = discover_as(&v3, &lab, &root, "localhost", None)
+        .await
+        .expect("root");
+    assert_eq!(
+        signed[0].details.service_provider_name(),
+        Some("Lab SP"),
+        "{signed:?}"
     );
     let followed = discover_at(&lab, &alt, ALT_NAME, Some(&root_event_id))
         .await

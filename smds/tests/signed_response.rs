@@ -33,6 +33,19 @@ struct EventRecordV3 {
     salt: Option<OctetString>,
     #[rasn(tag(context, 17))]
     service_provider_name: Option<Utf8String>,
+    #[rasn(tag(context, 23))]
+    operator_id: Option<OperatorId>,
+}
+
+// rsp.asn's OperatorID, in its automatically tagged module.
+#[derive(AsnType, Debug, Clone, Decode, Encode, PartialEq, Eq)]
+struct OperatorId {
+    #[rasn(tag(context, 0))]
+    mcc_mnc: OctetString,
+    #[rasn(tag(context, 1))]
+    gid1: Option<OctetString>,
+    #[rasn(tag(context, 2))]
+    gid2: Option<OctetString>,
 }
 
 #[derive(AsnType, Debug, Clone, Decode, Encode)]
@@ -50,6 +63,14 @@ struct EventList {
 enum RequestSpecificData {
     #[rasn(tag(context, 0))]
     EventList(EventList),
+    #[rasn(tag(context, 1))]
+    PushServiceRegistrationResult(PushServiceRegistrationResult),
+}
+
+#[derive(AsnType, Debug, Clone, Decode, Encode)]
+struct PushServiceRegistrationResult {
+    #[rasn(tag(context, 3))]
+    push_service_refresh_time: Option<GeneralizedTime>,
 }
 
 #[derive(AsnType, Debug, Clone, Decode, Encode)]
@@ -254,7 +275,9 @@ async fn a_v3_device_gets_a_signed_list_and_others_the_v2_answer() {
         decoded.transaction_id.as_ref(),
         session.transaction_id.as_bytes()
     );
-    let RequestSpecificData::EventList(list) = decoded.request_specific_data;
+    let RequestSpecificData::EventList(list) = decoded.request_specific_data else {
+        panic!("an eventList");
+    };
     let ids: Vec<String> = list
         .event_entries
         .iter()
@@ -479,3 +502,115 @@ async fn event_checking(kind: StoreKind) {
 }
 
 on_both_stores!(event_checking);
+
+/// The optional v3 RegisterEvent inputs reach the signed EventRecordV3 exactly, are kept by both
+/// stores, and stay out of v2 answers; malformed ones are refused with the field named.
+async fn event_details(kind: StoreKind) {
+    let lab = Lab::new("event-details");
+    let (cfg, _pg) = kind.apply(lab.config(Limits::default()));
+    let server = start(&lab.pki, &cfg, None).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    let body = |id: &str, extra: serde_json::Value| {
+        let mut b =
+            smds::lab::smdp::register_event_body(EID, id, "testsmdpplus1.example.com", None);
+        for (k, v) in extra.as_object().expect("object") {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let register_with = async |dp: &mut Connection, id: &str, extra| {
+        dp.call(
+            smds::sgp22::paths::path::ES12_REGISTER_EVENT,
+            &body(id, extra),
+        )
+        .await
+        .expect("answer")
+    };
+    let full = json!({
+        "eventType": 2,
+        "hashedIccids": [STANDARD.encode([0x11; 32]), STANDARD.encode([0x22; 32])],
+        "salt": STANDARD.encode([0x33; 16]),
+        "serviceProviderName": "Lab Operator",
+        "operatorId": {"mccMnc": STANDARD.encode([0x02, 0xF8, 0x01]), "gid1": STANDARD.encode([0xAB])},
+    });
+    assert!(register_with(&mut dp, "ev-full", full).await.is_success());
+    assert!(register(&mut dp, EID, "ev-plain").await.is_success());
+    for (extra, code) in [
+        (json!({"eventType": -1}), "1.1/2.1"),
+        (json!({"hashedIccids": ["!"]}), "1.1/2.1"),
+        (json!({"salt": STANDARD.encode([0u8; 65])}), "1.1/2.1"),
+        (json!({"serviceProviderName": "x".repeat(33)}), "1.1/2.1"),
+        (
+            json!({"operatorId": {"mccMnc": STANDARD.encode([1, 2])}}),
+            "1.1/2.1",
+        ),
+        (json!({"operatorId": {}}), "1.1/2.2"),
+    ] {
+        let r = register_with(&mut dp, "ev-bad", extra.clone()).await;
+        assert_eq!(r.code(), Some(code.into()), "{extra}: {:?}", r.body);
+    }
+
+    let mut conn = connect(&server, lpa_tls(&lab.pki)).await;
+    let mut e = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    // A v2 device: the same two keys per entry as ever.
+    let (_, r) = discover_raw(&mut conn, &e).await;
+    for entry in r.body["eventEntries"].as_array().expect("entries") {
+        let keys: Vec<&String> = entry.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["eventId", "rspServerAddress"]);
+    }
+    e.euicc_signed_smds_response = true;
+    e.lpa_signed_smds_response = true;
+    let (_, r) = discover_raw(&mut conn, &e).await;
+    let answer = AuthenticateClientResponse::from_result(&r).expect("v3 answer");
+    let signed = answer.signed.expect("a signed list");
+    let decoded: SmdsSigned2 = rasn::der::decode(&signed.smds_signed2).expect("SmdsSigned2");
+    let RequestSpecificData::EventList(list) = decoded.request_specific_data else {
+        panic!("an eventList");
+    };
+    let octets = |b: &[u8]| OctetString::from_slice(b);
+    assert_eq!(
+        list.event_entries,
+        [
+            EventRecordV3 {
+                event_id: "ev-full".into(),
+                rsp_server_address: "testsmdpplus1.example.com".into(),
+                event_type: 2.into(),
+                hashed_iccids: Some(vec![octets(&[0x11; 32]), octets(&[0x22; 32])]),
+                salt: Some(octets(&[0x33; 16])),
+                service_provider_name: Some("Lab Operator".into()),
+                operator_id: Some(OperatorId {
+                    mcc_mnc: octets(&[0x02, 0xF8, 0x01]),
+                    gid1: Some(octets(&[0xAB])),
+                    gid2: None,
+                }),
+            },
+            EventRecordV3 {
+                event_id: "ev-plain".into(),
+                rsp_server_address: "testsmdpplus1.example.com".into(),
+                event_type: 0.into(),
+                hashed_iccids: None,
+                salt: None,
+                service_provider_name: None,
+                operator_id: None,
+            },
+        ]
+    );
+    // Re-encoding what rasn decoded gives the signed bytes back: our DER is canonical.
+    assert_eq!(
+        rasn::der::encode(&list.event_entries[0]).expect("encode"),
+        first_record(&signed.smds_signed2)
+    );
+    server.stop().await;
+}
+
+on_both_stores!(event_details);
+
+/// The first EventRecordV3's DER inside SmdsSigned2.
+fn first_record(smds_signed2: &[u8]) -> Vec<u8> {
+    let top = pki_tool::tlv::parse_single(smds_signed2, "SmdsSigned2").expect("TLV");
+    let mut r = top.reader();
+    r.read().expect("transactionId");
+    let list = r.read().expect("eventList");
+    let entries = list.reader().read().expect("eventEntries");
+    entries.reader().read().expect("a record").raw.to_vec()
+}

@@ -149,19 +149,22 @@ impl Cascade {
                 root_event_id: root_event_id.clone(),
                 confirmed: false,
             }),
+            details: req.details.clone(),
         };
         match self.store.register_event(record).await {
             Ok(RegisterOutcome::Registered { .. }) => {}
             Ok(refused) => return Err(crate::es12::refusal(refused, &req.eid, &peer.owner)),
             Err(e) => return Err(Es12Error::Store(e)),
         }
-        let body = requests::register_event_body(
+        let mut body = requests::register_event_body(
             &self.our_address,
             req.eid.as_str(),
             root_event_id.as_str(),
             &self.our_address,
             Some(false),
         );
+        // The Root's EventRecordV3 for this entry shows what the SM-DP+ gave.
+        requests::with_event_details(&mut body, &req.details);
         let (eid, owner, event_id) = (&req.eid, &peer.owner, &req.event_id);
         match self.call(path::ES15_REGISTER_EVENT, &body).await {
             Answer::Done(r) if r.is_success() => {

@@ -303,6 +303,7 @@ pub async fn authenticate_client(
         .map(|e| EventEntry {
             event_id: e.record.event_id.into(),
             rsp_server_address: e.record.rsp_server_address.into(),
+            details: e.record.details,
         })
         .collect();
     let signed = if euicc.signed_response {
@@ -327,7 +328,7 @@ pub async fn authenticate_client(
 
 /// `SmdsSigned2` over `entries` and `smdsSignature2` by the CERT.DSauth key of the session's CI
 /// (the certificate the eUICC validated in AuthenticateServer, so the only one it can verify
-/// with). `eventType` is 0 for every event: its named values are unknown (notes 1.3, 1.6).
+/// with). Each EventRecordV3 carries what the SM-DP+ registered (`eventType` 0 when it gave none).
 async fn sign_event_list(
     es11: Arc<Es11>,
     euicc: &AuthenticatedEuicc,
@@ -339,10 +340,16 @@ async fn sign_event_list(
         .map(|e| asn1::EventRecordV3 {
             event_id: &e.event_id,
             rsp_server_address: &e.rsp_server_address,
-            event_type: 0,
+            details: &e.details,
         })
         .collect();
-    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, &records, Some(ec_id));
+    let data = asn1::SmdsSignedData::EventList {
+        events: &records,
+        ec_id: Some(ec_id),
+        push_service_refresh_time: None,
+    };
+    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, &data)
+        .map_err(|e| Es11Error::Internal(e.to_string()))?;
     let key_id = euicc.ci.clone();
     let no_key = || Es11Error::Internal("no CERT.DSauth for the session's CI".into());
     let cheap = es11

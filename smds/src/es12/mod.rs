@@ -60,6 +60,7 @@ pub async fn register_event(
         forwarding_indicator: req.forwarding_indicator,
         registered_at: now,
         forwarded: None,
+        details: req.details,
     };
     match store.register_event(event).await {
         Ok(RegisterOutcome::Registered { .. }) => Ok(()),

@@ -249,17 +249,8 @@ fn unwrap_response<'a>(body: &'a [u8], function_tag: u32) -> Result<tlv::Tlv<'a>
 
 /// The INTEGER error alternative [1].
 fn error_value(t: &tlv::Tlv<'_>) -> Result<i64, BindingError> {
-    if t.value.is_empty() || t.value.len() > 8 {
-        return Err(BindingError::Invalid(
-            "the error INTEGER has a bad length".into(),
-        ));
-    }
-    let negative = t.value[0] & 0x80 != 0;
-    let mut v: i64 = if negative { -1 } else { 0 };
-    for b in t.value {
-        v = (v << 8) | i64::from(*b);
-    }
-    Ok(v)
+    asn1::integer_value(t.value)
+        .ok_or_else(|| BindingError::Invalid("the error INTEGER has a bad length".into()))
 }
 
 /// Reads an InitiateAuthenticationResponse (the lab LPA): the Ok alternative, or the error
@@ -323,6 +314,7 @@ pub fn parse_authenticate_client_response(
                 entries.push(super::responses::EventEntry {
                     event_id: text(&id)?,
                     rsp_server_address: text(&address)?,
+                    details: Default::default(),
                 });
             }
             Ok(Ok(AuthenticateClientResponse {
@@ -344,12 +336,7 @@ pub fn parse_authenticate_client_response(
                 event_entries: view
                     .events
                     .into_iter()
-                    .map(
-                        |(event_id, rsp_server_address)| super::responses::EventEntry {
-                            event_id,
-                            rsp_server_address,
-                        },
-                    )
+                    .map(super::responses::EventEntry::from)
                     .collect(),
                 signed: Some(super::responses::SignedEventList {
                     smds_signed2: signed.raw.to_vec(),

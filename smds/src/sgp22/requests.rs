@@ -11,7 +11,10 @@
 //! `TransactionId`) validate again whenever serde deserializes them.
 
 use crate::asn1::{self, EuiccInfo1View, TransactionId};
-use crate::types::{EventId, RspServerAddress};
+use crate::types::{
+    EventDetailError, EventDetailsV3, EventId, MAX_DETAIL_BYTES, MAX_HASHED_ICCIDS, OperatorId,
+    RspServerAddress, UncheckedEventDetails,
+};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use pki_tool::Eid;
@@ -63,6 +66,39 @@ pub fn register_event_body(
     event_body(requester, &fields)
 }
 
+/// Adds `details` to a RegisterEvent body (from [`register_event_body`]), as the fields
+/// [`RegisterEventRequest::parse`] reads.
+pub fn with_event_details(body: &mut Value, details: &EventDetailsV3) {
+    let Some(m) = body.as_object_mut() else {
+        return;
+    };
+    let b64 = |b: &[u8]| Value::from(b64_encode(b));
+    if let Some(t) = details.given_event_type() {
+        m.insert(Field::EventType.json_name().into(), t.into());
+    }
+    if !details.hashed_iccids().is_empty() {
+        let list = details.hashed_iccids().iter().map(|h| b64(h)).collect();
+        m.insert(Field::HashedIccids.json_name().into(), Value::Array(list));
+    }
+    if let Some(s) = details.salt() {
+        m.insert(Field::Salt.json_name().into(), b64(s));
+    }
+    if let Some(n) = details.service_provider_name() {
+        m.insert(Field::ServiceProviderName.json_name().into(), n.into());
+    }
+    if let Some(op) = details.operator_id() {
+        let [mcc_mnc, gid1, gid2] = OPERATOR_ID_KEYS;
+        let mut o = Map::new();
+        o.insert(mcc_mnc.into(), b64(&op.mcc_mnc));
+        for (k, g) in [(gid1, &op.gid1), (gid2, &op.gid2)] {
+            if let Some(g) = g {
+                o.insert(k.into(), b64(g));
+            }
+        }
+        m.insert(Field::OperatorId.json_name().into(), Value::Object(o));
+    }
+}
+
 /// The ES12/ES15.DeleteEvent body.
 pub fn delete_event_body(requester: &str, eid: &str, event_id: &str) -> Value {
     event_body(
@@ -94,7 +130,19 @@ pub enum Field {
     /// SGP.22 v3 CheckEvent's Event Checking identifier. The JSON name is inferred (the ASN.1
     /// field's name, as v2 names every key; `sgp22-v3-es15-notes.md` 1.1).
     EcId,
+    /// ES12/ES15.RegisterEvent's optional SGP.22 v3 inputs for EventRecordV3 (notes 2: "must
+    /// gain matching optional inputs", names unknown). The names are inferred the same way, from
+    /// the EventRecordV3 fields; binary values are base64 as everywhere in the JSON binding.
+    EventType,
+    HashedIccids,
+    Salt,
+    ServiceProviderName,
+    /// An object `{mccMnc, gid1?, gid2?}` ([`OPERATOR_ID_KEYS`]), as rsp.asn's OperatorID.
+    OperatorId,
 }
+
+/// The keys inside [`Field::OperatorId`]: rsp.asn's OperatorID field names (inferred as above).
+pub const OPERATOR_ID_KEYS: [&str; 3] = ["mccMnc", "gid1", "gid2"];
 
 impl Field {
     pub fn json_name(self) -> &'static str {
@@ -112,6 +160,11 @@ impl Field {
             Field::TransactionId => "transactionId",
             Field::EcId => "ecId",
             Field::AuthenticateServerResponse => "authenticateServerResponse",
+            Field::EventType => "eventType",
+            Field::HashedIccids => "hashedIccids",
+            Field::Salt => "salt",
+            Field::ServiceProviderName => "serviceProviderName",
+            Field::OperatorId => "operatorId",
         }
     }
 }
@@ -241,6 +294,8 @@ pub struct RegisterEventRequest {
     pub event_id: EventId,
     /// Asks an Alternative SM-DS to cascade the event to the Root SM-DS.
     pub forwarding_indicator: bool,
+    /// The optional SGP.22 v3 EventRecordV3 inputs.
+    pub details: EventDetailsV3,
 }
 
 impl RegisterEventRequest {
@@ -266,8 +321,83 @@ impl RegisterEventRequest {
             rsp_server_address,
             event_id,
             forwarding_indicator,
+            details: event_details(body)?,
         })
     }
+}
+
+/// Base64 of 1..=`max` bytes at `field` (or in it, for lists and objects).
+fn b64_value(v: &Value, field: Field, max: usize) -> Result<Vec<u8>, RequestError> {
+    let s = v.as_str().ok_or(RequestError::WrongType {
+        field,
+        expected: "base64 text",
+    })?;
+    b64_decode(s)
+        .filter(|b| (1..=max).contains(&b.len()))
+        .ok_or_else(|| invalid(field, format!("must be base64 of 1 to {max} bytes")))
+}
+
+/// The optional v3 EventRecordV3 inputs of a RegisterEvent body (all absent for v2 callers).
+fn event_details(body: &Map<String, Value>) -> Result<EventDetailsV3, RequestError> {
+    let get = |f: Field| body.get(f.json_name()).filter(|v| !v.is_null());
+    let mut d = UncheckedEventDetails::default();
+    if let Some(v) = get(Field::EventType) {
+        let t = v.as_u64().and_then(|t| u32::try_from(t).ok());
+        d.event_type =
+            Some(t.ok_or_else(|| invalid(Field::EventType, EventDetailError::EventType))?);
+    }
+    if let Some(v) = get(Field::HashedIccids) {
+        let list = v.as_array().ok_or(RequestError::WrongType {
+            field: Field::HashedIccids,
+            expected: "an array of base64 text",
+        })?;
+        if list.len() > MAX_HASHED_ICCIDS {
+            return Err(invalid(Field::HashedIccids, EventDetailError::HashedIccids));
+        }
+        d.hashed_iccids = list
+            .iter()
+            .map(|h| b64_value(h, Field::HashedIccids, MAX_DETAIL_BYTES))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(v) = get(Field::Salt) {
+        d.salt = Some(b64_value(v, Field::Salt, MAX_DETAIL_BYTES)?);
+    }
+    if get(Field::ServiceProviderName).is_some() {
+        d.service_provider_name = Some(string(body, Field::ServiceProviderName)?.to_string());
+    }
+    if let Some(v) = get(Field::OperatorId) {
+        let o = v.as_object().ok_or(RequestError::WrongType {
+            field: Field::OperatorId,
+            expected: "an object {mccMnc, gid1, gid2}",
+        })?;
+        let [mcc_mnc, gid1, gid2] = OPERATOR_ID_KEYS;
+        let mcc_mnc = o
+            .get(mcc_mnc)
+            .ok_or(RequestError::Missing(Field::OperatorId))
+            .and_then(|m| b64_value(m, Field::OperatorId, 3))?;
+        let gid = |k: &str| {
+            o.get(k)
+                .filter(|v| !v.is_null())
+                .map(|g| b64_value(g, Field::OperatorId, MAX_DETAIL_BYTES))
+                .transpose()
+        };
+        d.operator_id = Some(OperatorId {
+            mcc_mnc: <[u8; 3]>::try_from(mcc_mnc.as_slice())
+                .map_err(|_| invalid(Field::OperatorId, EventDetailError::OperatorId))?,
+            gid1: gid(gid1)?,
+            gid2: gid(gid2)?,
+        });
+    }
+    EventDetailsV3::try_from(d).map_err(|e| {
+        let field = match e {
+            EventDetailError::EventType => Field::EventType,
+            EventDetailError::HashedIccids => Field::HashedIccids,
+            EventDetailError::Salt => Field::Salt,
+            EventDetailError::ServiceProviderName => Field::ServiceProviderName,
+            EventDetailError::OperatorId => Field::OperatorId,
+        };
+        invalid(field, e)
+    })
 }
 
 /// ES12.DeleteEvent (SGP.22 5.7.2).
@@ -447,5 +577,48 @@ mod tests {
             string_named(&m, SMDS_ADDRESS_ALIAS, Field::SmdsAddress),
             Ok("a.example")
         );
+    }
+
+    #[test]
+    fn event_details_round_trip_through_the_body_builder() {
+        let mut body = register_event_body(
+            "dp",
+            "89049032123451234512345678901235",
+            "ev",
+            "a.example",
+            None,
+        );
+        let details = EventDetailsV3::try_from(UncheckedEventDetails {
+            event_type: Some(7),
+            hashed_iccids: vec![vec![1; 32]],
+            salt: Some(vec![2; 8]),
+            service_provider_name: Some("Op".into()),
+            operator_id: Some(OperatorId {
+                mcc_mnc: [0x02, 0xF8, 0x01],
+                gid1: None,
+                gid2: Some(vec![9]),
+            }),
+        })
+        .expect("valid");
+        with_event_details(&mut body, &details);
+        let r = RegisterEventRequest::parse(&obj(body)).expect("valid");
+        assert_eq!(r.details, details);
+        // A v2 body has none, and stored records without them read back as none.
+        let v2 = register_event_body(
+            "dp",
+            "89049032123451234512345678901235",
+            "ev",
+            "a.example",
+            None,
+        );
+        assert!(
+            RegisterEventRequest::parse(&obj(v2))
+                .expect("valid")
+                .details
+                .is_empty()
+        );
+        let stored: EventDetailsV3 = serde_json::from_str("{}").expect("json");
+        assert!(stored.is_empty());
+        assert!(serde_json::from_str::<EventDetailsV3>(r#"{"salt":[]}"#).is_err());
     }
 }

@@ -4,6 +4,7 @@
 use super::envelope::FunctionResult;
 use super::requests::{b64_decode, b64_encode};
 use crate::asn1::TransactionId;
+use crate::types::EventDetailsV3;
 use pki_tool::tlv::{self, tag};
 use serde_json::{Map, Value, json};
 
@@ -97,6 +98,18 @@ impl InitiateAuthenticationResponse {
 pub struct EventEntry {
     pub event_id: String,
     pub rsp_server_address: String,
+    /// The SGP.22 v3 EventRecordV3 fields: only in a signed v3 answer (none in v2 JSON).
+    pub details: EventDetailsV3,
+}
+
+impl From<crate::asn1::EventRecordV3View> for EventEntry {
+    fn from(v: crate::asn1::EventRecordV3View) -> Self {
+        EventEntry {
+            event_id: v.event_id,
+            rsp_server_address: v.rsp_server_address,
+            details: v.details,
+        }
+    }
 }
 
 impl EventEntry {
@@ -189,14 +202,7 @@ impl AuthenticateClientResponse {
                 .map_err(|e| error(AUTHENTICATE, e.to_string()))?;
             return Ok(AuthenticateClientResponse {
                 transaction_id,
-                event_entries: view
-                    .events
-                    .into_iter()
-                    .map(|(event_id, rsp_server_address)| EventEntry {
-                        event_id,
-                        rsp_server_address,
-                    })
-                    .collect(),
+                event_entries: view.events.into_iter().map(EventEntry::from).collect(),
                 signed: Some(signed),
             });
         }
@@ -213,6 +219,7 @@ impl AuthenticateClientResponse {
                 Ok(EventEntry {
                     event_id: s("eventId")?,
                     rsp_server_address: s("rspServerAddress")?,
+                    details: EventDetailsV3::default(),
                 })
             })
             .collect::<Result<Vec<_>, ResponseError>>()?;

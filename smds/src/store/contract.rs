@@ -17,6 +17,7 @@ pub(crate) fn event(eid: &str, id: &str, owner: &str) -> EventRecord {
         forwarding_indicator: false,
         registered_at: 1_700_000_000,
         forwarded: None,
+        details: Default::default(),
     }
 }
 

@@ -24,7 +24,7 @@ pub mod retention;
 
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::types::{EventId, RspServerAddress};
+use crate::types::{EventDetailsV3, EventId, RspServerAddress};
 use pki_tool::Eid;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -50,6 +50,9 @@ pub struct EventRecord {
     /// Set at an Alternative SM-DS when the record was forwarded to the Root over ES15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded: Option<Forwarded>,
+    /// The SGP.22 v3 EventRecordV3 fields the SM-DP+ gave (none from v2 callers).
+    #[serde(default, skip_serializing_if = "EventDetailsV3::is_empty")]
+    pub details: EventDetailsV3,
 }
 
 impl EventRecord {

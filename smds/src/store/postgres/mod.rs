@@ -26,7 +26,7 @@ use super::{
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::types::{EventId, RspServerAddress};
+use crate::types::{EventDetailsV3, EventId, RspServerAddress};
 use connect::{error, is_retryable, pool_error};
 use deadpool_postgres::{Client, Pool};
 use pki_tool::Eid;
@@ -50,7 +50,7 @@ macro_rules! select_events {
     ($rest:literal) => {
         concat!(
             "SELECT eid, seq, owner, owner_names, event_id, rsp_server_address, ",
-            "forwarding_indicator, registered_at, root_event_id, forward_confirmed ",
+            "forwarding_indicator, registered_at, root_event_id, forward_confirmed, details ",
             "FROM smds_events ",
             $rest
         )
@@ -67,8 +67,9 @@ const LOCK_EID: &str = "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
 /// EID is at the backstop ($9); returns its sequence number, or no row when refused. $10 and $11
 /// are the forwarding columns.
 const INSERT_IF_ROOM: &str = "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
-         rsp_server_address, forwarding_indicator, registered_at, root_event_id, forward_confirmed)
-     SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7, $10, $11
+         rsp_server_address, forwarding_indicator, registered_at, root_event_id, forward_confirmed,
+         details)
+     SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7, $10, $11, $12
      WHERE NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $4)
        AND (SELECT count(*) FROM smds_events WHERE eid = $1 AND owner = $2) < $8
        AND (SELECT count(*) FROM smds_events WHERE eid = $1) < $9
@@ -155,8 +156,12 @@ impl PgStore {
         let address = e.rsp_server_address.as_str();
         let root_event_id = e.forwarded.as_ref().map(|f| f.root_event_id.as_str());
         let confirmed = e.forwarded.as_ref().map(|f| f.confirmed);
+        // JSON text, NULL for a v2 registration (no details); serializing plain data cannot fail.
+        let details = (!e.details.is_empty())
+            .then(|| serde_json::to_string(&e.details).ok())
+            .flatten();
         let lock_params: [&(dyn ToSql + Sync); 2] = [&eid, &e.registered_at];
-        let insert_params: [&(dyn ToSql + Sync); 11] = [
+        let insert_params: [&(dyn ToSql + Sync); 12] = [
             &eid,
             &owner,
             &e.owner_names,
@@ -168,6 +173,7 @@ impl PgStore {
             &self.all_owners,
             &root_event_id,
             &confirmed,
+            &details,
         ];
         let (begin, locked, inserted, commit) = tokio::join!(
             biased;
@@ -334,6 +340,13 @@ fn decode(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
                     confirmed: confirmed.unwrap_or(false),
                 }),
                 (None, _) => None,
+            },
+            details: match row
+                .try_get::<_, Option<String>>(10)
+                .map_err(|_| bad("details"))?
+            {
+                Some(json) => serde_json::from_str(&json).map_err(|_| bad("details"))?,
+                None => EventDetailsV3::default(),
             },
         },
         seq: u64::try_from(seq).map_err(|_| bad("seq"))?,

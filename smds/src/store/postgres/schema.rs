@@ -84,6 +84,15 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX smds_ec_ids_expires ON smds_ec_ids (expires);
     ",
     },
+    Migration {
+        version: 4,
+        description: "SGP.22 v3 EventRecordV3 details of events",
+        sql: "
+        -- The optional v3 RegisterEvent inputs (eventType, hashed ICCIDs, salt, service provider
+        -- name, operator), as JSON text; NULL for v2 registrations.
+        ALTER TABLE smds_events ADD COLUMN details TEXT;
+    ",
+    },
 ];
 
 /// The newest schema version this build knows.

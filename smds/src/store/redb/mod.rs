@@ -158,7 +158,7 @@ const MISMATCHED: &str = "internal: the writer answered another kind of request"
 #[async_trait::async_trait]
 impl EventStore for RedbStore {
     async fn register_event(&self, event: EventRecord) -> Result<RegisterOutcome, StoreError> {
-        match self.submit(Op::Register(event)).await? {
+        match self.submit(Op::Register(Box::new(event))).await? {
             Outcome::Register(r) => Ok(r),
             _ => Err(StoreError::Backend(MISMATCHED.into())),
         }

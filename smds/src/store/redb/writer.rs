@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Op {
-    Register(EventRecord),
+    Register(Box<EventRecord>),
     UseTransaction {
         tid: TransactionId,
         expires: i64,
@@ -411,7 +411,7 @@ fn apply_batch(
                     let seq = next_seq;
                     next_seq += 1;
                     let stored = StoredEvent {
-                        record: e.clone(),
+                        record: (**e).clone(),
                         seq,
                     };
                     let bytes = serde_json::to_vec(&stored).map_err(unreadable)?;
