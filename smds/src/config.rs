@@ -112,6 +112,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
+    /// A `pki-tool init` directory whose CERT.DS.TLS (an SGP.26 v3 Variant A/B/C chain) is
+    /// presented to clients asking for `rsp3-<hostname>` by SNI.
+    pub rsp3_pki: Option<PathBuf>,
     pub session_key_file: Option<PathBuf>,
     /// `postgres://user@host:port/db`: the shared PostgreSQL event store instead of the
     /// embedded redb database in `data_dir`.
@@ -280,6 +283,10 @@ pub struct Config {
     pub hostname: Option<String>,
     /// A `pki-tool init` directory; by default `<data_dir>/pki`, minted on first start.
     pub pki: Option<PathBuf>,
+    /// A second `pki-tool init` directory (SGP.26 v3 Variant A/B/C): its CERT.DS.TLS, with its
+    /// SubCAs, goes to clients asking for `rsp3-<hostname>` by SNI, as v3 devices do first
+    /// (SGP.22 v3 2.6.6.2); `pki`'s goes to every other client. Unset: one chain for both names.
+    pub rsp3_pki: Option<PathBuf>,
     /// The ES11 session key file (see `auth`); by default `<data_dir>/session.key`, created on
     /// first start. Every node of a cluster must use the same file.
     pub session_key_file: Option<PathBuf>,
@@ -366,6 +373,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             hostname: hostname.or(file.hostname),
             pki: pki.or(file.pki),
+            rsp3_pki: file.rsp3_pki,
             session_key_file: file.session_key_file,
             store,
             crl_dir: crl_dir.or(file.crl_dir),
@@ -439,6 +447,9 @@ impl Config {
                     .unwrap_or_else(|| self.data_dir.join("pki")),
             ),
         );
+        if let Some(p) = &self.rsp3_pki {
+            t.insert("rsp3_pki".into(), path(p));
+        }
         t.insert("session_key_file".into(), path(&self.session_key_path()));
         if let Some(pg) = &self.store {
             t.insert("store".into(), Value::String(pg.url.to_string()));

@@ -34,6 +34,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Crl(#[from] CrlDirError),
+    #[error("rsp3_pki: {0}")]
+    Rsp3Pki(crate::pki::PkiError),
     #[error(
         "admin_listen {0} is not a loopback address: the admin listener shows every EID and owner; set admin_allow_remote = true and admin_token_file to expose it"
     )]
@@ -164,8 +166,34 @@ pub struct Reloader {
     certificate: Arc<ServerCertificate>,
     pki_root: PathBuf,
     pki_instance: Option<String>,
+    rsp3_pki: Option<PathBuf>,
     hostname: String,
     sessions: Arc<SessionKeys>,
+}
+
+/// Loads the `rsp3_pki` hierarchy (as the main one: validated, key matched) and makes its
+/// CERT.DS.TLS chain the one `certificate` presents for `rsp3-<hostname>`.
+fn load_rsp3(
+    certificate: &ServerCertificate,
+    dir: &std::path::Path,
+    instance: Option<&str>,
+    hostname: &str,
+    now: i64,
+) -> Result<(), StartError> {
+    let pki = ServerPki::load_instance(dir, now, instance).map_err(StartError::Rsp3Pki)?;
+    let name = crate::sgp22::rsp3_name(hostname);
+    if !pki.ds_tls.cert.subject_alt_names().iter().any(|n| {
+        n.strip_prefix("dns:")
+            .is_some_and(|d| d.eq_ignore_ascii_case(&name))
+    }) {
+        tracing::warn!(file = %pki.ds_tls.path.display(), name = %name, "the rsp3_pki CERT.DS.TLS does not name the rsp3- host; v3 devices will refuse it");
+    }
+    certificate
+        .replace_rsp3(&name, &pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
+        .map_err(|source| StartError::Tls {
+            path: pki.ds_tls.path.clone(),
+            source,
+        })
 }
 
 impl Reloader {
@@ -192,6 +220,23 @@ impl Reloader {
                 return Err(e.to_string());
             }
         };
+        if let Some(dir) = &self.rsp3_pki {
+            let (certificate, dir, instance, hostname) = (
+                self.certificate.clone(),
+                dir.clone(),
+                self.pki_instance.clone(),
+                self.hostname.clone(),
+            );
+            let loaded = tokio::task::spawn_blocking(move || {
+                load_rsp3(&certificate, &dir, instance.as_deref(), &hostname, now)
+            })
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "the rsp3- CERT.DS.TLS not reloaded; the running one stays");
+                return Err(e.to_string());
+            }
+        }
         if let Err(e) =
             self.certificate
                 .replace(&pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
@@ -334,6 +379,15 @@ impl Server {
             ServerCertificate::new(&pki.ds_tls.cert, &pki.ds_tls.chain, &pki.ds_tls.key)
                 .map_err(tls_error)?,
         );
+        let hostname = cfg
+            .hostname
+            .clone()
+            .or_else(|| pki.tls_hostname.clone())
+            .unwrap_or_else(|| "localhost".into());
+        if let Some(dir) = &cfg.rsp3_pki {
+            let now = clock.as_ref().map_or_else(pki_tool::time::now, |c| c());
+            load_rsp3(&certificate, dir, pki.instance.as_deref(), &hostname, now)?;
+        }
         let tls = tls::server_config(
             certificate.clone(),
             verifier.clone(),
@@ -343,11 +397,6 @@ impl Server {
         // The store is opened last: a start that fails on its settings or ports leaves the
         // database untouched and closed.
         let store = open_store(cfg).await?;
-        let hostname = cfg
-            .hostname
-            .clone()
-            .or_else(|| pki.tls_hostname.clone())
-            .unwrap_or_else(|| "localhost".into());
         let es11 = Es11::new(
             hostname.clone(),
             pki.cis.clone(),
@@ -430,6 +479,7 @@ impl Server {
             certificate,
             pki_root: pki.root.clone(),
             pki_instance: pki.instance.clone(),
+            rsp3_pki: cfg.rsp3_pki.clone(),
             hostname,
             sessions,
         };

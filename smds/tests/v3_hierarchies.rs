@@ -156,3 +156,103 @@ async fn variant_c_subca_chains_go_out_and_come_in_over_tls() {
         "{err}"
     );
 }
+
+/// The certificates a TLS server sends for `sni` (`None`: no SNI), as openssl s_client sees them,
+/// DER, leaf first.
+fn presented(port: u16, sni: Option<&str>) -> Vec<Vec<u8>> {
+    let mut args = vec![
+        "s_client".to_string(),
+        "-connect".into(),
+        format!("127.0.0.1:{port}"),
+        "-showcerts".into(),
+    ];
+    match sni {
+        Some(name) => args.extend(["-servername".into(), name.into()]),
+        None => args.push("-noservername".into()),
+    }
+    let out = std::process::Command::new("openssl")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .filter_map(|rest| rest.split("-----END CERTIFICATE-----").next())
+        .map(|b64| {
+            use base64::Engine;
+            let compact: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .expect("base64")
+        })
+        .collect()
+}
+
+/// SGP.22 v3 2.6.6.2: a v3 device asks for `rsp3-<fqdn>` first. With `rsp3_pki` set, that SNI
+/// gets the v3 (Variant C) CERT.DS.TLS with its SubCAs, every other client the Variant O chain;
+/// ES11 at the rsp3- name works end to end, and serverSigned1 names the rsp3- host it was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rsp3_name_gets_the_v3_chain_by_sni() {
+    let lab = Lab::new("rsp3");
+    let v3_dir = lab.tmp.0.join("pki-v3");
+    let opts = InitOptions {
+        profile: "sgp26-v3".into(),
+        variant: Variant::C,
+        ..InitOptions::lab(&v3_dir, &[Curve::NistP256], "rsp3-localhost").expect("options")
+    };
+    hierarchy::init(&opts).expect("pki-tool init");
+    let v3 = ServerPki::load(&v3_dir, pki_tool::time::now()).expect("v3 loads");
+    let base = ServerPki::load(&lab.pki, pki_tool::time::now()).expect("base loads");
+    let cfg = smds::config::Config {
+        hostname: Some("localhost".into()),
+        rsp3_pki: Some(v3_dir.clone()),
+        ..lab.config(Limits::default())
+    };
+    let server = start(&lab.pki, &cfg, None).await;
+    let port = server.addr.port();
+
+    let v3_chain: Vec<Vec<u8>> = std::iter::once(&v3.ds_tls.cert)
+        .chain(&v3.ds_tls.chain)
+        .map(|c| c.der().to_vec())
+        .collect();
+    assert_eq!(presented(port, Some("rsp3-localhost")), v3_chain);
+    assert_eq!(presented(port, Some("RSP3-LOCALHOST")), v3_chain);
+    for other in [Some("localhost"), Some("rsp3-other.example"), None] {
+        assert_eq!(
+            presented(port, other),
+            [base.ds_tls.cert.der().to_vec()],
+            "{other:?}"
+        );
+    }
+
+    // A v3 LPA at the rsp3- name: TLS under the v3 CI (through both SubCAs), ES11 as ever.
+    let mut e = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    e.euicc_signed_smds_response = true;
+    e.lpa_signed_smds_response = true;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut dp, EID, "ev-rsp3").await.is_success());
+    let cas = [ci(&lab.pki), v3_dir.join("CI").join("CERT_CI_SIG_NIST.der")];
+    let opts = smds::lab::lpa::DiscoveryOptions {
+        endpoint: smds::lab::https::Endpoint::parse(&format!("https://rsp3-localhost:{port}"))
+            .and_then(|e| e.with_connect_to(&format!("127.0.0.1:{port}")))
+            .expect("endpoint"),
+        address: "rsp3-localhost".into(),
+        tls: smds::lab::lpa::lpa_tls_config(smds::lab::https::read_cas(&cas).expect("cis"))
+            .expect("tls"),
+        paths: Es11PathFamily::Es9Plus,
+        matching_id: None,
+        timeout: std::time::Duration::from_secs(10),
+        now: pki_tool::time::now(),
+    };
+    match smds::lab::lpa::discover(&e, &opts).await.expect("answer") {
+        smds::lab::lpa::Discovery::Events {
+            entries, signed, ..
+        } => {
+            assert!(signed);
+            assert_eq!(entries.len(), 1);
+        }
+        d => panic!("{d:?}"),
+    }
+    server.stop().await;
+}

@@ -6,7 +6,7 @@ use super::{Es11, Es11Error, TrustedCi};
 use crate::asn1::{self, AuthenticateServerResponseView, TransactionId};
 use crate::auth::SessionError;
 use crate::pki::CiKeyId;
-use crate::sgp22::normalize_address;
+use crate::sgp22::is_own_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry, SignedEventList};
 use crate::store::{EventStore, StoredEvent};
@@ -204,7 +204,7 @@ fn authenticate_euicc(
             SessionError::Unknown => Es11Error::TransactionUnknown,
             SessionError::Challenge => Es11Error::ServerChallenge,
         })?;
-    if normalize_address(signed.server_address) != normalize_address(&es11.hostname) {
+    if !is_own_address(signed.server_address, &es11.hostname) {
         return Err(Es11Error::ServerAddress);
     }
     // Checked last, on an authenticated eUICC; an absent ctxParams1 stays what v2 servers

@@ -5,7 +5,7 @@
 //! some EID are read either way), and the address is checked as in InitiateAuthentication.
 
 use super::{Es11, Es11Error};
-use crate::sgp22::normalize_address;
+use crate::sgp22::is_own_address;
 use crate::sgp22::requests::CheckEventRequest;
 use crate::store::EventStore;
 use pki_tool::Eid;
@@ -22,7 +22,7 @@ pub async fn check_event(
     req: CheckEventRequest,
     now: i64,
 ) -> Result<bool, Es11Error> {
-    if normalize_address(&req.smds_address) != normalize_address(&es11.hostname) {
+    if !is_own_address(&req.smds_address, &es11.hostname) {
         return Err(Es11Error::AddressRefused);
     }
     let known = store

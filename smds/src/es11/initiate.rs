@@ -4,9 +4,9 @@
 
 use super::{Es11, Es11Error, TrustedCi};
 use crate::asn1::{self, ServerSigned1};
-use crate::sgp22::normalize_address;
 use crate::sgp22::requests::InitiateAuthenticationRequest;
 use crate::sgp22::responses::InitiateAuthenticationResponse;
+use crate::sgp22::{is_own_address, normalize_address, rsp3_name};
 use pki_tool::Curve;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ fn choose_ci<'e>(
     es11: &'e Es11,
     req: &InitiateAuthenticationRequest,
 ) -> Result<&'e TrustedCi, Es11Error> {
-    if normalize_address(&req.smds_address) != normalize_address(&es11.hostname) {
+    if !is_own_address(&req.smds_address, &es11.hostname) {
         return Err(Es11Error::AddressRefused);
     }
     let info1 = &req.euicc_info1;
@@ -60,7 +60,12 @@ fn sign_and_open(
     let signed = ServerSigned1 {
         transaction_id: transaction_id.as_bytes().to_vec().into(),
         euicc_challenge: req.euicc_challenge.to_vec().into(),
-        server_address: es11.hostname.clone(),
+        // The name the LPA used: the eUICC compares serverAddress with the address it was given.
+        server_address: if normalize_address(&req.smds_address) == rsp3_name(&es11.hostname) {
+            rsp3_name(&es11.hostname)
+        } else {
+            es11.hostname.clone()
+        },
         server_challenge: server_challenge.to_vec().into(),
     };
     let signed_der = asn1::der(&signed).map_err(|e| Es11Error::Internal(e.to_string()))?;

@@ -37,6 +37,22 @@ pub fn normalize_address(s: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// The prefix a v3 device puts before an RSP server's FQDN to reach its v3 name first
+/// (SGP.22 v3 2.6.6.2, quoted in `sgp22-v3-es15-notes.md` 1.5): `rsp3-smds.example.com`.
+pub const RSP3_PREFIX: &str = "rsp3-";
+
+/// This server's v3 name: `rsp3-<hostname>` (lower case, no port).
+pub fn rsp3_name(hostname: &str) -> String {
+    format!("{RSP3_PREFIX}{}", normalize_address(hostname))
+}
+
+/// Whether `sent` names this SM-DS: its hostname or its `rsp3-` name, compared as
+/// [`normalize_address`] does.
+pub fn is_own_address(sent: &str, hostname: &str) -> bool {
+    let sent = normalize_address(sent);
+    sent == normalize_address(hostname) || sent == rsp3_name(hostname)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +68,26 @@ mod tests {
             "smds.example.com"
         );
         assert_eq!(normalize_address("smds.example.com"), "smds.example.com");
+    }
+
+    #[test]
+    fn the_rsp3_name_is_this_server_too() {
+        assert!(is_own_address("smds.example.com", "SMDS.example.com"));
+        assert!(is_own_address(
+            "RSP3-smds.example.com:443",
+            "smds.example.com"
+        ));
+        assert!(!is_own_address(
+            "rsp3-other.example.com",
+            "smds.example.com"
+        ));
+        assert!(!is_own_address(
+            "rsp3-rsp3-smds.example.com",
+            "smds.example.com"
+        ));
+        assert!(!is_own_address(
+            "xrsp3-smds.example.com",
+            "smds.example.com"
+        ));
     }
 }

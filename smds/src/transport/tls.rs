@@ -447,9 +447,28 @@ fn rustls_error(what: &'static str) -> impl Fn(rustls::Error) -> TlsConfigError 
 
 /// CERT.DS.TLS as the server presents it, replaceable while the server runs: handshakes after
 /// [`ServerCertificate::replace`] present the new chain, connections already open keep theirs.
+/// A client asking for the `rsp3-` name by SNI gets the v3 chain when one is set
+/// ([`ServerCertificate::replace_rsp3`]); every other client, the base one.
 #[derive(Debug)]
 pub struct ServerCertificate {
     current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    /// The `rsp3-<hostname>` SNI name (lower case) and its chain.
+    rsp3: std::sync::RwLock<Option<(String, Arc<rustls::sign::CertifiedKey>)>>,
+}
+
+/// Reads a lock's value even if a writer panicked (the value is replaced whole, never torn).
+fn read<T: Clone>(lock: &std::sync::RwLock<T>) -> T {
+    match lock.read() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut v) => *v = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
 }
 
 const DS_TLS: &str = "CERT.DS.TLS";
@@ -475,7 +494,22 @@ impl ServerCertificate {
     ) -> Result<Self, TlsConfigError> {
         Ok(ServerCertificate {
             current: std::sync::RwLock::new(certified_key(cert, intermediates, key)?),
+            rsp3: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Presents `cert` (then `intermediates`) with `key` to clients asking for `sni_name` (the
+    /// `rsp3-` name, see `crate::sgp22::rsp3_name`) from the next handshake on.
+    pub fn replace_rsp3(
+        &self,
+        sni_name: &str,
+        cert: &Certificate,
+        intermediates: &[Certificate],
+        key: &PrivateKey,
+    ) -> Result<(), TlsConfigError> {
+        let next = certified_key(cert, intermediates, key)?;
+        write(&self.rsp3, Some((sni_name.to_ascii_lowercase(), next)));
+        Ok(())
     }
 
     /// Presents `cert` (then `intermediates`) with `key` from the next handshake on.
@@ -485,11 +519,7 @@ impl ServerCertificate {
         intermediates: &[Certificate],
         key: &PrivateKey,
     ) -> Result<(), TlsConfigError> {
-        let next = certified_key(cert, intermediates, key)?;
-        match self.current.write() {
-            Ok(mut c) => *c = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
-        }
+        write(&self.current, certified_key(cert, intermediates, key)?);
         Ok(())
     }
 }
@@ -497,12 +527,15 @@ impl ServerCertificate {
 impl rustls::server::ResolvesServerCert for ServerCertificate {
     fn resolve(
         &self,
-        _hello: rustls::server::ClientHello<'_>,
+        hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        })
+        if let Some(sni) = hello.server_name()
+            && let Some((name, key)) = read(&self.rsp3)
+            && sni.eq_ignore_ascii_case(&name)
+        {
+            return Some(key);
+        }
+        Some(read(&self.current))
     }
 }
 

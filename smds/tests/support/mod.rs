@@ -148,6 +148,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         data_dir: data_dir.to_path_buf(),
         hostname: None,
         pki: Some(pki.to_path_buf()),
+        rsp3_pki: None,
         session_key_file: None,
         store: None,
         crl_dir: None,
