@@ -288,6 +288,72 @@ impl EventDetailsV3 {
     }
 }
 
+/// Why a push token is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushTokenError {
+    #[error("pushToken is empty")]
+    Empty,
+    #[error("pushToken is longer than {MAX_PUSH_TOKEN_BYTES} bytes")]
+    TooLong,
+    #[error("pushToken contains control characters")]
+    ControlCharacter,
+}
+
+/// Longest push token accepted, in bytes (FCM tokens are about 160, APNs tokens 64).
+pub const MAX_PUSH_TOKEN_BYTES: usize = 1024;
+
+/// A device's push token (SGP.22 v3 CtxParamsForPushServiceRegistration.pushToken): a secret
+/// that lets anyone wake the device, so it is never logged: `Debug` and `Display` show only its
+/// length. Stored and sent to the push gateway as given.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PushToken(String);
+
+impl PushToken {
+    pub fn parse(s: &str) -> Result<Self, PushTokenError> {
+        if s.is_empty() {
+            return Err(PushTokenError::Empty);
+        }
+        if s.len() > MAX_PUSH_TOKEN_BYTES {
+            return Err(PushTokenError::TooLong);
+        }
+        if s.chars().any(char::is_control) {
+            return Err(PushTokenError::ControlCharacter);
+        }
+        Ok(PushToken(s.to_string()))
+    }
+
+    /// The token itself: for the store and the gateway request only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PushToken {
+    type Error = PushTokenError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<PushToken> for String {
+    fn from(t: PushToken) -> String {
+        t.0
+    }
+}
+
+impl fmt::Debug for PushToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PushToken(<{} bytes>)", self.0.len())
+    }
+}
+
+impl fmt::Display for PushToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<push token, {} bytes>", self.0.len())
+    }
+}
+
 /// An EID as the logs show it: its first 8 digits (the EIN: which manufacturer) and its last 6,
 /// `89049032..901235`. Enough to find one device's lines (grep for that text), not enough to
 /// rebuild the EID from a log: an EID identifies a device as an IMEI does, and logs travel
@@ -349,6 +415,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&e).expect("json"), "\"ev-1\"");
         assert!(serde_json::from_str::<EventId>("\"\"").is_err());
         assert!(serde_json::from_str::<RspServerAddress>("\"https://x\"").is_err());
+    }
+
+    #[test]
+    fn push_tokens_never_show_themselves() {
+        let t = PushToken::parse("fcm:secret-token").expect("valid");
+        assert!(!format!("{t:?} {t}").contains("secret"));
+        assert_eq!(t.secret(), "fcm:secret-token");
+        assert!(PushToken::parse("").is_err());
+        assert!(PushToken::parse("a\nb").is_err());
+        assert!(PushToken::parse(&"x".repeat(1025)).is_err());
     }
 
     #[test]

@@ -290,3 +290,62 @@ pub(crate) async fn ec_ids(s: &dyn Backend) {
     s.issue_ec_id(&eid, &a, 500).await.expect("issued again");
     assert_eq!(s.eid_for_ec_id(&a, 400).await.expect("ok"), Some(eid));
 }
+
+/// Push tokens and the notification queue: a registered event queues one notification per
+/// unexpired token of its EID (the latest token per service), a refused one none; failures count
+/// attempts, done removes; expired tokens are swept.
+pub(crate) async fn push_queue(s: &dyn Backend) {
+    use crate::types::PushToken;
+    let (eid1, eid2) = (
+        Eid::parse(EID1).expect("valid"),
+        Eid::parse(EID2).expect("valid"),
+    );
+    let token = |t: &str| PushToken::parse(t).expect("valid");
+    let now = 1_700_000_000;
+    s.register_push_token(&eid1, "2.999.1", &token("old"), now + 100)
+        .await
+        .expect("stored");
+    s.register_push_token(&eid1, "2.999.1", &token("new"), now + 100)
+        .await
+        .expect("replaced");
+    s.register_push_token(&eid1, "2.999.2", &token("other"), now + 100)
+        .await
+        .expect("stored");
+    s.register_push_token(&eid2, "2.999.1", &token("expired"), now - 1)
+        .await
+        .expect("stored");
+    assert!(s.queued_pushes(10).await.expect("read").is_empty());
+    let at = |mut e: EventRecord| {
+        e.registered_at = now;
+        e
+    };
+    s.register_event(at(event(EID1, "p1", "dp1")))
+        .await
+        .expect("registered");
+    s.register_event(at(event(EID2, "p2", "dp1")))
+        .await
+        .expect("registered");
+    // A duplicate is refused and notifies nobody.
+    s.register_event(at(event(EID1, "p1", "dp1")))
+        .await
+        .expect("refused");
+    let queued = s.queued_pushes(10).await.expect("read");
+    let seen: Vec<(&str, &str)> = queued
+        .iter()
+        .map(|q| (q.service.as_str(), q.token.secret()))
+        .collect();
+    assert_eq!(seen, [("2.999.1", "new"), ("2.999.2", "other")]);
+    assert!(queued.iter().all(|q| q.attempts == 0 && q.queued_at == now));
+    s.queued_push_failed(queued[0].id).await.expect("counted");
+    s.queued_push_done(queued[1].id).await.expect("done");
+    let left = s.queued_pushes(10).await.expect("read");
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].id, left[0].attempts), (queued[0].id, 1));
+    s.queued_push_done(left[0].id).await.expect("done");
+    // Swept once expired: a later event notifies nobody.
+    s.sweep_transactions(now + 101).await.expect("swept");
+    s.register_event(event(EID1, "p3", "dp1"))
+        .await
+        .expect("registered");
+    assert!(s.queued_pushes(10).await.expect("read").is_empty());
+}

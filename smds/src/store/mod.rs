@@ -24,7 +24,7 @@ pub mod retention;
 
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::types::{EventDetailsV3, EventId, RspServerAddress};
+use crate::types::{EventDetailsV3, EventId, PushToken, RspServerAddress};
 use pki_tool::Eid;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -203,7 +203,7 @@ pub trait EventStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The EID an unexpired `ec_id` stands for.
     async fn eid_for_ec_id(&self, ec_id: &[u8], now: i64) -> Result<Option<Eid>, StoreError>;
-    /// Forgets used transactions (and ecIds) that expired before `now`; returns how many
+    /// Forgets used transactions (and ecIds and push tokens) that expired before `now`; returns how many
     /// transactions.
     async fn sweep_transactions(&self, now: i64) -> Result<u64, StoreError>;
     /// Commits what is queued and stops; later writes fail with [`StoreError::Closed`].
@@ -261,7 +261,43 @@ pub trait CascadeStore: Send + Sync {
     async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError>;
 }
 
-/// A complete backend: what the server holds.
-pub trait Backend: EventStore + EventAdmin + CascadeStore {}
+/// A push notification owed to a device (SGP.22 v3 push service): queued in the transaction that
+/// registered the event, for each unexpired push token of the EID; kept until delivered to the
+/// push gateway or given up on (see `crate::push`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedPush {
+    /// Queue order; the key for [`PushStore::queued_push_done`].
+    pub id: u64,
+    /// The push service's OID (dotted).
+    pub service: String,
+    pub token: PushToken,
+    /// Unix seconds.
+    pub queued_at: i64,
+    /// Delivery attempts that failed so far.
+    pub attempts: u32,
+}
 
-impl<T: EventStore + EventAdmin + CascadeStore> Backend for T {}
+/// The durable state of SGP.22 v3 push-service registration (see `crate::push`).
+#[async_trait::async_trait]
+pub trait PushStore: Send + Sync {
+    /// Keeps `token` for (`eid`, `service`) until `expires`, replacing an older one; returns once
+    /// durable.
+    async fn register_push_token(
+        &self,
+        eid: &Eid,
+        service: &str,
+        token: &PushToken,
+        expires: i64,
+    ) -> Result<(), StoreError>;
+    /// Queued notifications, oldest first, at most `limit`.
+    async fn queued_pushes(&self, limit: usize) -> Result<Vec<QueuedPush>, StoreError>;
+    /// A delivery attempt of queued notification `id` failed.
+    async fn queued_push_failed(&self, id: u64) -> Result<(), StoreError>;
+    /// Queued notification `id` was delivered (or given up on).
+    async fn queued_push_done(&self, id: u64) -> Result<(), StoreError>;
+}
+
+/// A complete backend: what the server holds.
+pub trait Backend: EventStore + EventAdmin + CascadeStore + PushStore {}
+
+impl<T: EventStore + EventAdmin + CascadeStore + PushStore> Backend for T {}

@@ -21,12 +21,12 @@ mod schema;
 pub use connect::{PgOptions, StoreUrl};
 
 use super::{
-    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, Forwarded, QueuedDelete,
+    CascadeStore, DeleteOutcome, PushStore, QueuedPush, EventAdmin, EventRecord, EventStore, Forwarded, QueuedDelete,
     RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::types::{EventDetailsV3, EventId, RspServerAddress};
+use crate::types::{EventDetailsV3, EventId, PushToken, RspServerAddress};
 use connect::{error, is_retryable, pool_error};
 use deadpool_postgres::{Client, Pool};
 use pki_tool::Eid;
@@ -65,15 +65,23 @@ const LOCK_EID: &str = "INSERT INTO smds_eids (eid, touched_at) VALUES ($1, $2)
 
 /// Inserts the event unless this owner has it already, this owner is at its bound ($8) or the
 /// EID is at the backstop ($9); returns its sequence number, or no row when refused. $10 and $11
-/// are the forwarding columns.
-const INSERT_IF_ROOM: &str = "INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
+/// are the forwarding columns, $12 the v3 details. A registered event queues a push notification
+/// for each unexpired push token of the EID in the same statement (see `crate::push`).
+const INSERT_IF_ROOM: &str = "WITH registered AS (
+     INSERT INTO smds_events (eid, seq, owner, owner_names, event_id,
          rsp_server_address, forwarding_indicator, registered_at, root_event_id, forward_confirmed,
          details)
      SELECT $1, nextval('smds_event_seq'), $2, $3, $4, $5, $6, $7, $10, $11, $12
      WHERE NOT EXISTS (SELECT 1 FROM smds_events WHERE eid = $1 AND owner = $2 AND event_id = $4)
        AND (SELECT count(*) FROM smds_events WHERE eid = $1 AND owner = $2) < $8
        AND (SELECT count(*) FROM smds_events WHERE eid = $1) < $9
-     RETURNING seq";
+     RETURNING seq
+   ), notified AS (
+     INSERT INTO smds_push_queue (service, token, queued_at)
+     SELECT t.service, t.token, $7 FROM smds_push_tokens t, registered
+     WHERE t.eid = $1 AND t.expires >= $7
+   )
+   SELECT seq FROM registered";
 
 const EVENTS_FOR: &str = select_events!("WHERE eid = $1 ORDER BY seq");
 
@@ -439,6 +447,10 @@ impl EventStore for PgStore {
                 .await
                 .map_err(error)?;
             client
+                .execute("DELETE FROM smds_push_tokens WHERE expires < $1", &[&now])
+                .await
+                .map_err(error)?;
+            client
                 .execute(
                     "DELETE FROM smds_used_transactions WHERE expires < $1",
                     &[&now],
@@ -583,6 +595,70 @@ impl CascadeStore for PgStore {
     async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError> {
         let id = i64::try_from(id).unwrap_or(i64::MAX);
         self.write("DELETE FROM smds_es15_delete_queue WHERE id = $1", &[&id])
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl PushStore for PgStore {
+    async fn register_push_token(
+        &self,
+        eid: &Eid,
+        service: &str,
+        token: &PushToken,
+        expires: i64,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO smds_push_tokens (eid, service, token, expires) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (eid, service) DO UPDATE SET token = EXCLUDED.token,
+                 expires = EXCLUDED.expires",
+            &[&eid.as_str(), &service, &token.secret(), &expires],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn queued_pushes(&self, limit: usize) -> Result<Vec<QueuedPush>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .read_rows(
+                "SELECT id, service, token, queued_at, attempts FROM smds_push_queue
+                 ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        let bad =
+            |what: &str| StoreError::Corrupt(format!("smds_push_queue holds an invalid {what}"));
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0).map_err(|_| bad("id"))?;
+                let token: String = r.try_get(2).map_err(|_| bad("token"))?;
+                let attempts: i32 = r.try_get(4).map_err(|_| bad("attempts"))?;
+                Ok(QueuedPush {
+                    id: u64::try_from(id).map_err(|_| bad("id"))?,
+                    service: r.try_get(1).map_err(|_| bad("service"))?,
+                    token: PushToken::parse(&token).map_err(|_| bad("token"))?,
+                    queued_at: r.try_get(3).map_err(|_| bad("queued_at"))?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn queued_push_failed(&self, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        self.write(
+            "UPDATE smds_push_queue SET attempts = attempts + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn queued_push_done(&self, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        self.write("DELETE FROM smds_push_queue WHERE id = $1", &[&id])
             .await
             .map(|_| ())
     }

@@ -93,6 +93,29 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         ALTER TABLE smds_events ADD COLUMN details TEXT;
     ",
     },
+    Migration {
+        version: 5,
+        description: "SGP.22 v3 push-service tokens and the push notification queue",
+        sql: "
+        -- One token per EID and push service, replaced at each registration, until it expires.
+        CREATE TABLE smds_push_tokens (
+            eid TEXT NOT NULL,
+            service TEXT NOT NULL,
+            token TEXT NOT NULL,
+            expires BIGINT NOT NULL,
+            PRIMARY KEY (eid, service)
+        );
+        CREATE INDEX smds_push_tokens_expires ON smds_push_tokens (expires);
+        -- Notifications the push gateway has yet to receive, queued with the event.
+        CREATE TABLE smds_push_queue (
+            id BIGSERIAL PRIMARY KEY,
+            service TEXT NOT NULL,
+            token TEXT NOT NULL,
+            queued_at BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+    ",
+    },
 ];
 
 /// The newest schema version this build knows.

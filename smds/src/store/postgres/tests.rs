@@ -40,6 +40,7 @@ async fn keeps_the_store_contract() {
     let s = store(&pg.create_database("c"), 10, 20).await;
     contract::cascade_state(&s).await;
     contract::ec_ids(&s).await;
+    contract::push_queue(&s).await;
 }
 
 #[tokio::test]

@@ -12,12 +12,12 @@ mod used;
 mod writer;
 
 use super::{
-    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, QueuedDelete,
+    CascadeStore, DeleteOutcome, PushStore, QueuedPush, EventAdmin, EventRecord, EventStore, QueuedDelete,
     RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
-use crate::types::EventId;
+use crate::types::{EventId, PushToken};
 use pki_tool::Eid;
 use redb::Database;
 use std::path::{Path, PathBuf};
@@ -315,6 +315,37 @@ impl CascadeStore for RedbStore {
 
     async fn queued_delete_done(&self, id: u64) -> Result<(), StoreError> {
         self.submit(Op::QueuedDone { id }).await.map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl PushStore for RedbStore {
+    async fn register_push_token(
+        &self,
+        eid: &Eid,
+        service: &str,
+        token: &PushToken,
+        expires: i64,
+    ) -> Result<(), StoreError> {
+        let op = Op::RegisterPushToken {
+            eid: *eid,
+            service: service.to_string(),
+            token: token.clone(),
+            expires,
+        };
+        self.submit(op).await.map(|_| ())
+    }
+
+    async fn queued_pushes(&self, limit: usize) -> Result<Vec<QueuedPush>, StoreError> {
+        self.read(move |db| queries::queued_pushes(db, limit)).await
+    }
+
+    async fn queued_push_failed(&self, id: u64) -> Result<(), StoreError> {
+        self.submit(Op::PushFailed { id }).await.map(|_| ())
+    }
+
+    async fn queued_push_done(&self, id: u64) -> Result<(), StoreError> {
+        self.submit(Op::PushDone { id }).await.map(|_| ())
     }
 }
 

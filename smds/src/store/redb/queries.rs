@@ -4,10 +4,10 @@
 
 use super::schema::{
     BY_EVENT_ID, COUNTS, DELETE_QUEUE, EC_IDS, EVENTS, EidCounts, META, NEXT_SEQ, OWNERS,
-    UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
+    PUSH_QUEUE, UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
-use crate::store::QueuedDelete;
+use crate::store::{QueuedDelete, QueuedPush};
 use crate::store::{StoreError, StoredEvent};
 use pki_tool::Eid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -103,6 +103,23 @@ pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDe
             Ok(q) => out.push(q),
             Err(e) => {
                 tracing::warn!(id = k.value(), error = %e, "an unreadable queued ES15 delete is skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Queued push notifications, oldest first, at most `limit`.
+pub(super) fn queued_pushes(db: &Database, limit: usize) -> Result<Vec<QueuedPush>, StoreError> {
+    let txn = db.begin_read().map_err(error)?;
+    let queue = txn.open_table(PUSH_QUEUE).map_err(error)?;
+    let mut out = Vec::new();
+    for item in queue.iter().map_err(error)?.take(limit) {
+        let (k, v) = item.map_err(error)?;
+        match serde_json::from_slice(v.value()) {
+            Ok(q) => out.push(q),
+            Err(e) => {
+                tracing::warn!(id = k.value(), error = %e, "an unreadable queued push notification is skipped")
             }
         }
     }

@@ -35,11 +35,18 @@ pub(super) const EC_IDS: TableDefinition<&[u8], (&str, i64)> = TableDefinition::
 /// EID -> its current ecId (so a new one replaces it).
 pub(super) const EC_ID_OF_EID: TableDefinition<&str, &[u8]> =
     TableDefinition::new("ec_id_of_eid_v1");
+/// (EID, push service OID) -> (push token, expires): SGP.22 v3 push-service registrations.
+pub(super) const PUSH_TOKENS: TableDefinition<(&str, &str), (&str, i64)> =
+    TableDefinition::new("push_tokens_v1");
+/// Queue id -> JSON of [`crate::store::QueuedPush`]: notifications the push gateway has yet to
+/// receive.
+pub(super) const PUSH_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("push_queue_v1");
 /// Tables of earlier versions, replaced at open.
 const LEGACY: [&str; 3] = ["event_ids_v1", "event_counts_v1", "owner_event_counts_v1"];
 
 pub(super) const NEXT_OWNER: &str = "next_owner";
 pub(super) const NEXT_QUEUED: &str = "next_queued_delete";
+pub(super) const NEXT_PUSH: &str = "next_queued_push";
 
 /// How many events each owner holds for one EID (owners are few per EID).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,6 +186,8 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreErr
         txn.open_table(DELETE_QUEUE).map_err(error)?;
         txn.open_table(EC_IDS).map_err(error)?;
         txn.open_table(EC_ID_OF_EID).map_err(error)?;
+        txn.open_table(PUSH_TOKENS).map_err(error)?;
+        txn.open_table(PUSH_QUEUE).map_err(error)?;
         if !events.is_empty().map_err(error)?
             && (index.is_empty().map_err(error)? || counts.is_empty().map_err(error)?)
         {

@@ -179,6 +179,7 @@ async fn keeps_the_store_contract() {
     let s = RedbStore::open(&dir.path().join("d.redb"), WriterConfig::default()).expect("open");
     contract::cascade_state(&s).await;
     contract::ec_ids(&s).await;
+    contract::push_queue(&s).await;
     let racing = WriterConfig {
         max_events_per_eid: 10,
         ..WriterConfig::default()

@@ -8,14 +8,16 @@
 use super::Bounds;
 use super::schema::{
     self, BY_EVENT_ID, COUNTS, DELETE_QUEUE, EC_ID_OF_EID, EC_IDS, EVENTS, EidCounts, META,
-    NEXT_OWNER, NEXT_QUEUED, NEXT_SEQ, OWNERS, UNCONFIRMED, USED_TRANSACTIONS, error, unreadable,
+    NEXT_OWNER, NEXT_PUSH, NEXT_QUEUED, NEXT_SEQ, OWNERS, PUSH_QUEUE, PUSH_TOKENS, UNCONFIRMED,
+    USED_TRANSACTIONS, error, unreadable,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
 use crate::store::{
-    DeleteOutcome, EventRecord, QueuedDelete, RegisterOutcome, StoreError, StoredEvent,
+    DeleteOutcome, EventRecord, QueuedDelete, QueuedPush, RegisterOutcome, StoreError,
+    StoredEvent,
 };
-use crate::types::EventId;
+use crate::types::{EventId, PushToken};
 use pki_tool::Eid;
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::path::PathBuf;
@@ -60,6 +62,18 @@ pub(super) enum Op {
     QueuedFailed {
         id: u64,
         error: String,
+    },
+    RegisterPushToken {
+        eid: Eid,
+        service: String,
+        token: PushToken,
+        expires: i64,
+    },
+    PushDone {
+        id: u64,
+    },
+    PushFailed {
+        id: u64,
     },
 }
 
@@ -260,6 +274,10 @@ fn apply_batch(
         let mut queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
         let mut ec_ids = txn.open_table(EC_IDS).map_err(error)?;
         let mut ec_id_of_eid = txn.open_table(EC_ID_OF_EID).map_err(error)?;
+        let mut push_tokens = txn.open_table(PUSH_TOKENS).map_err(error)?;
+        let mut push_queue = txn.open_table(PUSH_QUEUE).map_err(error)?;
+        let mut next_push = meta.get(NEXT_PUSH).map_err(error)?.map_or(1, |v| v.value());
+        let first_push = next_push;
         let mut next_queued = meta
             .get(NEXT_QUEUED)
             .map_err(error)?
@@ -305,6 +323,9 @@ fn apply_batch(
                     for eid in expired {
                         ec_id_of_eid.remove(eid.as_str()).map_err(error)?;
                     }
+                    push_tokens
+                        .retain(|_, (_, expires)| expires >= *now)
+                        .map_err(error)?;
                     outcomes.push(Outcome::Swept(before.saturating_sub(after)));
                 }
                 Op::IssueEcId {
@@ -377,6 +398,33 @@ fn apply_batch(
                     }
                     outcomes.push(Outcome::Done);
                 }
+                Op::RegisterPushToken {
+                    eid,
+                    service,
+                    token,
+                    expires,
+                } => {
+                    push_tokens
+                        .insert((eid.as_str(), service.as_str()), (token.secret(), *expires))
+                        .map_err(error)?;
+                    outcomes.push(Outcome::Done);
+                }
+                Op::PushDone { id } => {
+                    push_queue.remove(*id).map_err(error)?;
+                    outcomes.push(Outcome::Done);
+                }
+                Op::PushFailed { id } => {
+                    let entry = push_queue
+                        .get(*id)
+                        .map_err(error)?
+                        .and_then(|v| serde_json::from_slice::<QueuedPush>(v.value()).ok());
+                    if let Some(mut q) = entry {
+                        q.attempts = q.attempts.saturating_add(1);
+                        let bytes = serde_json::to_vec(&q).map_err(unreadable)?;
+                        push_queue.insert(*id, bytes.as_slice()).map_err(error)?;
+                    }
+                    outcomes.push(Outcome::Done);
+                }
                 Op::Register(e) => {
                     let eid = e.eid.as_str();
                     let known = owners
@@ -419,6 +467,33 @@ fn apply_batch(
                     index.insert(key, seq).map_err(error)?;
                     if e.forwarded.as_ref().is_some_and(|f| !f.confirmed) {
                         unconfirmed.insert((eid, seq), ()).map_err(error)?;
+                    }
+                    // The EID's devices are told, with this commit or not at all.
+                    let mut owed = Vec::new();
+                    for item in push_tokens.range((eid, "")..).map_err(error)? {
+                        let (k, v) = item.map_err(error)?;
+                        let (token_eid, service) = k.value();
+                        if token_eid != eid {
+                            break;
+                        }
+                        let (token, expires) = v.value();
+                        if expires >= e.registered_at
+                            && let Ok(token) = PushToken::parse(token)
+                        {
+                            owed.push((service.to_string(), token));
+                        }
+                    }
+                    for (service, token) in owed {
+                        let queued = QueuedPush {
+                            id: next_push,
+                            service,
+                            token,
+                            queued_at: e.registered_at,
+                            attempts: 0,
+                        };
+                        let bytes = serde_json::to_vec(&queued).map_err(unreadable)?;
+                        push_queue.insert(next_push, bytes.as_slice()).map_err(error)?;
+                        next_push += 1;
                     }
                     outcomes.push(Outcome::Register(RegisterOutcome::Registered { seq }));
                 }
@@ -483,6 +558,9 @@ fn apply_batch(
         }
         if next_owner != first_owner {
             meta.insert(NEXT_OWNER, next_owner).map_err(error)?;
+        }
+        if next_push != first_push {
+            meta.insert(NEXT_PUSH, next_push).map_err(error)?;
         }
     }
     txn.commit().map_err(error)?;
