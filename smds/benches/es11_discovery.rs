@@ -332,6 +332,7 @@ impl Bench {
                         smds::lab::lpa::Discovery::Failed { step, result } => {
                             panic!("{step}: {:?}", result.body)
                         }
+                        d => panic!("{d:?}"),
                     }
                     lat.push(t.elapsed());
                 }

@@ -248,6 +248,9 @@ async fn main() {
                         &tally,
                         format!("es11 {step} {}", result.code().unwrap_or_default()),
                     ),
+                    Ok(Discovery::PushRegistered { .. }) => {
+                        err(&tally, "es11 answered a push registration".into())
+                    }
                     Err(e) => err(
                         &tally,
                         format!("es11: {}", e.to_string().split(':').next().unwrap_or("")),

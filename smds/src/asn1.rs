@@ -86,6 +86,42 @@ pub struct ServerSigned1 {
     pub server_address: Utf8String,
     #[rasn(tag(context, 4))]
     pub server_challenge: OctetString,
+    /// SGP.22 v3 only (notes 1.2); absent for a v2 eUICC, whose bytes stay those of v2.
+    #[rasn(tag(context, 5))]
+    pub session_context: Option<SessionContext>,
+}
+
+/// `SessionContext` (SGP.22 v3, notes 1.2): sent by this SM-DS only to advertise its push
+/// services.
+#[derive(AsnType, Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct SessionContext {
+    #[rasn(tag(context, 0))]
+    pub server_svn: OctetString,
+    #[rasn(tag(context, 1))]
+    pub crl_stapling_v3_used: bool,
+    #[rasn(tag(context, 2))]
+    pub euicc_ci_pkid_to_be_used_v3: Option<OctetString>,
+    #[rasn(tag(context, 3))]
+    pub supported_push_services: Option<SequenceOf<ObjectIdentifier>>,
+}
+
+/// The SVN this SM-DS states in SessionContext: SGP.22 v3.1, whose push service it implements.
+pub const SERVER_SVN_V3: [u8; 3] = [3, 1, 0];
+
+/// An OBJECT IDENTIFIER from its dotted form (`2.999.1`).
+pub fn parse_oid(dotted: &str) -> Option<ObjectIdentifier> {
+    let arcs: Option<Vec<u32>> = dotted.split('.').map(|a| a.parse().ok()).collect();
+    ObjectIdentifier::new(arcs?)
+}
+
+/// The dotted form of an OBJECT IDENTIFIER.
+pub fn dotted(oid: &Oid) -> String {
+    oid.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// An OBJECT IDENTIFIER from its DER content octets (an implicitly tagged field).
+pub fn oid_from_content(content: &[u8]) -> Option<ObjectIdentifier> {
+    rasn::der::decode(&tlv::tlv(tag::OID, content)).ok()
 }
 
 /// `EUICCInfo1` (rsp.asn 28-32, tag BF20) as a v2 eUICC sends it.
@@ -98,6 +134,9 @@ pub struct EuiccInfo1 {
     pub euicc_ci_pkid_list_for_verification: SequenceOf<OctetString>,
     #[rasn(tag(context, 10))]
     pub euicc_ci_pkid_list_for_signing: SequenceOf<OctetString>,
+    /// SGP.22 v3 `euiccRspCapability` (notes 1.2); absent from a v2 eUICC's.
+    #[rasn(tag(context, 8))]
+    pub euicc_rsp_capability: Option<BitString>,
 }
 
 /// `DeviceCapabilities` (all components optional; a software eUICC sends none).
@@ -155,6 +194,16 @@ pub struct EuiccInfo1View {
     pub svn: [u8; 3],
     pub ci_pkids_for_verification: Vec<Vec<u8>>,
     pub ci_pkids_for_signing: Vec<Vec<u8>>,
+    /// A v3 eUICC's `euiccRspCapability` [8] (the BIT STRING's content), if sent.
+    pub rsp_capability: Option<Vec<u8>>,
+}
+
+impl EuiccInfo1View {
+    /// `EuiccRspCapability.pushServiceRegistrationSupport` (bit 24, notes 1.6): only such an
+    /// eUICC is told of push services (a v2 eUICC's serverSigned1 stays v2).
+    pub fn supports_push_registration(&self) -> bool {
+        self.rsp_capability.as_deref().is_some_and(|c| bit(c, 24))
+    }
 }
 
 fn ski_list(t: &Tlv<'_>) -> Result<Vec<Vec<u8>>, Asn1Error> {
@@ -173,10 +222,11 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
     let top = tlv::parse_single(der, "EUICCInfo1")?;
     expect_tag(&top, 0xBF20, "EUICCInfo1")?;
     let mut r = top.reader();
-    let (mut svn, mut ver, mut sig) = (None, None, None);
+    let (mut svn, mut ver, mut sig, mut rsp_capability) = (None, None, None, None);
     while !r.is_empty() {
         let t = r.read()?;
         match t.tag {
+            0x88 => rsp_capability = Some(t.value.to_vec()),
             0x82 => {
                 svn = Some(
                     <[u8; 3]>::try_from(t.value)
@@ -194,6 +244,7 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
             .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForVerification".into()))?,
         ci_pkids_for_signing: sig
             .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForSigning".into()))?,
+        rsp_capability,
     })
 }
 
@@ -213,6 +264,21 @@ pub struct EuiccSigned1View<'a> {
     pub device_info: Option<&'a [u8]>,
     /// Which `CtxParams1` alternative the eUICC signed.
     pub context: CtxParams1Kind,
+    /// `ctxParamsForPushServiceRegistration`: the selected service and the push token.
+    pub push_registration: Option<(ObjectIdentifier, &'a str)>,
+}
+
+/// `CtxParamsForPushServiceRegistration {selectedPushService [0] OID, pushToken [1] UTF8String}`.
+fn parse_push_registration<'a>(t: &Tlv<'a>) -> Result<(ObjectIdentifier, &'a str), Asn1Error> {
+    let mut r = t.reader();
+    let oid = r.expect(0x80, "selectedPushService")?;
+    let token = r.expect(0x81, "pushToken")?;
+    r.finish("ctxParamsForPushServiceRegistration")?;
+    Ok((
+        oid_from_content(oid.value)
+            .ok_or_else(|| Asn1Error("selectedPushService is not an OBJECT IDENTIFIER".into()))?,
+        std::str::from_utf8(token.value).map_err(|_| Asn1Error("pushToken is not UTF-8".into()))?,
+    ))
 }
 
 /// The `CtxParams1` alternatives (v2 has [0] only; v3 adds [1]-[3], `sgp22-v3-es15-notes.md`
@@ -288,6 +354,7 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
     let mut r = t.reader();
     let (mut tid, mut addr, mut chal, mut info2, mut ctx) = (None, None, None, None, (None, None));
     let mut context = CtxParams1Kind::Absent;
+    let mut push_registration = None;
     while !r.is_empty() {
         let f = r.read()?;
         match f.tag {
@@ -306,7 +373,10 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
             }
             0xA1 => context = CtxParams1Kind::DeviceChange,
             0xA2 => context = CtxParams1Kind::ProfileRecovery,
-            0xA3 => context = CtxParams1Kind::PushServiceRegistration,
+            0xA3 => {
+                push_registration = Some(parse_push_registration(&f)?);
+                context = CtxParams1Kind::PushServiceRegistration;
+            }
             _ => {}
         }
     }
@@ -320,6 +390,7 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
         matching_id: ctx.0,
         device_info: ctx.1,
         context,
+        push_registration,
     })
 }
 
@@ -677,6 +748,7 @@ mod tests {
             euicc_challenge: vec![1; 16].into(),
             server_address: "smds.example".into(),
             server_challenge: vec![2; 16].into(),
+            session_context: None,
         };
         let d = der(&s).expect("encodes");
         assert_eq!(&d[..4], &[0x30, 0x44, 0x80, 0x10]);
@@ -691,6 +763,7 @@ mod tests {
             svn: vec![2, 2, 0].into(),
             euicc_ci_pkid_list_for_verification: vec![vec![1u8; 20].into(), vec![3u8; 20].into()],
             euicc_ci_pkid_list_for_signing: vec![vec![2u8; 20].into()],
+            euicc_rsp_capability: None,
         };
         let d = der(&v).expect("encodes");
         assert_eq!(&d[..2], &[0xBF, 0x20]);

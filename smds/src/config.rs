@@ -146,8 +146,25 @@ pub struct FileConfig {
     pub smds_instance: Option<String>,
     /// Forward events to a Root SM-DS over ES15: this server is then an Alternative SM-DS.
     pub cascade: Option<CascadeFile>,
+    /// SGP.22 v3 push services offered to devices (see `crate::push`).
+    #[serde(default)]
+    pub push_services: Vec<PushServiceConfig>,
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// `[[push_services]]`: an SGP.22 v3 push service this SM-DS offers (see `crate::push`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushServiceConfig {
+    /// The service's OBJECT IDENTIFIER, dotted: advertised in serverSigned1's
+    /// sessionContext.supportedPushServices, selected by the device when it registers.
+    pub oid: String,
+    /// `http(s)://host[:port]/path` of the push gateway the notifications are POSTed to.
+    pub gateway: String,
+    /// CA certificates (PEM) for an https gateway; default the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which EventID an Alternative SM-DS gives the Root for a forwarded event.
@@ -315,6 +332,8 @@ pub struct Config {
     pub smds_instance: Option<String>,
     /// Forwarding to a Root SM-DS; `None`: this server forwards nothing.
     pub cascade: Option<CascadeConfig>,
+    /// SGP.22 v3 push services offered (see `crate::push`); none by default.
+    pub push_services: Vec<PushServiceConfig>,
     pub limits: Limits,
 }
 
@@ -395,6 +414,7 @@ impl Config {
                 .min(1024),
             smds_instance: file.smds_instance,
             cascade: file.cascade.map(CascadeConfig::from),
+            push_services: file.push_services,
             limits: file.limits,
         }
     }
@@ -514,6 +534,11 @@ impl Config {
                 Value::Integer(i64::try_from(c.timeout.as_secs()).unwrap_or(10)),
             );
             t.insert("cascade".into(), Value::Table(cascade));
+        }
+        if !self.push_services.is_empty()
+            && let Ok(services) = Value::try_from(&self.push_services)
+        {
+            t.insert("push_services".into(), services);
         }
         if let Ok(limits) = Value::try_from(&self.limits) {
             t.insert("limits".into(), limits);

@@ -7,6 +7,7 @@
 //! - [`es11`], [`es12`], [`es15`]: the SGP.22 function handlers, each with its error enum mapped to status
 //!   codes in one place.
 //! - Domain: [`auth`] (ES11 sessions), [`pki`] (the server's credentials), [`revocation`] (CRLs),
+//!   [`push`] (SGP.22 v3 push notifications to the configured gateways),
 //!   [`store`] (the event store traits and the redb backend), [`identity`] (who a TLS peer is).
 //! - Types: [`sgp22`] (function names, paths, codes, envelope, typed requests and responses),
 //!   [`asn1`] (SGP.22 ASN.1 structures), [`types`] (validated values).
@@ -26,6 +27,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod lab;
 pub mod pki;
+pub mod push;
 pub mod revocation;
 pub mod server;
 pub mod sgp22;

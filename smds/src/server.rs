@@ -34,6 +34,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Crl(#[from] CrlDirError),
+    #[error("{0}")]
+    Push(#[from] crate::push::PushConfigError),
     #[error("rsp3_pki: {0}")]
     Rsp3Pki(crate::pki::PkiError),
     #[error(
@@ -252,13 +254,17 @@ impl Reloader {
             tracing::warn!(hostname = %self.hostname, "the reloaded CERT.DS.TLS names another host; this SM-DS keeps its address");
         }
         state.set_certificates(pki.summaries());
-        state.replace_es11(Es11::new(
-            self.hostname.clone(),
-            pki.cis.clone(),
-            &pki.ds_auth,
-            self.sessions.clone(),
-            self.revocation.clone(),
-        ));
+        let push_services = state.es11().push_services.clone();
+        state.replace_es11(
+            Es11::new(
+                self.hostname.clone(),
+                pki.cis.clone(),
+                &pki.ds_auth,
+                self.sessions.clone(),
+                self.revocation.clone(),
+            )
+            .with_push_services(push_services),
+        );
         tracing::info!(
             ds_tls_serial = %pki.ds_tls.cert.serial_hex(),
             ds_tls_not_after = %pki_tool::time::format(pki.ds_tls.cert.not_after),
@@ -416,6 +422,18 @@ impl Server {
             }
             None => None,
         };
+        let push = match crate::push::Push::new(&cfg.push_services, store.clone(), hostname.clone())
+        {
+            Ok(p) => p.map(Arc::new),
+            Err(e) => {
+                store.shutdown().await;
+                return Err(StartError::Push(e));
+            }
+        };
+        let es11 = match &push {
+            Some(p) => es11.with_push_services(Arc::new(p.oids())),
+            None => es11,
+        };
         let state = Arc::new(AppState::new(
             store.clone(),
             es11,
@@ -423,6 +441,7 @@ impl Server {
             cfg.limits.clone(),
             clock,
             cascade.clone(),
+            push.clone(),
         ));
         state.set_certificates(pki.summaries());
         let (stop, rx) = watch::channel(false);
@@ -430,6 +449,13 @@ impl Server {
             tracing::info!(root = %c.root(), "forwarding to the Root SM-DS (ES15)");
             tokio::spawn(c.run_queue(rx.clone()));
         }
+        let push_task = push.map(|p| {
+            tracing::info!(
+                services = p.oids().len(),
+                "push services offered (SGP.22 v3)"
+            );
+            tokio::spawn(p.run(rx.clone()))
+        });
         if let Some(every) = cfg.crl_poll {
             tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));
         }
@@ -469,6 +495,16 @@ impl Server {
             )
             .await;
             if let Some(t) = admin_task {
+                let _ = t.await;
+            }
+            // The delivery task holds the store: let it finish its round (a delivery cut short
+            // stays queued, and is sent again after a restart).
+            if let Some(mut t) = push_task
+                && tokio::time::timeout(Duration::from_secs(2), &mut t)
+                    .await
+                    .is_err()
+            {
+                t.abort();
                 let _ = t.await;
             }
             store.shutdown().await;

@@ -258,6 +258,7 @@ async fn discovery_over_the_asn1_binding() {
         .await
         .expect("an answer")
     {
+        smds::lab::lpa::Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         smds::lab::lpa::Discovery::Failed { step, result } => {
             assert_eq!(step, "InitiateAuthentication");
             assert_eq!(

@@ -106,6 +106,7 @@ async fn discover_as(
     };
     match lpa::discover(euicc, &opts).await.expect("an answer") {
         Discovery::Events { entries, .. } => Ok(entries),
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => {
             Err(format!("{step} {}", result.code().unwrap_or_default()))
         }

@@ -130,6 +130,7 @@ async fn disk_full_refuses_cleanly_keeps_reads_and_recovers() {
         .expect("discovery")
     {
         Discovery::Events { entries, .. } => entries.into_iter().map(|e| e.event_id).collect(),
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => panic!("{step}: {:?}", result.body),
     };
     assert!(

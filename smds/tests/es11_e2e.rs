@@ -49,12 +49,14 @@ fn events(d: Discovery) -> Vec<String> {
             );
             entries.into_iter().map(|e| e.event_id).collect()
         }
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => panic!("{step} failed: {:?}", result.body),
     }
 }
 
 fn failure(d: Discovery) -> (String, String) {
     match d {
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => (step.to_string(), result.code().unwrap_or_default()),
         Discovery::Events { entries, .. } => panic!("unexpected success: {entries:?}"),
     }
@@ -304,6 +306,7 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
         svn: vec![1, 0, 0].into(),
         euicc_ci_pkid_list_for_verification: vec![e.ci.key_id().into()],
         euicc_ci_pkid_list_for_signing: vec![e.ci.key_id().into()],
+        euicc_rsp_capability: None,
     })
     .expect("der");
     let body = json!({"smdpAddress": addr, "euiccChallenge": STANDARD.encode([1u8; 16]), "euiccInfo1": STANDARD.encode(old)});

@@ -31,6 +31,7 @@ async fn discovered(
             .into_iter()
             .map(|e| (e.event_id, e.rsp_server_address))
             .collect(),
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => panic!("{step}: {:?}", result.body),
     }
 }

@@ -109,6 +109,7 @@ async fn alternatives_register_and_delete_their_own_records_at_the_root() {
             .into_iter()
             .map(|e| (e.event_id, e.rsp_server_address))
             .collect::<Vec<_>>(),
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => panic!("{step}: {:?}", result.body),
     };
     let pair = |id: &str, a: &str| (id.to_string(), a.to_string());

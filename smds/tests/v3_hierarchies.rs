@@ -86,6 +86,7 @@ async fn variant_o_in_the_v3_layout_serves_es12_and_es11() {
                 ["v3-o-event"]
             );
         }
+        smds::lab::lpa::Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         smds::lab::lpa::Discovery::Failed { step, result } => {
             panic!("{step}: {:?}", result.body)
         }

@@ -104,7 +104,7 @@ impl QueueMetrics {
 }
 
 /// Seconds to wait after `attempts` failures: 1, 2, 4, ... up to [`MAX_BACKOFF_SECS`].
-fn backoff(attempts: u32) -> i64 {
+pub(crate) fn backoff(attempts: u32) -> i64 {
     1i64.checked_shl(attempts.min(16))
         .unwrap_or(MAX_BACKOFF_SECS)
         .min(MAX_BACKOFF_SECS)

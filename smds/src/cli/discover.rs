@@ -49,6 +49,14 @@ pub struct DiscoverArgs {
     /// before anything is printed.
     #[arg(long)]
     v3: bool,
+    /// Register this push token with the SM-DS instead of retrieving events (SGP.22 v3 push
+    /// service: the eUICC signs ctxParamsForPushServiceRegistration). The token is sent, never
+    /// printed.
+    #[arg(long, value_name = "TOKEN")]
+    push_token: Option<String>,
+    /// The push service to register with (dotted OID); default the first the SM-DS advertises.
+    #[arg(long, value_name = "OID", requires = "push_token")]
+    push_service: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -94,6 +102,10 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
     let mut euicc = SoftEuicc::load(&a.certdir, curve, eid.as_ref()).map_err(|e| e.to_string())?;
     euicc.euicc_signed_smds_response = a.v3;
     euicc.lpa_signed_smds_response = a.v3;
+    euicc.push_registration = a
+        .push_token
+        .clone()
+        .map(|token| (a.push_service.clone(), token));
     let endpoint = a.server.endpoint()?;
     let cas = if a.ca.is_empty() {
         let layout = pki_tool::hierarchy::layout_at(&a.certdir).map_err(|e| e.to_string())?;
@@ -181,6 +193,9 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                             via: Some(entry.clone()),
                         }));
                     }
+                    Discovery::PushRegistered { .. } => {
+                        return Err("a push registration cannot be followed".into());
+                    }
                     Discovery::Failed { step, result } => {
                         return Err(format!(
                             "following {} to {}: {step}: {} {}",
@@ -237,6 +252,25 @@ pub async fn run(a: DiscoverArgs) -> Result<bool, String> {
                 println!(
                     "ecId {} (for smds check-event)",
                     smds::sgp22::requests::b64_encode(id)
+                );
+            }
+            Ok(true)
+        }
+        Discovery::PushRegistered {
+            transaction_id,
+            refresh_time,
+        } => {
+            let refresh = refresh_time.map(pki_tool::time::format);
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"eid": euicc.eid.to_string(), "transactionId": transaction_id, "pushTokenRegistered": true, "refreshBy": refresh})
+                );
+            } else {
+                println!(
+                    "EID {}: push token registered (signed result, verified by the eUICC); register again by {}",
+                    euicc.eid,
+                    refresh.as_deref().unwrap_or("(no time given)")
                 );
             }
             Ok(true)

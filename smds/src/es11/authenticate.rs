@@ -9,7 +9,8 @@ use crate::pki::CiKeyId;
 use crate::sgp22::is_own_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry, SignedEventList};
-use crate::store::{EventStore, StoredEvent};
+use crate::store::{Backend, EventStore, StoredEvent};
+use crate::types::PushToken;
 use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid};
 use sha2::Digest;
@@ -90,6 +91,9 @@ struct AuthenticatedEuicc {
     /// Both the eUICC (EuiccRspCapability bit 17) and the LPA (LpaRspCapability bit 5, in the
     /// DeviceInfo the eUICC signed) support signedSmdsResponseV3: answer with a signed list.
     pub signed_response: bool,
+    /// A push-service registration (ctxParams1 [3]) for a service offered here: the service
+    /// and the token, to be stored instead of reading events.
+    pub push: Option<(rasn::types::ObjectIdentifier, PushToken)>,
 }
 
 /// The cheap first part of AuthenticateClient: the transaction's age, the eUICC's response
@@ -209,12 +213,16 @@ fn authenticate_euicc(
     }
     // Checked last, on an authenticated eUICC; an absent ctxParams1 stays what v2 servers
     // tolerated (common authentication without a matchingId).
-    if !matches!(
-        signed.context,
-        asn1::CtxParams1Kind::CommonAuthentication | asn1::CtxParams1Kind::Absent
-    ) {
-        return Err(Es11Error::UnsupportedContext(signed.context.name()));
-    }
+    let push = match (signed.context, &signed.push_registration) {
+        (asn1::CtxParams1Kind::CommonAuthentication | asn1::CtxParams1Kind::Absent, _) => None,
+        (asn1::CtxParams1Kind::PushServiceRegistration, Some((service, token))) => {
+            if !es11.push_services.contains(service) {
+                return Err(Es11Error::PushServiceNotOffered(asn1::dotted(service)));
+            }
+            Some((service.clone(), PushToken::parse(token)?))
+        }
+        (other, _) => return Err(Es11Error::UnsupportedContext(other.name())),
+    };
     Ok(AuthenticatedEuicc {
         transaction_id: tid,
         expires,
@@ -226,6 +234,7 @@ fn authenticate_euicc(
         ci: ci.key_id.clone(),
         signed_response: asn1::euicc_wants_signed_smds_response(signed.euicc_info2)
             && asn1::lpa_wants_signed_smds_response(signed.device_info),
+        push,
     })
 }
 
@@ -250,7 +259,7 @@ async fn use_and_read(
 /// returns the events, or the one its matchingId names.
 pub async fn authenticate_client(
     es11: Arc<Es11>,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Backend>,
     req: AuthenticateClientRequest,
     now: i64,
 ) -> Result<AuthenticateClientResponse, Es11Error> {
@@ -276,6 +285,9 @@ pub async fn authenticate_client(
             .map_err(|e| Es11Error::Internal(format!("authentication task failed: {e}")))??
         }
     };
+    if let Some((service, token)) = &euicc.push {
+        return register_push_token(es11, &*ec_store, &euicc, service, token, now).await;
+    }
     let events = events.into_iter().filter(|e| e.record.is_discoverable());
     let selected: Vec<_> = match &euicc.matching_id {
         None => events.collect(),
@@ -315,7 +327,20 @@ pub async fn authenticate_client(
             .issue_ec_id(&euicc.eid, &ec_id, now + EC_ID_LIFETIME_SECS)
             .await
             .map_err(Es11Error::Store)?;
-        Some(sign_event_list(es11, &euicc, &event_entries, &ec_id).await?)
+        let records: Vec<asn1::EventRecordV3<'_>> = event_entries
+            .iter()
+            .map(|e| asn1::EventRecordV3 {
+                event_id: &e.event_id,
+                rsp_server_address: &e.rsp_server_address,
+                details: &e.details,
+            })
+            .collect();
+        let data = asn1::SmdsSignedData::EventList {
+            events: &records,
+            ec_id: Some(&ec_id),
+            push_service_refresh_time: None,
+        };
+        Some(sign_smds_signed2(es11, &euicc, &data).await?)
     } else {
         None
     };
@@ -326,29 +351,43 @@ pub async fn authenticate_client(
     })
 }
 
-/// `SmdsSigned2` over `entries` and `smdsSignature2` by the CERT.DSauth key of the session's CI
+/// SGP.22 v3 push-service registration (notes 1.4): keeps the token for the authenticated EID
+/// and the selected service, replacing an older one, and answers `pushServiceRegistrationResult`
+/// with the time by which the LPA should register again (when the token expires here).
+async fn register_push_token(
+    es11: Arc<Es11>,
+    store: &dyn Backend,
+    euicc: &AuthenticatedEuicc,
+    service: &rasn::types::ObjectIdentifier,
+    token: &PushToken,
+    now: i64,
+) -> Result<AuthenticateClientResponse, Es11Error> {
+    let refresh = now + crate::push::PUSH_TOKEN_LIFETIME_SECS;
+    let service = asn1::dotted(service);
+    store
+        .register_push_token(&euicc.eid, &service, token, refresh)
+        .await
+        .map_err(Es11Error::Store)?;
+    tracing::info!(eid = %crate::types::LoggedEid(&euicc.eid), service = %service, "push token registered");
+    let data = asn1::SmdsSignedData::PushServiceRegistrationResult {
+        push_service_refresh_time: Some(refresh),
+    };
+    Ok(AuthenticateClientResponse {
+        transaction_id: euicc.transaction_id,
+        event_entries: Vec::new(),
+        signed: Some(sign_smds_signed2(es11, euicc, &data).await?),
+    })
+}
+
+/// `SmdsSigned2` carrying `data`, and `smdsSignature2` by the CERT.DSauth key of the session's CI
 /// (the certificate the eUICC validated in AuthenticateServer, so the only one it can verify
-/// with). Each EventRecordV3 carries what the SM-DP+ registered (`eventType` 0 when it gave none).
-async fn sign_event_list(
+/// with).
+async fn sign_smds_signed2(
     es11: Arc<Es11>,
     euicc: &AuthenticatedEuicc,
-    entries: &[EventEntry],
-    ec_id: &[u8; 16],
+    data: &asn1::SmdsSignedData<'_>,
 ) -> Result<SignedEventList, Es11Error> {
-    let records: Vec<asn1::EventRecordV3<'_>> = entries
-        .iter()
-        .map(|e| asn1::EventRecordV3 {
-            event_id: &e.event_id,
-            rsp_server_address: &e.rsp_server_address,
-            details: &e.details,
-        })
-        .collect();
-    let data = asn1::SmdsSignedData::EventList {
-        events: &records,
-        ec_id: Some(ec_id),
-        push_service_refresh_time: None,
-    };
-    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, &data)
+    let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, data)
         .map_err(|e| Es11Error::Internal(e.to_string()))?;
     let key_id = euicc.ci.clone();
     let no_key = || Es11Error::Internal("no CERT.DSauth for the session's CI".into());

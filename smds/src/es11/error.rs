@@ -59,9 +59,14 @@ pub enum Es11Error {
     UnknownMatchingId,
     /// euiccSigned1 carries a CtxParams1 alternative other than common authentication.
     #[error(
-        "euiccSigned1 carries {0}: an SM-DS serves common authentication only (device change and profile recovery are SM-DP+ functions; this SM-DS offers no push service)"
+        "euiccSigned1 carries {0}: an SM-DS serves common authentication only (device change and profile recovery are SM-DP+ functions)"
     )]
     UnsupportedContext(&'static str),
+    /// A push-service registration selecting a service this SM-DS does not offer.
+    #[error("push-service registration for {0}, which this SM-DS does not offer")]
+    PushServiceNotOffered(String),
+    #[error("{0}")]
+    PushToken(#[from] crate::types::PushTokenError),
 }
 
 impl FunctionError for Es11Error {
@@ -88,7 +93,10 @@ impl FunctionError for Es11Error {
                 _ => codes::EUM_CERT_INVALID,
             },
             E::UnknownMatchingId => codes::EVENT_UNKNOWN,
-            E::UnsupportedContext(_) => codes::EUICC_CONTEXT_UNSUPPORTED,
+            E::UnsupportedContext(_) | E::PushServiceNotOffered(_) => {
+                codes::EUICC_CONTEXT_UNSUPPORTED
+            }
+            E::PushToken(_) => codes::EUICC_DATA_INVALID,
         }
     }
 }

@@ -43,6 +43,19 @@ fn choose_ci<'e>(
         .ok_or(Es11Error::CiNotSupported)
 }
 
+/// SGP.22 v3 `sessionContext`, only to advertise push services to an eUICC that can register
+/// with them (every other eUICC gets v2's serverSigned1, byte for byte).
+fn session_context(es11: &Es11, info1: &asn1::EuiccInfo1View) -> Option<asn1::SessionContext> {
+    (!es11.push_services.is_empty() && info1.supports_push_registration()).then(|| {
+        asn1::SessionContext {
+            server_svn: asn1::SERVER_SVN_V3.to_vec().into(),
+            crl_stapling_v3_used: false,
+            euicc_ci_pkid_to_be_used_v3: None,
+            supported_push_services: Some(es11.push_services.to_vec()),
+        }
+    })
+}
+
 /// Issues the transaction (nothing is stored) and signs serverSigned1.
 fn sign_and_open(
     es11: &Es11,
@@ -67,6 +80,7 @@ fn sign_and_open(
             es11.hostname.clone()
         },
         server_challenge: server_challenge.to_vec().into(),
+        session_context: session_context(es11, &req.euicc_info1),
     };
     let signed_der = asn1::der(&signed).map_err(|e| Es11Error::Internal(e.to_string()))?;
     let signature = asn1::signature_tlv(&ds_auth.key.sign_raw(&signed_der));

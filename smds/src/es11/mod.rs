@@ -54,6 +54,9 @@ pub struct Es11 {
     pub(crate) eum_cache: Mutex<EumCache>,
     /// The CRLs the eUICC chain is checked against.
     pub revocation: Arc<Revocation>,
+    /// The SGP.22 v3 push services configured (see [`crate::push`]): advertised to eUICCs that
+    /// support push registration, and the only ones a registration may select.
+    pub push_services: Arc<Vec<rasn::types::ObjectIdentifier>>,
 }
 
 impl Es11 {
@@ -86,6 +89,15 @@ impl Es11 {
             sessions,
             eum_cache: Mutex::new(HashMap::new()),
             revocation,
+            push_services: Arc::new(Vec::new()),
+        }
+    }
+
+    /// The same, advertising and accepting `services`.
+    pub fn with_push_services(self, services: Arc<Vec<rasn::types::ObjectIdentifier>>) -> Self {
+        Es11 {
+            push_services: services,
+            ..self
         }
     }
 

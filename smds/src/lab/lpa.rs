@@ -28,6 +28,13 @@ pub enum Discovery {
         /// The Event Checking identifier in that list, for CheckEvent.
         ec_id: Option<Vec<u8>>,
     },
+    /// A push-token registration (see [`SoftEuicc::push_registration`]) the SM-DS confirmed in
+    /// a signed `pushServiceRegistrationResult`, which the eUICC verified.
+    PushRegistered {
+        transaction_id: String,
+        /// When to register again (Unix seconds), as the SM-DS said.
+        refresh_time: Option<i64>,
+    },
     /// The SM-DS answered Failed (at `step`).
     Failed {
         step: &'static str,
@@ -252,6 +259,14 @@ fn verified(
 ) -> Result<Discovery, LabError> {
     if let Some(signed) = &answer.signed {
         euicc.verify_smds_response(signed, server)?;
+        let view = crate::asn1::parse_smds_signed2(&signed.smds_signed2)
+            .map_err(|e| LabError::Asn1(e.to_string()))?;
+        if view.push_registration_result {
+            return Ok(Discovery::PushRegistered {
+                transaction_id: answer.transaction_id.to_hex(),
+                refresh_time: view.push_service_refresh_time,
+            });
+        }
     }
     Ok(Discovery::Events {
         transaction_id: answer.transaction_id.to_hex(),

@@ -30,6 +30,10 @@ pub struct SoftEuicc {
     pub euicc_signed_smds_response: bool,
     /// Its LPA claims it too (LpaRspCapability bit 5 in the DeviceInfo it gives the eUICC).
     pub lpa_signed_smds_response: bool,
+    /// Register a push token instead of retrieving events (SGP.22 v3 ctxParams1 [3]): the
+    /// service OID (dotted; `None`: the first the server advertises) and the token. The eUICC
+    /// then states pushServiceRegistrationSupport (EuiccRspCapability bit 24) in EUICCInfo1.
+    pub push_registration: Option<(Option<String>, String)>,
 }
 
 fn credentials(e: impl std::fmt::Display) -> LabError {
@@ -115,6 +119,7 @@ impl SoftEuicc {
                 eid: cert_eid,
                 euicc_signed_smds_response: false,
                 lpa_signed_smds_response: false,
+                push_registration: None,
             });
         }
         let c = curve.file_suffix();
@@ -136,12 +141,21 @@ impl SoftEuicc {
         self.ci.key_id()
     }
 
-    /// ES10b.GetEUICCInfo1: SVN 2.2.0 and this eUICC's CI key id for verification and signing.
+    /// ES10b.GetEUICCInfo1: SVN 2.2.0 and this eUICC's CI key id for verification and signing;
+    /// for a push registration, a v3 eUICC's (SVN 3.1.0, euiccRspCapability with bits 17 and 24
+    /// as set).
     pub fn euicc_info1(&self) -> Result<Vec<u8>, rasn::error::EncodeError> {
+        let v3 = self.push_registration.is_some();
         asn1::der(&EuiccInfo1 {
-            svn: vec![2, 2, 0].into(),
+            svn: if v3 { vec![3, 1, 0] } else { vec![2, 2, 0] }.into(),
             euicc_ci_pkid_list_for_verification: vec![self.ci_id().into()],
             euicc_ci_pkid_list_for_signing: vec![self.ci_id().into()],
+            euicc_rsp_capability: v3.then(|| {
+                let mut bits = rasn::types::BitString::repeat(false, 25);
+                bits.set(17, self.euicc_signed_smds_response);
+                bits.set(24, true);
+                bits
+            }),
         })
     }
 
@@ -184,6 +198,46 @@ impl SoftEuicc {
         server_challenge: &[u8],
         matching_id: Option<&str>,
     ) -> Result<Vec<u8>, LabError> {
+        let ctx = self.common_authentication(matching_id)?;
+        Ok(self.signed1_with(transaction_id, server_address, server_challenge, &ctx))
+    }
+
+    /// `ctxParamsForPushServiceRegistration` [3] for `service` and `token`.
+    fn push_registration_ctx(service: &rasn::types::ObjectIdentifier, token: &str) -> Vec<u8> {
+        let oid_content = asn1::der(service)
+            .ok()
+            .and_then(|d| tlv::parse_single(&d, "OID").ok().map(|t| t.value.to_vec()))
+            .unwrap_or_default();
+        tlv::constructed(
+            0xA3,
+            &[
+                &tlv::tlv(0x80, &oid_content),
+                &tlv::tlv(0x81, token.as_bytes()),
+            ],
+        )
+    }
+
+    fn signed1_with(
+        &self,
+        transaction_id: &[u8],
+        server_address: &str,
+        server_challenge: &[u8],
+        ctx_params1: &[u8],
+    ) -> Vec<u8> {
+        tlv::constructed(
+            tag::SEQUENCE,
+            &[
+                &tlv::tlv(0x80, transaction_id),
+                &tlv::tlv(0x83, server_address.as_bytes()),
+                &tlv::tlv(0x84, server_challenge),
+                &self.euicc_info2(),
+                ctx_params1,
+            ],
+        )
+    }
+
+    /// `ctxParamsForCommonAuthentication` [0] with this device's DeviceInfo.
+    fn common_authentication(&self, matching_id: Option<&str>) -> Result<Vec<u8>, LabError> {
         let ctx = CtxParamsForCommonAuthentication {
             matching_id: matching_id.map(str::to_string),
             device_info: DeviceInfo {
@@ -205,16 +259,7 @@ impl SoftEuicc {
             .map_err(|e| LabError::Asn1(e.to_string()))?
             .value
             .to_vec();
-        Ok(tlv::constructed(
-            tag::SEQUENCE,
-            &[
-                &tlv::tlv(0x80, transaction_id),
-                &tlv::tlv(0x83, server_address.as_bytes()),
-                &tlv::tlv(0x84, server_challenge),
-                &self.euicc_info2(),
-                &tlv::tlv(0xA0, &ctx_content),
-            ],
-        ))
+        Ok(tlv::tlv(0xA0, &ctx_content))
     }
 
     /// ES10b.VerifySmdsResponse (BF45, as a v3 eUICC does it): `smdsSignature2` over the exact
@@ -303,12 +348,31 @@ impl SoftEuicc {
                 signed.server_address
             )));
         }
-        let signed1 = self.euicc_signed1(
+        let ctx = match &self.push_registration {
+            None => self.common_authentication(matching_id)?,
+            Some((service, token)) => {
+                let offered = signed
+                    .session_context
+                    .as_ref()
+                    .and_then(|c| c.supported_push_services.clone())
+                    .unwrap_or_default();
+                let service = match service {
+                    Some(s) => asn1::parse_oid(s)
+                        .ok_or_else(|| refused(format!("{s:?} is not a dotted OID")))?,
+                    None => offered
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| refused("the server offers no push service"))?,
+                };
+                Self::push_registration_ctx(&service, token)
+            }
+        };
+        let signed1 = self.signed1_with(
             &signed.transaction_id,
             &signed.server_address,
             &signed.server_challenge,
-            matching_id,
-        )?;
+            &ctx,
+        );
         let signature = self.key.sign_raw(&signed1);
         Ok(self.response(&signed1, &signature))
     }

@@ -64,8 +64,8 @@ pub const CASCADE_UNREACHABLE: StatusCode = code("8.9", "5.1");
 /// 8.1 eUICC / 2.1 Invalid: euiccChallenge, euiccInfo1 or the eUICC's response is malformed.
 pub const EUICC_DATA_INVALID: StatusCode = code("8.1", "2.1");
 /// 8.1 eUICC / 3.1 Unsupported: euiccSigned1 carries a CtxParams1 alternative an SM-DS does not
-/// serve (v3 device change or profile recovery, SM-DP+ matters; push-service registration, which
-/// this SM-DS does not offer). The code is our reading: no published table names this case.
+/// serve (v3 device change or profile recovery, SM-DP+ matters; push-service registration for a
+/// service this SM-DS does not offer). The code is our reading: no published table names this case.
 pub const EUICC_CONTEXT_UNSUPPORTED: StatusCode = code("8.1", "3.1");
 /// 8.1 eUICC / 6.1 Verification failed: eUICC signature invalid, or challenge mismatch.
 pub const EUICC_VERIFICATION_FAILED: StatusCode = code("8.1", "6.1");

@@ -227,6 +227,11 @@ impl Metrics {
         );
     }
 
+    /// The exposition's registry, for a component registering its own metrics.
+    pub fn registry_mut(&mut self) -> &mut prometheus_client::registry::Registry {
+        &mut self.registry
+    }
+
     /// Adds an Alternative SM-DS's cascade metrics to the exposition.
     pub fn register_cascade(&mut self, m: &crate::cascade::queue::QueueMetrics) {
         m.register(&mut self.registry);

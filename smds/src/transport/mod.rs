@@ -45,6 +45,8 @@ pub struct AppState {
     pub cascade: Option<Arc<crate::cascade::Cascade>>,
     /// ES11.CheckEvent calls per client address (see [`rate`]).
     pub(crate) check_event_rate: rate::RateLimiter,
+    /// The SGP.22 v3 push services' delivery, when any are configured.
+    pub push: Option<Arc<crate::push::Push>>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
         limits: Limits,
         clock: Option<Clock>,
         cascade: Option<Arc<crate::cascade::Cascade>>,
+        push: Option<Arc<crate::push::Push>>,
     ) -> Self {
         let budget = limits
             .max_inflight_body_bytes
@@ -63,6 +66,9 @@ impl AppState {
         metrics.register_revocation(&es11.revocation.metrics);
         if let Some(c) = &cascade {
             metrics.register_cascade(&c.metrics);
+        }
+        if let Some(p) = &push {
+            p.metrics.register(metrics.registry_mut());
         }
         AppState {
             store,
@@ -80,7 +86,17 @@ impl AppState {
             // A device checks every few minutes at most; 1 a second with a burst of 10 leaves
             // room for many devices behind one carrier NAT address.
             check_event_rate: rate::RateLimiter::new(1.0, 10.0),
+            push,
         }
+    }
+
+    /// An ES12/ES15 registration was committed: its push notifications (queued with it) are
+    /// due. The ES12 answer carries no data.
+    pub(crate) fn event_registered(&self) -> serde_json::Map<String, serde_json::Value> {
+        if let Some(p) = &self.push {
+            p.event_registered();
+        }
+        serde_json::Map::new()
     }
 
     /// The configured certificates, as of the start or the last reload.

@@ -17,7 +17,6 @@ use crate::sgp22::requests::{
     InitiateAuthenticationRequest, RegisterEventRequest,
 };
 use crate::sgp22::{Function, FunctionError, StatusCode, codes};
-use crate::store::EventStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -175,8 +174,7 @@ async fn call(
             state,
             async {
                 let req = AuthenticateClientRequest::parse(body)?;
-                let store: Arc<dyn EventStore> = state.store.clone();
-                es11::authenticate_client(state.es11(), store, req, state.now())
+                es11::authenticate_client(state.es11(), state.store.clone(), req, state.now())
                     .await
                     .map(|r| r.to_fields())
             }
@@ -198,7 +196,7 @@ async fn call(
                 let req = RegisterEventRequest::parse(body)?;
                 es12::register_event(store, state.cascade.as_deref(), p, req, state.now())
                     .await
-                    .map(|()| Map::new())
+                    .map(|()| state.event_registered())
             }
             .await,
         ),
@@ -218,7 +216,7 @@ async fn call(
                 let req = RegisterEventRequest::parse(body)?;
                 es15::register_event(store, p, req, state.now())
                     .await
-                    .map(|()| Map::new())
+                    .map(|()| state.event_registered())
             }
             .await,
         ),
@@ -390,8 +388,9 @@ async fn dispatch_asn1(
         }
         Ok(Asn1Call::AuthenticateClient(req)) => {
             let function = Some(Function::Es11AuthenticateClient);
-            let store: Arc<dyn EventStore> = state.store.clone();
-            match es11::authenticate_client(state.es11(), store, req, state.now()).await {
+            match es11::authenticate_client(state.es11(), state.store.clone(), req, state.now())
+                .await
+            {
                 Ok(r) => (
                     der_response(asn1_binding::authenticate_client_ok(&r)),
                     Outcome::Success,

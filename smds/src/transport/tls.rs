@@ -582,6 +582,42 @@ pub fn server_config(
     Ok(cfg)
 }
 
+/// A client configuration for ordinary web PKI servers (a push gateway, PostgreSQL): the CA
+/// certificates of `ca_file` (PEM), or the system's when `None`.
+pub fn web_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |e: String| format!("{}: {e}", path.display());
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in the file".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err("no system CA certificates found: name a CA file".into());
+            }
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A lab client configuration trusting `cis` for the server's `role`, optionally presenting a
 /// client certificate chain (an SM-DP+'s CERT.DP.TLS, then any SubCAs above it, for ES12).
 pub fn client_config(

@@ -159,6 +159,7 @@ pub fn loopback_config(pki: &Path, data_dir: &Path, limits: Limits) -> Config {
         worker_threads: 2,
         smds_instance: None,
         cascade: None,
+        push_services: Vec::new(),
         limits,
     }
 }
@@ -274,6 +275,7 @@ pub async fn discovery_outcome(server: &Server, pki: &Path, curve: Curve) -> Res
         .expect("an answer")
     {
         Discovery::Events { entries, .. } => Ok(entries.len()),
+        Discovery::PushRegistered { .. } => panic!("a push registration answer"),
         Discovery::Failed { step, result } => {
             Err(format!("{step} {}", result.code().unwrap_or_default()))
         }

@@ -3,8 +3,6 @@
 
 use crate::store::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -164,36 +162,12 @@ pub(super) fn pool(opts: &PgOptions) -> Result<Pool, StoreError> {
 fn tls_connector(
     ca_file: Option<&Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let bad = |e: String| StoreError::Backend(format!("{}: {e}", path.display()));
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("no PEM certificate in the file".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(StoreError::Backend(
-                    "sslmode=require but no CA certificates: set store_ca_file".into(),
-                ));
-            }
-        }
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(crate::transport::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Backend(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = crate::transport::tls::web_client_config(ca_file).map_err(|e| {
+        StoreError::Backend(match ca_file {
+            Some(_) => e,
+            None => format!("sslmode=require: {e} (set store_ca_file)"),
+        })
+    })?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(cfg))
 }
 

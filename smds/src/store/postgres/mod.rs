@@ -21,8 +21,8 @@ mod schema;
 pub use connect::{PgOptions, StoreUrl};
 
 use super::{
-    CascadeStore, DeleteOutcome, PushStore, QueuedPush, EventAdmin, EventRecord, EventStore, Forwarded, QueuedDelete,
-    RegisterOutcome, StoreError, StoredEvent,
+    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, Forwarded, PushStore,
+    QueuedDelete, QueuedPush, RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;

@@ -12,8 +12,8 @@ mod used;
 mod writer;
 
 use super::{
-    CascadeStore, DeleteOutcome, PushStore, QueuedPush, EventAdmin, EventRecord, EventStore, QueuedDelete,
-    RegisterOutcome, StoreError, StoredEvent,
+    CascadeStore, DeleteOutcome, EventAdmin, EventRecord, EventStore, PushStore, QueuedDelete,
+    QueuedPush, RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;

@@ -14,8 +14,7 @@ use super::schema::{
 use crate::asn1::TransactionId;
 use crate::identity::OwnerId;
 use crate::store::{
-    DeleteOutcome, EventRecord, QueuedDelete, QueuedPush, RegisterOutcome, StoreError,
-    StoredEvent,
+    DeleteOutcome, EventRecord, QueuedDelete, QueuedPush, RegisterOutcome, StoreError, StoredEvent,
 };
 use crate::types::{EventId, PushToken};
 use pki_tool::Eid;
@@ -492,7 +491,9 @@ fn apply_batch(
                             attempts: 0,
                         };
                         let bytes = serde_json::to_vec(&queued).map_err(unreadable)?;
-                        push_queue.insert(next_push, bytes.as_slice()).map_err(error)?;
+                        push_queue
+                            .insert(next_push, bytes.as_slice())
+                            .map_err(error)?;
                         next_push += 1;
                     }
                     outcomes.push(Outcome::Register(RegisterOutcome::Registered { seq }));
