@@ -45,6 +45,12 @@ fn the_example_configuration_loads_and_names_every_setting() {
         event_ids: smds::config::EventIdMode::Fresh,
         timeout: std::time::Duration::from_secs(10),
     });
+    cfg.rsp3_pki = Some("pki-v3".into());
+    cfg.push_services = vec![smds::config::PushServiceConfig {
+        oid: "2.999.10.1".into(),
+        gateway: "https://push.lab.example/notify".into(),
+        ca_file: Some("push-ca.pem".into()),
+    }];
     for key in keys(&cfg.to_toml()) {
         assert!(
             documented.contains(&key),
