@@ -19,6 +19,7 @@ pub(crate) mod auth;
 pub(crate) mod blocking;
 pub mod cascade;
 pub mod config;
+pub(crate) mod delivery;
 pub(crate) mod es11;
 pub(crate) mod es12;
 pub(crate) mod es15;

@@ -342,7 +342,7 @@ impl Push {
             if !self.deliver(q).await {
                 due.insert(
                     q.id,
-                    pki_tool::time::now() + crate::cascade::queue::backoff(q.attempts),
+                    pki_tool::time::now() + crate::delivery::backoff(q.attempts),
                 );
                 left += 1;
             }
@@ -351,14 +351,17 @@ impl Push {
     }
 
     /// Runs until `stop` turns true: a round now, then after each wake-up or [`POLL`].
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut due = HashMap::new();
+        let mut rounds = crate::delivery::Rounds {
+            wake: &self.wake,
+            poll: POLL,
+            stop,
+        };
         loop {
             self.round(&mut due).await;
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
-                r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+            if !rounds.next().await {
+                break;
             }
         }
     }

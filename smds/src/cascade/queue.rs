@@ -14,8 +14,6 @@ use tokio::sync::watch;
 
 /// Most queued deletes looked at per round.
 const BATCH: usize = 64;
-/// Longest wait between two attempts at one delete.
-const MAX_BACKOFF_SECS: i64 = 300;
 /// Longest sleep between two rounds when nothing wakes the task.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -101,13 +99,6 @@ impl QueueMetrics {
             self.undone.clone(),
         );
     }
-}
-
-/// Seconds to wait after `attempts` failures: 1, 2, 4, ... up to [`MAX_BACKOFF_SECS`].
-pub(crate) fn backoff(attempts: u32) -> i64 {
-    1i64.checked_shl(attempts.min(16))
-        .unwrap_or(MAX_BACKOFF_SECS)
-        .min(MAX_BACKOFF_SECS)
 }
 
 impl Cascade {
@@ -197,7 +188,10 @@ impl Cascade {
                 continue;
             }
             if !self.deliver(q).await {
-                due.insert(q.id, pki_tool::time::now() + backoff(q.attempts));
+                due.insert(
+                    q.id,
+                    pki_tool::time::now() + crate::delivery::backoff(q.attempts),
+                );
                 left.push(q);
             }
         }
@@ -240,26 +234,18 @@ impl Cascade {
 
     /// Runs until `stop` turns true: a round now, then after each wake-up (a delete was queued)
     /// or [`POLL`], whichever comes first.
-    pub async fn run_queue(self: std::sync::Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub async fn run_queue(self: std::sync::Arc<Self>, stop: watch::Receiver<bool>) {
         let mut due = HashMap::new();
+        let mut rounds = crate::delivery::Rounds {
+            wake: &self.wake,
+            poll: POLL,
+            stop,
+        };
         loop {
             self.round(&mut due).await;
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
-                r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+            if !rounds.next().await {
+                break;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        assert_eq!(
-            [0, 1, 2, 8, 9, 40].map(super::backoff),
-            [1, 2, 4, 256, 300, 300]
-        );
     }
 }

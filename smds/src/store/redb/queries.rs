@@ -91,10 +91,15 @@ pub(super) fn unconfirmed_forwards(db: &Database) -> Result<Vec<StoredEvent>, St
     Ok(out)
 }
 
-/// The oldest `limit` queued ES15 deletes.
-pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDelete>, StoreError> {
+/// The oldest `limit` entries of a delivery queue (`what` names it in the log).
+fn queued<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    table: redb::TableDefinition<u64, &[u8]>,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
     let txn = db.begin_read().map_err(error)?;
-    let queue = txn.open_table(DELETE_QUEUE).map_err(error)?;
+    let queue = txn.open_table(table).map_err(error)?;
     let mut out = Vec::new();
     for item in queue.iter().map_err(error)?.take(limit) {
         let (k, v) = item.map_err(error)?;
@@ -102,28 +107,21 @@ pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDe
         match serde_json::from_slice(v.value()) {
             Ok(q) => out.push(q),
             Err(e) => {
-                tracing::warn!(id = k.value(), error = %e, "an unreadable queued ES15 delete is skipped")
+                tracing::warn!(id = k.value(), error = %e, "an unreadable queued {what} is skipped")
             }
         }
     }
     Ok(out)
 }
 
-/// Queued push notifications, oldest first, at most `limit`.
+/// The oldest `limit` queued ES15 deletes.
+pub(super) fn queued_deletes(db: &Database, limit: usize) -> Result<Vec<QueuedDelete>, StoreError> {
+    queued(db, DELETE_QUEUE, limit, "ES15 delete")
+}
+
+/// The oldest `limit` queued push notifications.
 pub(super) fn queued_pushes(db: &Database, limit: usize) -> Result<Vec<QueuedPush>, StoreError> {
-    let txn = db.begin_read().map_err(error)?;
-    let queue = txn.open_table(PUSH_QUEUE).map_err(error)?;
-    let mut out = Vec::new();
-    for item in queue.iter().map_err(error)?.take(limit) {
-        let (k, v) = item.map_err(error)?;
-        match serde_json::from_slice(v.value()) {
-            Ok(q) => out.push(q),
-            Err(e) => {
-                tracing::warn!(id = k.value(), error = %e, "an unreadable queued push notification is skipped")
-            }
-        }
-    }
-    Ok(out)
+    queued(db, PUSH_QUEUE, limit, "push notification")
 }
 
 /// Events (optionally of one EID) after the key `after`, at most `limit`, in key order.
