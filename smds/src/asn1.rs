@@ -264,7 +264,8 @@ pub struct EuiccSigned1View<'a> {
     pub device_info: Option<&'a [u8]>,
     /// Which `CtxParams1` alternative the eUICC signed.
     pub context: CtxParams1Kind,
-    /// `ctxParamsForPushServiceRegistration`: the selected service and the push token.
+    /// `ctxParamsForPushServiceRegistration`: the selected service and the push token (`None`
+    /// when absent or malformed).
     pub push_registration: Option<(ObjectIdentifier, &'a str)>,
 }
 
@@ -374,7 +375,9 @@ fn parse_euicc_signed1<'a>(t: &Tlv<'a>) -> Result<EuiccSigned1View<'a>, Asn1Erro
             0xA1 => context = CtxParams1Kind::DeviceChange,
             0xA2 => context = CtxParams1Kind::ProfileRecovery,
             0xA3 => {
-                push_registration = Some(parse_push_registration(&f)?);
+                // Read tolerantly, as the other alternatives: what to answer is decided once the
+                // eUICC is authenticated.
+                push_registration = parse_push_registration(&f).ok();
                 context = CtxParams1Kind::PushServiceRegistration;
             }
             _ => {}

@@ -221,6 +221,11 @@ fn authenticate_euicc(
             }
             Some((service.clone(), PushToken::parse(token)?))
         }
+        (asn1::CtxParams1Kind::PushServiceRegistration, None) if !es11.push_services.is_empty() => {
+            return Err(Es11Error::EuiccResponse(asn1::Asn1Error(
+                "ctxParamsForPushServiceRegistration is not {selectedPushService [0] OID, pushToken [1] UTF8String}".into(),
+            )));
+        }
         (other, _) => return Err(Es11Error::UnsupportedContext(other.name())),
     };
     Ok(AuthenticatedEuicc {
