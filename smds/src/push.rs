@@ -81,13 +81,23 @@ impl Gateway {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || p.is_empty() => {
-                (h, p.parse::<u16>().map_err(|_| bad("has an invalid port"))?)
-            }
-            _ => (authority, if https { 443 } else { 80 }),
+        let default_port = if https { 443 } else { 80 };
+        let port = |p: &str| p.parse::<u16>().map_err(|_| bad("has an invalid port"));
+        let (host, port) = match authority.strip_prefix('[') {
+            // An IPv6 literal: [addr] or [addr]:port.
+            Some(v6) => match v6.split_once(']') {
+                Some((h, "")) => (h, default_port),
+                Some((h, after)) => match after.strip_prefix(':') {
+                    Some(p) => (h, port(p)?),
+                    None => return Err(bad("has text after the IPv6 address")),
+                },
+                None => return Err(bad("has an unclosed [")),
+            },
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, port(p)?),
+                None => (authority, default_port),
+            },
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(bad("has no host"));
         }
@@ -135,12 +145,16 @@ impl Gateway {
             .await
             .map_err(|e| format!("HTTP: {e}"))?;
         let driver = tokio::spawn(conn);
-        let authority = if (self.port == 443 && self.tls.is_some())
-            || (self.port == 80 && self.tls.is_none())
-        {
-            self.host.clone()
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let authority = if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         };
         let req = hyper::Request::post(self.path.as_str())
             .header(hyper::header::HOST, authority)
@@ -380,10 +394,16 @@ mod tests {
         );
         let g = Gateway::parse("http://push.example", None).expect("valid");
         assert_eq!((g.port, g.path.as_str()), (80, "/"));
+        let g = Gateway::parse("http://[::1]:9000/n", None).expect("valid");
+        assert_eq!((g.host.as_str(), g.port), ("::1", 9000));
+        let g = Gateway::parse("http://[::1]/n", None).expect("valid");
+        assert_eq!((g.host.as_str(), g.port), ("::1", 80));
         for bad in [
             "ftp://x",
             "http://",
             "http://h:port/",
+            "http://[::1/",
+            "http://[::1]x/",
             "push.example/notify",
         ] {
             assert!(Gateway::parse(bad, None).is_err(), "{bad}");
