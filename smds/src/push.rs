@@ -178,9 +178,10 @@ impl Gateway {
     }
 }
 
-/// One push service offered: its OID and its gateway.
+/// One push service offered: its OID (and the dotted form the store keeps) and its gateway.
 struct Service {
-    oid: String,
+    oid: ObjectIdentifier,
+    dotted: String,
     gateway: Gateway,
 }
 
@@ -229,7 +230,9 @@ impl PushMetrics {
     }
 }
 
-/// The configured push services and their delivery task.
+/// The configured push services and their delivery task. The task runs with no service
+/// configured too: it then drops (and counts) what an earlier configuration's tokens queued, so
+/// the queue never grows without a reader.
 pub struct Push {
     services: Vec<Service>,
     store: Arc<dyn Backend>,
@@ -240,52 +243,51 @@ pub struct Push {
 }
 
 impl Push {
-    /// The push services of `cfg`; `None` when there are none.
+    /// The push services of `cfg` (possibly none).
     pub fn new(
         cfg: &[PushServiceConfig],
         store: Arc<dyn Backend>,
         smds_address: String,
-    ) -> Result<Option<Self>, PushConfigError> {
-        if cfg.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<Self, PushConfigError> {
         let mut services: Vec<Service> = Vec::new();
         for s in cfg {
             let oid = asn1::parse_oid(&s.oid).ok_or_else(|| PushConfigError::Oid(s.oid.clone()))?;
-            let oid = asn1::dotted(&oid);
+            let dotted = asn1::dotted(&oid);
             if services.iter().any(|x| x.oid == oid) {
-                return Err(PushConfigError::Duplicate(oid));
+                return Err(PushConfigError::Duplicate(dotted));
             }
             services.push(Service {
                 oid,
+                dotted,
                 gateway: Gateway::parse(&s.gateway, s.ca_file.as_deref())?,
             });
         }
-        Ok(Some(Push {
+        Ok(Push {
             services,
             store,
             smds_address,
             metrics: PushMetrics::default(),
             wake: Notify::new(),
-        }))
+        })
     }
 
     /// The OIDs to advertise in sessionContext.supportedPushServices, in configuration order.
     pub fn oids(&self) -> Vec<ObjectIdentifier> {
-        self.services
-            .iter()
-            .filter_map(|s| asn1::parse_oid(&s.oid))
-            .collect()
+        self.services.iter().map(|s| s.oid.clone()).collect()
     }
 
-    /// An event was registered: its notifications (if any) are queued; deliver them now.
+    /// An event was registered: its notifications (if any) are queued; deliver them now. With
+    /// no service configured there is nothing to deliver promptly (the task's poll drops what
+    /// is left), so an ES12 load does not spin it.
     pub fn event_registered(&self) {
-        self.wake.notify_one();
+        if !self.services.is_empty() {
+            self.wake.notify_one();
+        }
     }
 
     /// Delivers one queued notification; true when it is off the queue.
     async fn deliver(&self, q: &QueuedPush) -> bool {
-        let Some(service) = self.services.iter().find(|s| s.oid == q.service) else {
+        let Some(service) = self.services.iter().find(|s| s.dotted == q.service) else {
             tracing::warn!(service = %q.service, "a queued push notification for a service no longer configured is dropped");
             self.metrics.dropped.inc();
             return self.done(q.id).await;

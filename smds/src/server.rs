@@ -424,16 +424,13 @@ impl Server {
         };
         let push = match crate::push::Push::new(&cfg.push_services, store.clone(), hostname.clone())
         {
-            Ok(p) => p.map(Arc::new),
+            Ok(p) => Arc::new(p),
             Err(e) => {
                 store.shutdown().await;
                 return Err(StartError::Push(e));
             }
         };
-        let es11 = match &push {
-            Some(p) => es11.with_push_services(Arc::new(p.oids())),
-            None => es11,
-        };
+        let es11 = es11.with_push_services(Arc::new(push.oids()));
         let state = Arc::new(AppState::new(
             store.clone(),
             es11,
@@ -449,13 +446,13 @@ impl Server {
             tracing::info!(root = %c.root(), "forwarding to the Root SM-DS (ES15)");
             tokio::spawn(c.run_queue(rx.clone()));
         }
-        let push_task = push.map(|p| {
+        if !push.oids().is_empty() {
             tracing::info!(
-                services = p.oids().len(),
+                services = push.oids().len(),
                 "push services offered (SGP.22 v3)"
             );
-            tokio::spawn(p.run(rx.clone()))
-        });
+        }
+        let mut push_task = tokio::spawn(push.run(rx.clone()));
         if let Some(every) = cfg.crl_poll {
             tokio::spawn(watch_crls(revocation.clone(), every, rx.clone()));
         }
@@ -499,13 +496,12 @@ impl Server {
             }
             // The delivery task holds the store: let it finish its round (a delivery cut short
             // stays queued, and is sent again after a restart).
-            if let Some(mut t) = push_task
-                && tokio::time::timeout(Duration::from_secs(2), &mut t)
-                    .await
-                    .is_err()
+            if tokio::time::timeout(Duration::from_secs(2), &mut push_task)
+                .await
+                .is_err()
             {
-                t.abort();
-                let _ = t.await;
+                push_task.abort();
+                let _ = push_task.await;
             }
             store.shutdown().await;
         });

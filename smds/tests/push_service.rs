@@ -186,7 +186,7 @@ async fn push_service(kind: StoreKind) {
     // The gateway is down: the notification is retried, and kept across a restart.
     gw.down.store(true, Ordering::SeqCst);
     assert!(register(&mut dp, EID, "ev-2").await.is_success());
-    let push = server.state.push.clone().expect("push configured");
+    let push = server.state.push.clone();
     eventually("a failed attempt", || push.metrics.figures().1 >= 1).await;
     drop(push);
     server.stop().await;
@@ -200,7 +200,7 @@ async fn push_service(kind: StoreKind) {
         gw.received.lock().expect("lock")[1]["pushToken"],
         "lab-token-2"
     );
-    let push = server.state.push.clone().expect("push configured");
+    let push = server.state.push.clone();
     eventually("an empty queue", || push.metrics.figures().3 == 0).await;
     drop(push);
     let metrics = admin_get(server.admin_addr.expect("admin"), "/metrics").await;
@@ -220,6 +220,29 @@ async fn push_service(kind: StoreKind) {
     ]);
     assert!(out.contains("push token registered"), "{out}");
     assert!(!out.contains("cli-secret-token"), "{out}");
+    server.stop().await;
+
+    // The service is no longer configured: nothing is advertised, and what its tokens still
+    // queue is dropped (counted), never sent and never left to pile up.
+    let unconfigured = smds::config::Config {
+        push_services: Vec::new(),
+        ..cfg.clone()
+    };
+    let server = start(&lab.pki, &unconfigured, None).await;
+    assert_eq!(
+        server_signed1(&server, &lab, &e).await.session_context,
+        None
+    );
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    assert!(register(&mut dp, EID, "ev-3").await.is_success());
+    let push = server.state.push.clone();
+    eventually("the orphaned notification dropped", || {
+        let (_, _, dropped, depth) = push.metrics.figures();
+        dropped == 1 && depth == 0
+    })
+    .await;
+    drop(push);
+    assert_eq!(gw.received.lock().expect("lock").len(), 2);
     server.stop().await;
 }
 

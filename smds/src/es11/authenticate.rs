@@ -249,10 +249,20 @@ async fn use_and_read(
     store: &dyn EventStore,
     euicc: AuthenticatedEuicc,
 ) -> Result<(AuthenticatedEuicc, Vec<StoredEvent>), Es11Error> {
-    match store
-        .use_transaction_and_read(&euicc.transaction_id, euicc.expires, &euicc.eid)
-        .await
-    {
+    let (tid, expires) = (&euicc.transaction_id, euicc.expires);
+    // A push registration reads no events: it only uses the transaction up.
+    let used = match euicc.push {
+        Some(_) => store
+            .use_transaction(tid, expires)
+            .await
+            .map(|first| first.then(Vec::new)),
+        None => {
+            store
+                .use_transaction_and_read(tid, expires, &euicc.eid)
+                .await
+        }
+    };
+    match used {
         Ok(Some(events)) => Ok((euicc, events)),
         Ok(None) => Err(Es11Error::TransactionUnknown),
         Err(e) => Err(Es11Error::Store(e)),

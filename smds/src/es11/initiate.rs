@@ -56,6 +56,16 @@ fn session_context(es11: &Es11, info1: &asn1::EuiccInfo1View) -> Option<asn1::Se
     })
 }
 
+/// The name serverSigned1 carries: the `rsp3-` one when the LPA used it, else the hostname.
+fn answered_address(es11: &Es11, req: &InitiateAuthenticationRequest) -> String {
+    let rsp3 = rsp3_name(&es11.hostname);
+    if normalize_address(&req.smds_address) == rsp3 {
+        rsp3
+    } else {
+        es11.hostname.clone()
+    }
+}
+
 /// Issues the transaction (nothing is stored) and signs serverSigned1.
 fn sign_and_open(
     es11: &Es11,
@@ -74,11 +84,7 @@ fn sign_and_open(
         transaction_id: transaction_id.as_bytes().to_vec().into(),
         euicc_challenge: req.euicc_challenge.to_vec().into(),
         // The name the LPA used: the eUICC compares serverAddress with the address it was given.
-        server_address: if normalize_address(&req.smds_address) == rsp3_name(&es11.hostname) {
-            rsp3_name(&es11.hostname)
-        } else {
-            es11.hostname.clone()
-        },
+        server_address: answered_address(es11, req),
         server_challenge: server_challenge.to_vec().into(),
         session_context: session_context(es11, &req.euicc_info1),
     };

@@ -257,6 +257,7 @@ fn verified(
     server: &InitiateAuthenticationResponse,
     answer: AuthenticateClientResponse,
 ) -> Result<Discovery, LabError> {
+    let mut ec_id = None;
     if let Some(signed) = &answer.signed {
         euicc.verify_smds_response(signed, server)?;
         let view = crate::asn1::parse_smds_signed2(&signed.smds_signed2)
@@ -267,11 +268,12 @@ fn verified(
                 refresh_time: view.push_service_refresh_time,
             });
         }
+        ec_id = view.ec_id;
     }
     Ok(Discovery::Events {
         transaction_id: answer.transaction_id.to_hex(),
         signed: answer.signed.is_some(),
-        ec_id: answer.ec_id(),
+        ec_id,
         entries: answer.event_entries,
     })
 }

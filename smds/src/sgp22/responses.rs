@@ -153,14 +153,6 @@ pub struct AuthenticateClientResponse {
 }
 
 impl AuthenticateClientResponse {
-    /// The ecId of a v3 answer's signed list.
-    pub fn ec_id(&self) -> Option<Vec<u8>> {
-        let signed = self.signed.as_ref()?;
-        crate::asn1::parse_smds_signed2(&signed.smds_signed2)
-            .ok()?
-            .ec_id
-    }
-
     pub fn to_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("transactionId".into(), self.transaction_id.to_hex().into());

@@ -45,8 +45,8 @@ pub struct AppState {
     pub cascade: Option<Arc<crate::cascade::Cascade>>,
     /// ES11.CheckEvent calls per client address (see [`rate`]).
     pub(crate) check_event_rate: rate::RateLimiter,
-    /// The SGP.22 v3 push services' delivery, when any are configured.
-    pub push: Option<Arc<crate::push::Push>>,
+    /// The SGP.22 v3 push services' delivery (see [`crate::push`]).
+    pub push: Arc<crate::push::Push>,
 }
 
 impl AppState {
@@ -57,7 +57,7 @@ impl AppState {
         limits: Limits,
         clock: Option<Clock>,
         cascade: Option<Arc<crate::cascade::Cascade>>,
-        push: Option<Arc<crate::push::Push>>,
+        push: Arc<crate::push::Push>,
     ) -> Self {
         let budget = limits
             .max_inflight_body_bytes
@@ -67,9 +67,7 @@ impl AppState {
         if let Some(c) = &cascade {
             metrics.register_cascade(&c.metrics);
         }
-        if let Some(p) = &push {
-            p.metrics.register(metrics.registry_mut());
-        }
+        push.metrics.register(metrics.registry_mut());
         AppState {
             store,
             revocation: es11.revocation.clone(),
@@ -93,9 +91,7 @@ impl AppState {
     /// An ES12/ES15 registration was committed: its push notifications (queued with it) are
     /// due. The ES12 answer carries no data.
     pub(crate) fn event_registered(&self) -> serde_json::Map<String, serde_json::Value> {
-        if let Some(p) = &self.push {
-            p.event_registered();
-        }
+        self.push.event_registered();
         serde_json::Map::new()
     }
 
