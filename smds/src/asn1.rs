@@ -134,6 +134,9 @@ pub struct EuiccInfo1 {
     pub euicc_ci_pkid_list_for_verification: SequenceOf<OctetString>,
     #[rasn(tag(context, 10))]
     pub euicc_ci_pkid_list_for_signing: SequenceOf<OctetString>,
+    /// SGP.22 v3 `euiccCiPKIdListForSigningV3` (notes 1.2); absent from a v2 eUICC's.
+    #[rasn(tag(context, 17))]
+    pub euicc_ci_pkid_list_for_signing_v3: Option<SequenceOf<OctetString>>,
     /// SGP.22 v3 `euiccRspCapability` (notes 1.2); absent from a v2 eUICC's.
     #[rasn(tag(context, 8))]
     pub euicc_rsp_capability: Option<BitString>,
@@ -194,6 +197,9 @@ pub struct EuiccInfo1View {
     pub svn: [u8; 3],
     pub ci_pkids_for_verification: Vec<Vec<u8>>,
     pub ci_pkids_for_signing: Vec<Vec<u8>>,
+    /// SGP.22 v3 `euiccCiPKIdListForSigningV3` [17]: CIs the eUICC has a v3 (Variant A/B/C)
+    /// chain under; empty from a v2 eUICC.
+    pub ci_pkids_for_signing_v3: Vec<Vec<u8>>,
     /// A v3 eUICC's `euiccRspCapability` [8] (the BIT STRING's content), if sent.
     pub rsp_capability: Option<Vec<u8>>,
 }
@@ -203,6 +209,20 @@ impl EuiccInfo1View {
     /// eUICC is told of push services (a v2 eUICC's serverSigned1 stays v2).
     pub fn supports_push_registration(&self) -> bool {
         self.rsp_capability.as_deref().is_some_and(|c| bit(c, 24))
+    }
+
+    /// `EuiccRspCapability.certChainV3VerificationSupport` (bit 16: "certificate chain
+    /// verification Variant A, B and C"); `None` when the eUICC states no capabilities here.
+    pub fn cert_chain_v3(&self) -> Option<bool> {
+        self.rsp_capability.as_deref().map(|c| bit(c, 16))
+    }
+
+    /// Whether the eUICC can sign under `ci`, with a v2 or a v3 chain.
+    pub fn can_sign_with(&self, ci: &[u8]) -> bool {
+        self.ci_pkids_for_signing
+            .iter()
+            .chain(&self.ci_pkids_for_signing_v3)
+            .any(|id| id == ci)
     }
 }
 
@@ -223,6 +243,7 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
     expect_tag(&top, 0xBF20, "EUICCInfo1")?;
     let mut r = top.reader();
     let (mut svn, mut ver, mut sig, mut rsp_capability) = (None, None, None, None);
+    let mut sig_v3 = Vec::new();
     while !r.is_empty() {
         let t = r.read()?;
         match t.tag {
@@ -235,6 +256,7 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
             }
             0xA9 => ver = Some(ski_list(&t)?),
             0xAA => sig = Some(ski_list(&t)?),
+            0xB1 => sig_v3 = ski_list(&t)?,
             _ => {} // extensions from newer versions
         }
     }
@@ -244,6 +266,7 @@ pub fn parse_euicc_info1(der: &[u8]) -> Result<EuiccInfo1View, Asn1Error> {
             .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForVerification".into()))?,
         ci_pkids_for_signing: sig
             .ok_or_else(|| Asn1Error("EUICCInfo1 has no euiccCiPKIdListForSigning".into()))?,
+        ci_pkids_for_signing_v3: sig_v3,
         rsp_capability,
     })
 }
@@ -310,7 +333,14 @@ impl CtxParams1Kind {
     }
 }
 
+/// The most certificates an eUICC's `otherCertsInChain` may carry: the longest SGP.26 v3 chain
+/// (Variant C) has two above the EUM SubCA (the EUM and the CI SubCA).
+pub const MAX_OTHER_CERTS_IN_CHAIN: usize = 4;
+
 /// `AuthenticateServerResponse` (BF38).
+// Read once per request and matched at once: boxing the common variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthenticateServerResponseView<'a> {
     Ok {
@@ -318,7 +348,11 @@ pub enum AuthenticateServerResponseView<'a> {
         /// The 5F37 value: raw r||s.
         euicc_signature1: &'a [u8],
         euicc_certificate: &'a [u8],
-        eum_certificate: &'a [u8],
+        /// v2's `eumCertificate`: the eUICC's issuer (the EUM, or in v3 an EUM SubCA).
+        next_cert_in_chain: &'a [u8],
+        /// SGP.22 v3 `otherCertsInChain [0]`: the certificates above it (the EUM under an EUM
+        /// SubCA, a CI SubCA), as sent; empty from a v2 eUICC.
+        other_certs_in_chain: Vec<&'a [u8]>,
     },
     Error {
         transaction_id: &'a [u8],
@@ -415,13 +449,31 @@ pub fn parse_authenticate_server_response(
             expect_tag(&sig, 0x5F37, "euiccSignature1")?;
             let euicc_cert = c.read()?;
             expect_tag(&euicc_cert, tag::SEQUENCE, "euiccCertificate")?;
-            let eum_cert = c.read()?;
-            expect_tag(&eum_cert, tag::SEQUENCE, "eumCertificate")?;
+            let next_cert = c.read()?;
+            expect_tag(&next_cert, tag::SEQUENCE, "nextCertInChain")?;
+            let mut other_certs_in_chain = Vec::new();
+            if !c.is_empty() {
+                let others = c.read()?;
+                if others.tag == 0xA0 {
+                    let mut o = others.reader();
+                    while !o.is_empty() {
+                        let cert = o.read()?;
+                        expect_tag(&cert, tag::SEQUENCE, "otherCertsInChain")?;
+                        if other_certs_in_chain.len() == MAX_OTHER_CERTS_IN_CHAIN {
+                            return Err(Asn1Error(format!(
+                                "otherCertsInChain holds more than {MAX_OTHER_CERTS_IN_CHAIN} certificates"
+                            )));
+                        }
+                        other_certs_in_chain.push(cert.raw);
+                    }
+                }
+            }
             Ok(AuthenticateServerResponseView::Ok {
                 euicc_signed1,
                 euicc_signature1: sig.value,
                 euicc_certificate: euicc_cert.raw,
-                eum_certificate: eum_cert.raw,
+                next_cert_in_chain: next_cert.raw,
+                other_certs_in_chain,
             })
         }
         0xA1 => {
@@ -766,6 +818,7 @@ mod tests {
             svn: vec![2, 2, 0].into(),
             euicc_ci_pkid_list_for_verification: vec![vec![1u8; 20].into(), vec![3u8; 20].into()],
             euicc_ci_pkid_list_for_signing: vec![vec![2u8; 20].into()],
+            euicc_ci_pkid_list_for_signing_v3: None,
             euicc_rsp_capability: None,
         };
         let d = der(&v).expect("encodes");
@@ -786,6 +839,39 @@ mod tests {
             rasn::der::decode::<EuiccInfo1>(&v3).is_err(),
             "rasn alone would refuse it"
         );
+        assert_eq!(
+            view.cert_chain_v3(),
+            None,
+            "a v2 eUICC states no capabilities"
+        );
+    }
+
+    #[test]
+    fn v3_euicc_info1_names_its_v3_cis_and_chain_capability() {
+        let mut capability = rasn::types::BitString::repeat(false, 19);
+        capability.set(16, true);
+        let v = EuiccInfo1 {
+            svn: vec![3, 1, 0].into(),
+            euicc_ci_pkid_list_for_verification: vec![vec![1u8; 20].into()],
+            euicc_ci_pkid_list_for_signing: vec![vec![2u8; 20].into()],
+            euicc_ci_pkid_list_for_signing_v3: Some(vec![vec![3u8; 20].into()]),
+            euicc_rsp_capability: Some(capability),
+        };
+        let d = der(&v).expect("encodes");
+        // rasn encodes [17] as the tolerant reader expects it (B1).
+        let view = parse_euicc_info1(&d).expect("reads");
+        assert_eq!(view.ci_pkids_for_signing_v3, vec![vec![3u8; 20]]);
+        assert_eq!(view.cert_chain_v3(), Some(true));
+        assert!(view.can_sign_with(&[2; 20]) && view.can_sign_with(&[3; 20]));
+        assert!(!view.can_sign_with(&[1; 20]));
+        let mut without = rasn::types::BitString::repeat(false, 19);
+        without.set(17, true);
+        let v = EuiccInfo1 {
+            euicc_rsp_capability: Some(without),
+            ..v
+        };
+        let view = parse_euicc_info1(&der(&v).expect("encodes")).expect("reads");
+        assert_eq!(view.cert_chain_v3(), Some(false));
     }
 
     /// `EUICCInfo1` answers captured from real eUICCs and published in public LPA test code:

@@ -2,10 +2,13 @@
 //! anonymous client sends can fill a table or lock devices out, and AuthenticateClient may land on
 //! any node that holds the same session key.
 //!
-//! InitiateAuthentication issues `transactionId = 0x01 || issued (u32 seconds, big-endian) ||
+//! InitiateAuthentication issues `transactionId = version || issued (u32 seconds, big-endian) ||
 //! 11 random bytes` and `serverChallenge = HMAC-SHA256(K, label || transactionId || CI key id)`,
 //! first 16 bytes, where K is the first key of the session key file and the CI is the one chosen
-//! (`euiccCiPKIdToBeUsed`). AuthenticateClient recomputes the challenge for the transactionId it
+//! (`euiccCiPKIdToBeUsed`). The version byte names which CERT.DSauth of that CI signed
+//! serverSigned1 (`0x01` the one directly under the CI, `0x02` the one under SubCAs), so that
+//! AuthenticateClient signs a v3 SmdsSigned2 with the same key; being part of the transactionId,
+//! it is covered by the HMAC too. AuthenticateClient recomputes the challenge for the transactionId it
 //! is given and the CI that issued the presented EUM certificate, under every key of the file, and
 //! compares it with the serverChallenge inside euiccSigned1, which the eUICC has signed. Why this is
 //! as strong as the stored session it replaces:
@@ -33,12 +36,14 @@
 //! every time, because they cannot produce the eUICC's signature.
 
 use crate::asn1::TransactionId;
-use crate::pki::CiKeyId;
+use crate::pki::{ChainShape, CiKeyId};
 use aws_lc_rs::hmac;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const VERSION: u8 = 0x01;
+/// The first byte of a transactionId, per CERT.DSauth shape.
+const VERSION_DIRECT: u8 = 0x01;
+const VERSION_SUB_CAS: u8 = 0x02;
 const LABEL: &[u8] = b"smds-es11-serverChallenge-v1";
 /// A transaction issued this far in the future (clock differences between nodes) is still
 /// accepted.
@@ -153,14 +158,19 @@ impl SessionKeys {
         out
     }
 
-    /// A new transaction for the chosen CI at time `now`: its transactionId and serverChallenge.
+    /// A new transaction for the chosen CI, signed for with its CERT.DSauth of `shape`, at time
+    /// `now`: its transactionId and serverChallenge.
     pub fn issue(
         &self,
         ci: &CiKeyId,
+        shape: ChainShape,
         now: i64,
     ) -> Result<(TransactionId, [u8; 16]), getrandom::Error> {
         let mut b = [0u8; 16];
-        b[0] = VERSION;
+        b[0] = match shape {
+            ChainShape::Direct => VERSION_DIRECT,
+            ChainShape::SubCas => VERSION_SUB_CAS,
+        };
         b[1..5].copy_from_slice(&u32::try_from(now.max(0)).unwrap_or(u32::MAX).to_be_bytes());
         getrandom::fill(&mut b[5..])?;
         let tid = TransactionId::new(&b).unwrap_or_else(|| unreachable!("16 bytes"));
@@ -194,11 +204,21 @@ impl SessionKeys {
         }
     }
 
+    /// Which CERT.DSauth the transaction was issued with (authentic once [`SessionKeys::check`]
+    /// has accepted it); `None` for a transactionId this server does not issue.
+    pub fn shape(tid: &TransactionId) -> Option<ChainShape> {
+        match tid.as_bytes().first() {
+            Some(&VERSION_DIRECT) => Some(ChainShape::Direct),
+            Some(&VERSION_SUB_CAS) => Some(ChainShape::SubCas),
+            _ => None,
+        }
+    }
+
     /// When a well-formed, unexpired transactionId expires; cheap, so AuthenticateClient asks this
     /// before any signature work.
     pub fn expiry(&self, tid: &TransactionId, now: i64) -> Result<i64, SessionError> {
         let b = tid.as_bytes();
-        if b.len() != 16 || b[0] != VERSION {
+        if b.len() != 16 || Self::shape(tid).is_none() {
             return Err(SessionError::Unknown);
         }
         let issued = i64::from(u32::from_be_bytes([b[1], b[2], b[3], b[4]]));
@@ -237,13 +257,13 @@ mod tests {
     fn an_issued_transaction_checks_and_nothing_else_does() {
         let keys = SessionKeys::new(&[[7; 32]], LIFETIME);
         let now = 1_800_000_000;
-        let (tid, challenge) = keys.issue(&ci(1), now).expect("issue");
+        let (tid, challenge) = keys.issue(&ci(1), ChainShape::Direct, now).expect("issue");
         assert_eq!(
             keys.check(&tid, &ci(1), &challenge, now + 10),
             Ok(now + 300)
         );
         // Forgery: another transactionId, or one bit of it changed, has another challenge.
-        let (other, _) = keys.issue(&ci(1), now).expect("issue");
+        let (other, _) = keys.issue(&ci(1), ChainShape::Direct, now).expect("issue");
         assert_eq!(
             keys.check(&other, &ci(1), &challenge, now),
             Err(SessionError::Challenge)
@@ -270,7 +290,7 @@ mod tests {
     fn expiry_and_issue_time_are_bound() {
         let keys = SessionKeys::new(&[[7; 32]], LIFETIME);
         let now = 1_800_000_000;
-        let (tid, challenge) = keys.issue(&ci(1), now).expect("issue");
+        let (tid, challenge) = keys.issue(&ci(1), ChainShape::Direct, now).expect("issue");
         assert_eq!(
             keys.check(&tid, &ci(1), &challenge, now + 301),
             Err(SessionError::Unknown)
@@ -293,7 +313,9 @@ mod tests {
     #[test]
     fn the_ci_is_bound() {
         let keys = SessionKeys::new(&[[7; 32]], LIFETIME);
-        let (tid, challenge) = keys.issue(&ci(1), 1_800_000_000).expect("issue");
+        let (tid, challenge) = keys
+            .issue(&ci(1), ChainShape::Direct, 1_800_000_000)
+            .expect("issue");
         assert_eq!(
             keys.check(&tid, &ci(2), &challenge, 1_800_000_000),
             Err(SessionError::Challenge)
@@ -301,13 +323,36 @@ mod tests {
     }
 
     #[test]
+    fn the_ds_auth_shape_is_carried_and_bound() {
+        let keys = SessionKeys::new(&[[7; 32]], LIFETIME);
+        let now = 1_800_000_000;
+        let (tid, challenge) = keys.issue(&ci(1), ChainShape::SubCas, now).expect("issue");
+        assert_eq!(SessionKeys::shape(&tid), Some(ChainShape::SubCas));
+        assert_eq!(keys.check(&tid, &ci(1), &challenge, now), Ok(now + 300));
+        // The other shape's version byte on the same transaction: not what was issued.
+        let mut b = tid.as_bytes().to_vec();
+        b[0] = 0x01;
+        let swapped = TransactionId::new(&b).expect("tid");
+        assert_eq!(SessionKeys::shape(&swapped), Some(ChainShape::Direct));
+        assert_eq!(
+            keys.check(&swapped, &ci(1), &challenge, now),
+            Err(SessionError::Challenge)
+        );
+        b[0] = 0x03;
+        let unknown = TransactionId::new(&b).expect("tid");
+        assert_eq!(keys.expiry(&unknown, now), Err(SessionError::Unknown));
+    }
+
+    #[test]
     fn rotation_keeps_sessions_in_flight() {
         let old = SessionKeys::new(&[[1; 32]], LIFETIME);
         let now = 1_800_000_000;
-        let (tid, challenge) = old.issue(&ci(1), now).expect("issue");
+        let (tid, challenge) = old.issue(&ci(1), ChainShape::Direct, now).expect("issue");
         let rotated = SessionKeys::new(&[[2; 32], [1; 32]], LIFETIME);
         assert!(rotated.check(&tid, &ci(1), &challenge, now).is_ok());
-        let (new_tid, new_challenge) = rotated.issue(&ci(1), now).expect("issue");
+        let (new_tid, new_challenge) = rotated
+            .issue(&ci(1), ChainShape::Direct, now)
+            .expect("issue");
         assert!(rotated.check(&new_tid, &ci(1), &new_challenge, now).is_ok());
         assert_eq!(
             old.check(&new_tid, &ci(1), &new_challenge, now),
@@ -322,7 +367,9 @@ mod tests {
         let path = dir.path().join("session.key");
         let a = SessionKeys::load_or_create(&path, LIFETIME).expect("created");
         let b = SessionKeys::load_or_create(&path, LIFETIME).expect("read");
-        let (tid, challenge) = a.issue(&ci(1), 1_800_000_000).expect("issue");
+        let (tid, challenge) = a
+            .issue(&ci(1), ChainShape::Direct, 1_800_000_000)
+            .expect("issue");
         assert!(b.check(&tid, &ci(1), &challenge, 1_800_000_000).is_ok());
         #[cfg(unix)]
         {

@@ -73,7 +73,24 @@ pub struct Credential {
     pub chain: Vec<Certificate>,
 }
 
+/// Where a CERT.DSauth sits under its CI: directly (SGP.26 Variant O, which every eUICC can
+/// verify) or under SubCAs (v3 Variants A, B, C: only eUICCs with certChainV3VerificationSupport
+/// verify it, with the SubCAs sent in `otherCertsInChain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainShape {
+    Direct,
+    SubCas,
+}
+
 impl Credential {
+    pub fn shape(&self) -> ChainShape {
+        if self.chain.is_empty() {
+            ChainShape::Direct
+        } else {
+            ChainShape::SubCas
+        }
+    }
+
     /// The key identifier of the CI this credential chains to: the authority key identifier of
     /// the topmost certificate of its chain.
     pub fn ci_key_id(&self) -> Option<Vec<u8>> {
@@ -214,14 +231,18 @@ impl ServerPki {
                     .join(" or "),
             });
         }
-        for d in ds_auth.iter().filter(|d| !d.chain.is_empty()) {
-            // SGP.22 v2 eUICCs check CERT.DSauth against the CI directly; the SubCAs reach a v3
-            // eUICC in otherCertsInChain, which this version does not send yet.
-            tracing::warn!(
-                file = %d.path.display(),
-                sub_cas = %d.chain.iter().map(|c| c.subject.to_string()).collect::<Vec<_>>().join(" | "),
-                "CERT.DSauth is issued by a SubCA: eUICCs cannot validate it until the SubCA is sent in otherCertsInChain (SGP.22 v3, not implemented yet); ES11 discovery with this DSauth will fail at the eUICC"
-            );
+        for d in ds_auth.iter().filter(|d| d.shape() == ChainShape::SubCas) {
+            let direct = ds_auth
+                .iter()
+                .any(|o| o.shape() == ChainShape::Direct && o.ci_key_id() == d.ci_key_id());
+            if !direct {
+                // Only a v3 eUICC that states certChainV3VerificationSupport verifies a SubCA chain.
+                tracing::info!(
+                    file = %d.path.display(),
+                    sub_cas = %d.chain.iter().map(|c| c.subject.to_string()).collect::<Vec<_>>().join(" | "),
+                    "CERT.DSauth is issued by a SubCA and sent with it in otherCertsInChain: eUICCs of this CI without certChainV3VerificationSupport (SGP.22 v2) cannot verify it"
+                );
+            }
         }
         let tls_hostname = ds_tls
             .cert

@@ -174,14 +174,15 @@ pub struct Reloader {
 }
 
 /// Loads the `rsp3_pki` hierarchy (as the main one: validated, key matched) and makes its
-/// CERT.DS.TLS chain the one `certificate` presents for `rsp3-<hostname>`.
+/// CERT.DS.TLS chain the one `certificate` presents for `rsp3-<hostname>`; returns it (ES11 also
+/// trusts its CIs and signs with its CERT.DSauth, see [`es11_trust`]).
 fn load_rsp3(
     certificate: &ServerCertificate,
     dir: &std::path::Path,
     instance: Option<&str>,
     hostname: &str,
     now: i64,
-) -> Result<(), StartError> {
+) -> Result<ServerPki, StartError> {
     let pki = ServerPki::load_instance(dir, now, instance).map_err(StartError::Rsp3Pki)?;
     let name = crate::sgp22::rsp3_name(hostname);
     if !pki.ds_tls.cert.subject_alt_names().iter().any(|n| {
@@ -195,7 +196,21 @@ fn load_rsp3(
         .map_err(|source| StartError::Tls {
             path: pki.ds_tls.path.clone(),
             source,
-        })
+        })?;
+    Ok(pki)
+}
+
+/// What ES11 trusts and signs with: the CIs and CERT.DSauth of `pki`, then those of the
+/// `rsp3_pki` hierarchy (a v3 one, whose eUICCs chain through SubCAs to its CI).
+fn es11_trust(
+    pki: &ServerPki,
+    rsp3: Option<&ServerPki>,
+) -> (Vec<pki_tool::Certificate>, Vec<crate::pki::Credential>) {
+    let all = || std::iter::once(pki).chain(rsp3);
+    (
+        all().flat_map(|p| p.cis.iter().cloned()).collect(),
+        all().flat_map(|p| p.ds_auth.iter().cloned()).collect(),
+    )
 }
 
 impl Reloader {
@@ -222,6 +237,7 @@ impl Reloader {
                 return Err(e.to_string());
             }
         };
+        let mut rsp3 = None;
         if let Some(dir) = &self.rsp3_pki {
             let (certificate, dir, instance, hostname) = (
                 self.certificate.clone(),
@@ -234,9 +250,12 @@ impl Reloader {
             })
             .await
             .map_err(|e| format!("reload task failed: {e}"))?;
-            if let Err(e) = loaded {
-                tracing::error!(error = %e, "the rsp3- CERT.DS.TLS not reloaded; the running one stays");
-                return Err(e.to_string());
+            match loaded {
+                Ok(p) => rsp3 = Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "the rsp3- CERT.DS.TLS not reloaded; the running one stays");
+                    return Err(e.to_string());
+                }
             }
         }
         if let Err(e) =
@@ -255,11 +274,12 @@ impl Reloader {
         }
         state.set_certificates(pki.summaries());
         let push_services = state.es11().push_services.clone();
+        let (cis, ds_auth) = es11_trust(&pki, rsp3.as_ref());
         state.replace_es11(
             Es11::new(
                 self.hostname.clone(),
-                pki.cis.clone(),
-                &pki.ds_auth,
+                cis,
+                &ds_auth,
                 self.sessions.clone(),
                 self.revocation.clone(),
             )
@@ -390,10 +410,19 @@ impl Server {
             .clone()
             .or_else(|| pki.tls_hostname.clone())
             .unwrap_or_else(|| "localhost".into());
-        if let Some(dir) = &cfg.rsp3_pki {
-            let now = clock.as_ref().map_or_else(pki_tool::time::now, |c| c());
-            load_rsp3(&certificate, dir, pki.instance.as_deref(), &hostname, now)?;
-        }
+        let rsp3 = match &cfg.rsp3_pki {
+            Some(dir) => {
+                let now = clock.as_ref().map_or_else(pki_tool::time::now, |c| c());
+                Some(load_rsp3(
+                    &certificate,
+                    dir,
+                    pki.instance.as_deref(),
+                    &hostname,
+                    now,
+                )?)
+            }
+            None => None,
+        };
         let tls = tls::server_config(
             certificate.clone(),
             verifier.clone(),
@@ -403,10 +432,11 @@ impl Server {
         // The store is opened last: a start that fails on its settings or ports leaves the
         // database untouched and closed.
         let store = open_store(cfg).await?;
+        let (es11_cis, es11_ds_auth) = es11_trust(pki, rsp3.as_ref());
         let es11 = Es11::new(
             hostname.clone(),
-            pki.cis.clone(),
-            &pki.ds_auth,
+            es11_cis,
+            &es11_ds_auth,
             sessions.clone(),
             revocation.clone(),
         );

@@ -61,6 +61,10 @@ struct InitiateAuthenticationOkEs9 {
     server_signature1: OctetString,
     euicc_ci_pkid_to_be_used: OctetString,
     server_certificate: Any,
+    /// SGP.22 v3 (`sgp22-v3-es15-notes.md` 1.2): `otherCertsInChain [1] CertificateChain
+    /// OPTIONAL`, the SubCAs above CERT.DSauth.
+    #[rasn(tag(context, 1))]
+    other_certs_in_chain: Option<SequenceOf<Any>>,
 }
 
 // rsp.asn 638-644: the alternatives carry automatic tags [0] and [1].
@@ -153,20 +157,19 @@ fn integer(i: &Integer) -> i64 {
     i64::try_from(i).expect("small")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_over_the_asn1_binding() {
-    let lab = Lab::new("asn1-binding");
-    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
-    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
-    for id in ["ev-1", "ev-2"] {
-        assert!(register(&mut dp, EID, id).await.is_success());
-    }
-    let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
-    let address = format!("localhost:{}", server.addr.port());
-    let mut conn = connect(&server, anonymous(&lab.pki)).await;
-
+/// InitiateAuthentication, the eUICC's ES10b.AuthenticateServer, and AuthenticateClient, all
+/// expected to succeed: both answers, and the AuthenticateClient request (to replay).
+async fn authenticate_over_asn1(
+    conn: &mut Connection,
+    euicc: &SoftEuicc,
+    address: &str,
+) -> (
+    InitiateAuthenticationOkEs9,
+    AuthenticateClientOkEs11,
+    Vec<u8>,
+) {
     let challenge = SoftEuicc::challenge().expect("challenge");
-    let (status, answer, _) = post(&mut conn, initiate(&euicc, &challenge, &address)).await;
+    let (status, answer, _) = post(conn, initiate(euicc, &challenge, address)).await;
     assert_eq!(status, 200);
     let Some(ResponseChoice::InitiateAuthentication(InitiateAuthenticationResponse::Ok(ok))) =
         answer
@@ -179,13 +182,19 @@ async fn discovery_over_the_asn1_binding() {
         server_signature1: pki_tool::tlv::tlv(0x5F37, &ok.server_signature1),
         euicc_ci_pkid_to_be_used: ok.euicc_ci_pkid_to_be_used.to_vec(),
         server_certificate: ok.server_certificate.as_bytes().to_vec(),
+        other_certs_in_chain: ok
+            .other_certs_in_chain
+            .iter()
+            .flatten()
+            .map(|c| c.as_bytes().to_vec())
+            .collect(),
     };
     // The software eUICC checks CERT.DSauth and serverSignature1 as ES10b.AuthenticateServer does.
     let response = euicc
         .authenticate_server(
             &challenge,
             &server_answer,
-            &address,
+            address,
             None,
             pki_tool::time::now(),
         )
@@ -196,13 +205,30 @@ async fn discovery_over_the_asn1_binding() {
             authenticate_server_response: Any::new(response),
         },
     ));
-    let (status, answer, _) = post(&mut conn, authenticate.clone()).await;
+    let (status, answer, _) = post(conn, authenticate.clone()).await;
     assert_eq!(status, 200);
     let Some(ResponseChoice::AuthenticateClientEs11(AuthenticateClientResponseEs11::Ok(ok11))) =
         answer
     else {
         panic!("authenticateClientOk expected: {answer:?}");
     };
+    (ok, ok11, authenticate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_over_the_asn1_binding() {
+    let lab = Lab::new("asn1-binding");
+    let server = start(&lab.pki, &lab.config(Limits::default()), None).await;
+    let mut dp = connect(&server, smdp(&lab.pki, "", &lab.pki)).await;
+    for id in ["ev-1", "ev-2"] {
+        assert!(register(&mut dp, EID, id).await.is_success());
+    }
+    let euicc = SoftEuicc::load(&lab.pki, Curve::NistP256, None).expect("eUICC");
+    let address = format!("localhost:{}", server.addr.port());
+    let mut conn = connect(&server, anonymous(&lab.pki)).await;
+
+    let (ok, ok11, authenticate) = authenticate_over_asn1(&mut conn, &euicc, &address).await;
+    assert!(ok.other_certs_in_chain.is_none(), "Variant O: no SubCAs");
     assert_eq!(ok11.transaction_id, ok.transaction_id);
     let entry = |id: &str| EventEntries {
         event_id: id.into(),
@@ -221,6 +247,7 @@ async fn discovery_over_the_asn1_binding() {
     assert_eq!(integer(&e), 7);
 
     // Another SM-DS's address: invalidDpAddress(1).
+    let challenge = SoftEuicc::challenge().expect("challenge");
     let (status, answer, _) =
         post(&mut conn, initiate(&euicc, &challenge, "other.example.com")).await;
     assert_eq!(status, 200);
@@ -331,6 +358,103 @@ async fn what_is_no_es11_call_is_refused_at_the_http_level() {
     assert_eq!(
         discovery_outcome(&server, &lab.pki, Curve::NistP256).await,
         Ok(0)
+    );
+    server.stop().await;
+}
+
+/// SGP.26 v3 Variant C on the ASN.1 binding: InitiateAuthenticationOkEs9 carries the SubCAs above
+/// CERT.DSauth in `otherCertsInChain [1]` (read by the independent decoder above), with which
+/// openssl verifies CERT.DSauth to the CI; the eUICC's own SubCA chain comes back in
+/// `otherCertsInChain [0]` and its events are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variant_c_chains_over_the_asn1_binding() {
+    use pki_tool::{Role, Variant};
+    let tmp = TempDir::new("asn1-variant-c");
+    let dir = tmp.0.join("pki");
+    let h = mint_v3(&dir, Variant::C, None);
+    let cfg = loopback_config(&dir, &tmp.0.join("data"), Limits::default());
+    let server = start(&dir, &cfg, None).await;
+    let mut dp = connect(&server, smdp_v3(&h, usize::MAX, &tmp.0)).await;
+    assert!(register(&mut dp, EID, "ev-c").await.is_success());
+    let ci_file = ci_of(&h);
+
+    let euicc = SoftEuicc::load(&dir, Curve::NistP256, None).expect("eUICC");
+    let cas = smds::lab::https::read_cas(std::slice::from_ref(&ci_file)).expect("CI");
+    let mut conn = connect(&server, smds::lab::lpa::lpa_tls_config(cas).expect("TLS")).await;
+    let address = format!("localhost:{}", server.addr.port());
+    let (ok, ok11, _) = authenticate_over_asn1(&mut conn, &euicc, &address).await;
+    assert_eq!(
+        ok11.event_entries,
+        vec![EventEntries {
+            event_id: "ev-c".into(),
+            rsp_server_address: "testsmdpplus1.example.com".into(),
+        }]
+    );
+    let sub_cas: Vec<Vec<u8>> = ok
+        .other_certs_in_chain
+        .iter()
+        .flatten()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+    let expected: Vec<Vec<u8>> = h
+        .intermediates(Role::Dsauth, Curve::NistP256)
+        .expect("DSauth chain")
+        .iter()
+        .map(|c| c.der().to_vec())
+        .collect();
+    assert_eq!(sub_cas, expected, "the DS SubCA, then the CI SubCA");
+    assert_eq!(sub_cas.len(), 2);
+    // The eUICC has a v3 chain under this CI: serverSigned1 names it in
+    // sessionContext.euiccCiPKIdToBeUsedV3.
+    let signed: smds::asn1::ServerSigned1 =
+        rasn::der::decode(ok.server_signed1.as_bytes()).expect("serverSigned1");
+    let context = signed.session_context.expect("sessionContext");
+    assert_eq!(
+        context.euicc_ci_pkid_to_be_used_v3.as_deref(),
+        Some(euicc.ci.key_id().as_slice())
+    );
+    assert_eq!(context.supported_push_services, None);
+
+    // openssl's view: CERT.DSauth verifies to the CI through exactly what the server sent.
+    let pem_of = |ders: &[&[u8]]| {
+        ders.iter()
+            .map(|d| {
+                pki_tool::Certificate::from_der(d)
+                    .expect("certificate")
+                    .to_pem()
+            })
+            .collect::<String>()
+    };
+    let write = |name: &str, text: String| {
+        let p = tmp.0.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let ci_pem = write(
+        "ci.pem",
+        pem_of(&[std::fs::read(&ci_file).expect("CI").as_slice()]),
+    );
+    let leaf = write("dsauth.pem", pem_of(&[ok.server_certificate.as_bytes()]));
+    let verify = |untrusted: &[&[u8]]| {
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.arg("verify").arg("-CAfile").arg(&ci_pem);
+        if !untrusted.is_empty() {
+            cmd.arg("-untrusted")
+                .arg(write("untrusted.pem", pem_of(untrusted)));
+        }
+        cmd.arg(&leaf).output().expect("openssl runs")
+    };
+    let sent: Vec<&[u8]> = sub_cas.iter().map(Vec::as_slice).collect();
+    let out = verify(&sent);
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !verify(&[]).status.success(),
+        "CERT.DSauth is not under the CI directly"
     );
     server.stop().await;
 }

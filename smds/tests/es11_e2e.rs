@@ -306,6 +306,7 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
         svn: vec![1, 0, 0].into(),
         euicc_ci_pkid_list_for_verification: vec![e.ci.key_id().into()],
         euicc_ci_pkid_list_for_signing: vec![e.ci.key_id().into()],
+        euicc_ci_pkid_list_for_signing_v3: None,
         euicc_rsp_capability: None,
     })
     .expect("der");

@@ -10,46 +10,14 @@ use smds::config::Limits;
 use smds::lab::soft_euicc::SoftEuicc;
 use smds::pki::ServerPki;
 use smds::sgp22::Es11PathFamily;
-use std::path::Path;
 use support::*;
-
-fn mint_v3(dir: &Path, variant: Variant, keys: Option<&Path>) -> Hierarchy {
-    let opts = InitOptions {
-        profile: "sgp26-v3".into(),
-        variant,
-        keys: keys.map(Path::to_path_buf),
-        ..InitOptions::lab(dir, &[Curve::NistP256], "localhost").expect("options")
-    };
-    hierarchy::init(&opts).expect("pki-tool init");
-    Hierarchy::open(dir).expect("open")
-}
-
-/// The SM-DP+ TLS client configuration of a hierarchy: its CERT.DP.TLS followed by `with` SubCAs
-/// (nearest first) in one PEM file, trusting the hierarchy's CI.
-fn smdp_v3(h: &Hierarchy, with: usize, tmp: &Path) -> std::sync::Arc<rustls::ClientConfig> {
-    let leaf = h.slot(Role::Dptls, Curve::NistP256, None);
-    let mut pem = h.cert(&leaf).expect("DP TLS").to_pem();
-    for c in h
-        .intermediates(Role::Dptls, Curve::NistP256)
-        .expect("chain")
-        .iter()
-        .take(with)
-    {
-        pem.push_str(&c.to_pem());
-    }
-    let bundle = tmp.join(format!("dptls-chain-{with}.pem"));
-    std::fs::write(&bundle, pem).expect("write");
-    let ci = h.slot(Role::Ci, Curve::NistP256, None).cert_der(&h.root);
-    smds::lab::smdp::smdp_tls_config(&bundle, &leaf.private_key(&h.root), &[ci])
-        .expect("client TLS config")
-}
 
 fn lpa_options(
     server: &smds::server::Server,
     h: &Hierarchy,
     matching_id: Option<&str>,
 ) -> smds::lab::lpa::DiscoveryOptions {
-    let ci = h.slot(Role::Ci, Curve::NistP256, None).cert_der(&h.root);
+    let ci = ci_of(h);
     smds::lab::lpa::DiscoveryOptions {
         endpoint: endpoint(server),
         address: format!("localhost:{}", server.addr.port()),
@@ -246,14 +214,134 @@ async fn the_rsp3_name_gets_the_v3_chain_by_sni() {
         timeout: std::time::Duration::from_secs(10),
         now: pki_tool::time::now(),
     };
-    match smds::lab::lpa::discover(&e, &opts).await.expect("answer") {
-        smds::lab::lpa::Discovery::Events {
-            entries, signed, ..
-        } => {
-            assert!(signed);
-            assert_eq!(entries.len(), 1);
+    // The Variant O eUICC, and the v3 hierarchy's Variant C one: ES11 trusts the rsp3_pki CI too
+    // and signs for its eUICCs with its CERT.DSauth, sent with the SubCAs above it.
+    let mut v3e = SoftEuicc::load(&v3_dir, Curve::NistP256, None).expect("v3 eUICC");
+    assert!(v3e.cert_chain_v3);
+    v3e.euicc_signed_smds_response = true;
+    v3e.lpa_signed_smds_response = true;
+    for e in [&e, &v3e] {
+        match smds::lab::lpa::discover(e, &opts).await.expect("answer") {
+            smds::lab::lpa::Discovery::Events {
+                entries, signed, ..
+            } => {
+                assert!(signed);
+                assert_eq!(entries.len(), 1);
+            }
+            d => panic!("{d:?}"),
         }
-        d => panic!("{d:?}"),
     }
     server.stop().await;
+}
+
+/// What a discovery by `e` at `server` ended with: the events' IDs, or the failure's code.
+async fn discovery_outcome(
+    server: &smds::server::Server,
+    h: &Hierarchy,
+    e: &SoftEuicc,
+) -> Result<Vec<String>, String> {
+    match smds::lab::lpa::discover(e, &lpa_options(server, h, None)).await {
+        Ok(smds::lab::lpa::Discovery::Events { entries, .. }) => {
+            Ok(entries.into_iter().map(|e| e.event_id).collect())
+        }
+        Ok(smds::lab::lpa::Discovery::Failed { step, result }) => {
+            Err(format!("{step}: {}", result.code().unwrap_or_default()))
+        }
+        Ok(d) => panic!("{d:?}"),
+        Err(e) => Err(format!("eUICC: {e}")),
+    }
+}
+
+/// SGP.22 v3 chains on ES11, in Variants A, B and C: CERT.DSauth goes out with its SubCAs in
+/// `otherCertsInChain` to an eUICC with certChainV3VerificationSupport, which validates it
+/// through them to its CI, and the eUICC's chain comes in as nextCertInChain (its EUM SubCA or
+/// EUM) plus `otherCertsInChain [0]` (the EUM, a CI SubCA), validated to the CI with the
+/// permittedEins of the v3 EUM. A v2 eUICC cannot verify a SubCA chain, and one that says so is
+/// told ciPKNotSupported; an eUICC that leaves out otherCertsInChain is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_euiccs_and_the_sm_ds_authenticate_through_sub_cas() {
+    for (variant, eum_side) in [
+        (Variant::A, ["C=ES, O=RSP Test EUM, CN=EUM Test"].as_slice()),
+        (
+            Variant::B,
+            ["CN=Test CI SubCA, OU=TESTCERT, O=RSPTEST, C=ES"].as_slice(),
+        ),
+        (
+            Variant::C,
+            [
+                "C=ES, O=RSP Test EUM, CN=EUM Test",
+                "CN=Test CI SubCA, OU=TESTCERT, O=RSPTEST, C=ES",
+            ]
+            .as_slice(),
+        ),
+    ] {
+        let tmp = TempDir::new(&format!("v3-chains-{variant}"));
+        let h = mint_v3(&tmp.0.join("pki"), variant, None);
+        let cfg = loopback_config(&h.root, &tmp.0.join("data"), Limits::default());
+        let server = start(&h.root, &cfg, None).await;
+        let mut dp = connect(&server, smdp_v3(&h, usize::MAX, &tmp.0)).await;
+        assert!(register(&mut dp, EID, "v3-chain-event").await.is_success());
+
+        let e = SoftEuicc::load(&h.root, Curve::NistP256, None).expect("eUICC");
+        assert!(e.cert_chain_v3, "{variant}");
+        let above: Vec<String> = e
+            .other_certs
+            .iter()
+            .map(|c| c.subject.to_string())
+            .collect();
+        assert_eq!(above, eum_side, "{variant}");
+        assert_eq!(
+            discovery_outcome(&server, &h, &e).await,
+            Ok(vec!["v3-chain-event".to_string()]),
+            "{variant}"
+        );
+        // Again: the path above the eUICC is now known (validated once, then cached).
+        assert_eq!(
+            discovery_outcome(&server, &h, &e).await,
+            Ok(vec!["v3-chain-event".to_string()]),
+            "{variant} (cached path)"
+        );
+        // The order otherCertsInChain comes in is not relied on.
+        let mut reversed = e.clone();
+        reversed.other_certs.reverse();
+        assert!(
+            discovery_outcome(&server, &h, &reversed).await.is_ok(),
+            "{variant}"
+        );
+
+        // Without otherCertsInChain the chain does not reach the CI.
+        let mut bare = e.clone();
+        bare.other_certs.clear();
+        // (The eUICC's issuer is not under a CI this SM-DS knows.)
+        assert_eq!(
+            discovery_outcome(&server, &h, &bare).await,
+            Err(format!(
+                "AuthenticateClient: {}",
+                smds::sgp22::codes::CI_PUBLIC_KEY_UNKNOWN
+            )),
+            "{variant}"
+        );
+        // A v2 eUICC (no capabilities stated) is offered the only CERT.DSauth there is and
+        // cannot verify it without the SubCAs, as a real v2 eUICC could not.
+        let mut v2 = e.clone();
+        v2.cert_chain_v3 = false;
+        let refused = discovery_outcome(&server, &h, &v2).await;
+        assert!(
+            matches!(&refused, Err(c) if c.starts_with("eUICC: ") && c.contains("server certificate refused")),
+            "{variant}: {refused:?}"
+        );
+        // A v3 eUICC that states its capabilities without certChainV3VerificationSupport: no
+        // CERT.DSauth it can verify, said at InitiateAuthentication.
+        let mut no_bit16 = v2.clone();
+        no_bit16.push_registration = Some((None, "token".into()));
+        assert_eq!(
+            discovery_outcome(&server, &h, &no_bit16).await,
+            Err(format!(
+                "InitiateAuthentication: {}",
+                smds::sgp22::codes::NO_DSAUTH_FOR_CI
+            )),
+            "{variant}"
+        );
+        server.stop().await;
+    }
 }

@@ -4,8 +4,8 @@
 
 use super::{Es11, Es11Error, TrustedCi};
 use crate::asn1::{self, AuthenticateServerResponseView, TransactionId};
-use crate::auth::SessionError;
-use crate::pki::CiKeyId;
+use crate::auth::{SessionError, SessionKeys};
+use crate::pki::{ChainShape, CiKeyId};
 use crate::sgp22::is_own_address;
 use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry, SignedEventList};
@@ -22,60 +22,97 @@ const EUM_CACHE_MAX: usize = 4096;
 /// full discoveries, each of which hands out a new one. The notes give no figure; 30 days.
 pub const EC_ID_LIFETIME_SECS: i64 = 30 * 86_400;
 
-/// An EUM certificate validated under `ci` before, if this DER is one and it is still within its
-/// validity: the certificate as parsed then.
-fn cached_eum(es11: &Es11, key: &[u8; 32], now: i64) -> Option<(CiKeyId, Arc<Certificate>)> {
+/// The eUICC's intermediates (nextCertInChain, then otherCertsInChain) validated under a CI
+/// before, if these DERs are such and all are still within their validity: the CI and the path
+/// as parsed then.
+fn cached_path(es11: &Es11, key: &[u8; 32], now: i64) -> Option<(CiKeyId, Arc<Vec<Certificate>>)> {
     let m = es11.eum_cache.lock().ok()?;
-    let (ci, eum) = m.get(key)?;
-    (now >= eum.not_before && now <= eum.not_after).then(|| (ci.clone(), eum.clone()))
+    let (ci, path) = m.get(key)?;
+    path.iter()
+        .all(|c| now >= c.not_before && now <= c.not_after)
+        .then(|| (ci.clone(), path.clone()))
 }
 
-/// Validates the eUICC chain under `ci`: the eUICC alone under an EUM validated before
-/// (`cached`), else the EUM too, which is then remembered.
+/// The CI above the eUICC's intermediates: the first trusted one named by the authority key
+/// identifier of any of them (the order an eUICC sends them in is not relied on).
+fn issuing_ci<'e>(es11: &'e Es11, intermediates: &[Certificate]) -> Option<&'e TrustedCi> {
+    intermediates
+        .iter()
+        .filter_map(Certificate::aki)
+        .find_map(|id| es11.ci(&id))
+}
+
+/// Validates the eUICC chain under `ci`: the eUICC alone under its issuer when the path above
+/// was validated before (`cached`), else the whole path through the intermediates sent (an EUM,
+/// or in SGP.26 v3 an EUM SubCA, the EUM, a CI SubCA), which is then remembered. The CRLs are
+/// checked along the path every time.
 fn validate_euicc(
     es11: &Es11,
     ci: &TrustedCi,
     euicc: &Certificate,
-    eum: &Arc<Certificate>,
-    eum_key: [u8; 32],
-    cached: bool,
+    intermediates: Intermediates,
+    path_key: [u8; 32],
     now: i64,
 ) -> Result<Eid, Es11Error> {
-    let verified = if cached {
-        // The EUM was validated under this CI before: it is the anchor for the eUICC certificate.
-        verify_chain(
-            euicc,
-            &[],
-            std::slice::from_ref(&**eum),
-            Some(pki_tool::Role::Euicc),
-            Options::at(now),
-        )
-    } else {
-        let v = verify_chain(
-            euicc,
-            std::slice::from_ref(&**eum),
-            std::slice::from_ref(&ci.cert),
-            Some(pki_tool::Role::Euicc),
-            Options::at(now),
-        );
-        if v.is_ok()
-            && let Ok(mut m) = es11.eum_cache.lock()
-        {
-            if m.len() >= EUM_CACHE_MAX {
-                m.clear();
-            }
-            m.insert(eum_key, (ci.key_id.clone(), eum.clone()));
+    let (verified, path) = match intermediates {
+        Intermediates::Cached(path) => {
+            // The path was validated under this CI before: its first certificate, the eUICC's
+            // issuer, is the anchor for the eUICC certificate.
+            let issuer = path.first().ok_or(Es11Error::EumCiUnknown)?;
+            let v = verify_chain(
+                euicc,
+                &[],
+                std::slice::from_ref(issuer),
+                Some(pki_tool::Role::Euicc),
+                Options::at(now),
+            );
+            (v, path)
         }
-        v
+        Intermediates::Sent(sent) => {
+            let v = verify_chain(
+                euicc,
+                &sent,
+                std::slice::from_ref(&ci.cert),
+                Some(pki_tool::Role::Euicc),
+                Options::at(now),
+            );
+            let path: Vec<Certificate> = match &v {
+                Ok(v) => v
+                    .intermediates_used
+                    .iter()
+                    .filter_map(|&i| sent.get(i).cloned())
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let path = Arc::new(path);
+            if v.is_ok()
+                && let Ok(mut m) = es11.eum_cache.lock()
+            {
+                if m.len() >= EUM_CACHE_MAX {
+                    m.clear();
+                }
+                m.insert(path_key, (ci.key_id.clone(), path.clone()));
+            }
+            (v, path)
+        }
     };
     let eid = verified
         .map_err(Es11Error::Chain)?
         .eid
         .ok_or(Es11Error::NoEid)?;
+    let chain: Vec<&Certificate> = std::iter::once(euicc).chain(path.iter()).collect();
     es11.revocation
-        .check(&[euicc, eum], &ci.cert, now, "ES11")
+        .check(&chain, &ci.cert, now, "ES11")
         .map_err(Es11Error::Revoked)?;
     Ok(eid)
+}
+
+/// The certificates between the eUICC and its CI.
+enum Intermediates {
+    /// As validated before, the eUICC's issuer first.
+    Cached(Arc<Vec<Certificate>>),
+    /// As sent, parsed, not validated yet.
+    Sent(Vec<Certificate>),
 }
 
 /// An eUICC that has proven itself in AuthenticateClient.
@@ -88,6 +125,8 @@ struct AuthenticatedEuicc {
     pub matching_id: Option<String>,
     /// The CI the eUICC chain was validated under (its CERT.DSauth signed this session).
     pub ci: CiKeyId,
+    /// Which of that CI's CERT.DSauth signed serverSigned1 (carried in the transactionId).
+    pub ds_auth: ChainShape,
     /// Both the eUICC (EuiccRspCapability bit 17) and the LPA (LpaRspCapability bit 5, in the
     /// DeviceInfo the eUICC signed) support signedSmdsResponseV3: answer with a signed list.
     pub signed_response: bool,
@@ -97,15 +136,16 @@ struct AuthenticatedEuicc {
 }
 
 /// The cheap first part of AuthenticateClient: the transaction's age, the eUICC's response
-/// read, and its EUM looked up among those validated before.
+/// read, and its intermediates looked up among those validated before.
 struct Prepared<'a> {
     signed: asn1::EuiccSigned1View<'a>,
     signature: &'a [u8],
     euicc_der: &'a [u8],
-    eum_der: &'a [u8],
-    eum_key: [u8; 32],
-    /// The EUM as validated before, with its CI.
-    cached: Option<(CiKeyId, Arc<Certificate>)>,
+    /// nextCertInChain, then otherCertsInChain.
+    intermediates_der: Vec<&'a [u8]>,
+    path_key: [u8; 32],
+    /// The path as validated before, with its CI.
+    cached: Option<(CiKeyId, Arc<Vec<Certificate>>)>,
 }
 
 impl Prepared<'_> {
@@ -115,9 +155,10 @@ impl Prepared<'_> {
     /// pool. The hand-off cost about 45 us of server CPU per discovery (measured), half of the
     /// work it moved.
     fn runs_in_place(&self) -> bool {
-        self.cached
-            .as_ref()
-            .is_some_and(|(_, eum)| eum.public_key.curve() == Curve::NistP256)
+        self.cached.as_ref().is_some_and(|(_, path)| {
+            path.first()
+                .is_some_and(|issuer| issuer.public_key.curve() == Curve::NistP256)
+        })
     }
 }
 
@@ -132,17 +173,20 @@ fn prepare<'a>(
         .map_err(|_| Es11Error::TransactionUnknown)?;
     let parsed = asn1::parse_authenticate_server_response(&req.authenticate_server_response)
         .map_err(Es11Error::EuiccResponse)?;
-    let (signed, signature, euicc_der, eum_der) = match parsed {
+    let (signed, signature, euicc_der, intermediates_der) = match parsed {
         AuthenticateServerResponseView::Ok {
             euicc_signed1,
             euicc_signature1,
             euicc_certificate,
-            eum_certificate,
+            next_cert_in_chain,
+            other_certs_in_chain,
         } => (
             euicc_signed1,
             euicc_signature1,
             euicc_certificate,
-            eum_certificate,
+            std::iter::once(next_cert_in_chain)
+                .chain(other_certs_in_chain)
+                .collect::<Vec<_>>(),
         ),
         AuthenticateServerResponseView::Error {
             authenticate_error_code,
@@ -154,14 +198,20 @@ fn prepare<'a>(
             });
         }
     };
-    let eum_key: [u8; 32] = sha2::Sha256::digest(eum_der).into();
+    // Each DER with its length, so that no two different lists hash the same bytes.
+    let mut hash = sha2::Sha256::new();
+    for der in &intermediates_der {
+        hash.update((der.len() as u64).to_be_bytes());
+        hash.update(der);
+    }
+    let path_key: [u8; 32] = hash.finalize().into();
     Ok(Prepared {
         signed,
         signature,
         euicc_der,
-        eum_der,
-        eum_key,
-        cached: cached_eum(es11, &eum_key, now),
+        intermediates_der,
+        path_key,
+        cached: cached_path(es11, &path_key, now),
     })
 }
 
@@ -179,22 +229,25 @@ fn authenticate_euicc(
         signed,
         signature,
         euicc_der,
-        eum_der,
-        eum_key,
+        intermediates_der,
+        path_key,
         cached,
     } = prepared;
-    let (ci, eum, cached) = match cached {
-        Some((ci, eum)) => (es11.ci(ci.as_bytes()), eum, true),
+    let (ci, intermediates) = match cached {
+        Some((ci, path)) => (es11.ci(ci.as_bytes()), Intermediates::Cached(path)),
         None => {
-            let eum = Certificate::from_der(eum_der)
+            let sent = intermediates_der
+                .iter()
+                .map(|der| Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| Es11Error::EumCertificate(e.to_string()))?;
-            (eum.aki().and_then(|id| es11.ci(&id)), Arc::new(eum), false)
+            (issuing_ci(es11, &sent), Intermediates::Sent(sent))
         }
     };
     let ci: &TrustedCi = ci.ok_or(Es11Error::EumCiUnknown)?;
     let euicc =
         Certificate::from_der(euicc_der).map_err(|e| Es11Error::EuiccCertificate(e.to_string()))?;
-    let eid = validate_euicc(es11, ci, &euicc, &eum, eum_key, cached, now)?;
+    let eid = validate_euicc(es11, ci, &euicc, intermediates, path_key, now)?;
     if signature.len() != 64 || !euicc.public_key.verify_raw(signed.raw, signature) {
         return Err(Es11Error::EuiccSignature);
     }
@@ -237,6 +290,7 @@ fn authenticate_euicc(
             .filter(|m| !m.is_empty())
             .map(str::to_string),
         ci: ci.key_id.clone(),
+        ds_auth: SessionKeys::shape(&tid).unwrap_or(ChainShape::Direct),
         signed_response: asn1::euicc_wants_signed_smds_response(signed.euicc_info2)
             && asn1::lpa_wants_signed_smds_response(signed.device_info),
         push,
@@ -404,18 +458,18 @@ async fn sign_smds_signed2(
 ) -> Result<SignedEventList, Es11Error> {
     let smds_signed2 = asn1::smds_signed2(&euicc.transaction_id, data)
         .map_err(|e| Es11Error::Internal(e.to_string()))?;
-    let key_id = euicc.ci.clone();
+    let (key_id, shape) = (euicc.ci.clone(), euicc.ds_auth);
     let no_key = || Es11Error::Internal("no CERT.DSauth for the session's CI".into());
     let cheap = es11
         .ci(key_id.as_bytes())
-        .and_then(|c| c.ds_auth.as_ref())
+        .and_then(|c| c.ds_auth(shape))
         .ok_or_else(no_key)?
         .key
         .curve()
         == Curve::NistP256;
     let sign = move |es11: &Es11, data: &[u8]| {
         es11.ci(key_id.as_bytes())
-            .and_then(|c| c.ds_auth.as_ref())
+            .and_then(|c| c.ds_auth(shape))
             .map(|d| d.key.sign_raw(data))
             .ok_or_else(no_key)
     };

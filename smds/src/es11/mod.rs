@@ -25,7 +25,7 @@ pub use error::Es11Error;
 pub use initiate::initiate_authentication;
 
 use crate::auth::SessionKeys;
-use crate::pki::{CiKeyId, Credential};
+use crate::pki::{ChainShape, CiKeyId, Credential};
 use crate::revocation::Revocation;
 use pki_tool::Certificate;
 use std::collections::HashMap;
@@ -35,11 +35,37 @@ use std::sync::{Arc, Mutex};
 pub struct TrustedCi {
     pub cert: Certificate,
     pub key_id: CiKeyId,
+    /// CERT.DSauth directly under the CI (SGP.26 Variant O): every eUICC verifies it.
     pub ds_auth: Option<Credential>,
+    /// CERT.DSauth under SubCAs (v3 Variants A, B, C), sent with them in `otherCertsInChain`.
+    pub ds_auth_sub_cas: Option<Credential>,
 }
 
-/// SHA-256 of an EUM certificate's DER -> the CI it was validated under, and the certificate.
-pub(crate) type EumCache = HashMap<[u8; 32], (CiKeyId, Arc<pki_tool::Certificate>)>;
+impl TrustedCi {
+    pub fn ds_auth(&self, shape: ChainShape) -> Option<&Credential> {
+        match shape {
+            ChainShape::Direct => self.ds_auth.as_ref(),
+            ChainShape::SubCas => self.ds_auth_sub_cas.as_ref(),
+        }
+    }
+
+    /// The CERT.DSauth for an eUICC whose EUICCInfo1 states certChainV3VerificationSupport
+    /// (`Some(true)`), states capabilities without it (`Some(false)`: a SubCA chain is useless
+    /// to it), or states none (`None`: the direct one, else try the SubCA one, which a v3 eUICC
+    /// that did not list its capabilities may verify).
+    pub fn ds_auth_for(&self, cert_chain_v3: Option<bool>) -> Option<&Credential> {
+        match cert_chain_v3 {
+            Some(true) => self.ds_auth_sub_cas.as_ref().or(self.ds_auth.as_ref()),
+            Some(false) => self.ds_auth.as_ref(),
+            None => self.ds_auth.as_ref().or(self.ds_auth_sub_cas.as_ref()),
+        }
+    }
+}
+
+/// SHA-256 over the eUICC's intermediate certificates as sent (nextCertInChain and
+/// otherCertsInChain) -> the CI they were validated under, and the path as parsed, the eUICC's
+/// issuer first.
+pub(crate) type EumCache = HashMap<[u8; 32], (CiKeyId, Arc<Vec<Certificate>>)>;
 
 /// What ES11 needs besides the store.
 pub struct Es11 {
@@ -60,7 +86,9 @@ pub struct Es11 {
 }
 
 impl Es11 {
-    /// `ds_auth` are matched to their CI by the authority key identifier at the top of their chain.
+    /// `ds_auth` are matched to their CI by the authority key identifier at the top of their
+    /// chain, one of each [`ChainShape`] per CI (the first listed). A CI listed twice (the same
+    /// key in both hierarchies) is trusted once.
     pub fn new(
         hostname: String,
         cis: Vec<Certificate>,
@@ -68,24 +96,30 @@ impl Es11 {
         sessions: Arc<SessionKeys>,
         revocation: Arc<Revocation>,
     ) -> Self {
-        let cis = cis
-            .into_iter()
-            .map(|cert| {
-                let key_id = CiKeyId::of(&cert);
-                let ds_auth = ds_auth
+        let mut trusted: Vec<TrustedCi> = Vec::new();
+        for cert in cis {
+            let key_id = CiKeyId::of(&cert);
+            if trusted.iter().any(|t| t.key_id == key_id) {
+                continue;
+            }
+            let of_shape = |shape| {
+                ds_auth
                     .iter()
-                    .find(|d| d.ci_key_id().as_deref() == Some(key_id.as_bytes()))
-                    .cloned();
-                TrustedCi {
-                    cert,
-                    key_id,
-                    ds_auth,
-                }
-            })
-            .collect();
+                    .find(|d| {
+                        d.shape() == shape && d.ci_key_id().as_deref() == Some(key_id.as_bytes())
+                    })
+                    .cloned()
+            };
+            trusted.push(TrustedCi {
+                ds_auth: of_shape(ChainShape::Direct),
+                ds_auth_sub_cas: of_shape(ChainShape::SubCas),
+                cert,
+                key_id,
+            });
+        }
         Es11 {
             hostname,
-            cis,
+            cis: trusted,
             sessions,
             eum_cache: Mutex::new(HashMap::new()),
             revocation,

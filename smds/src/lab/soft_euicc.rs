@@ -17,11 +17,20 @@ use pki_tool::validate::{Options, verify_chain};
 use pki_tool::{Certificate, Curve, Eid, PrivateKey, Role};
 use std::path::{Path, PathBuf};
 
-/// A software eUICC: its certificate and key, its EUM's certificate, and the CI it trusts.
+/// A software eUICC: its certificate and key, the certificates above it, and the CI it trusts.
 #[derive(Debug, Clone)]
 pub struct SoftEuicc {
     pub euicc_cert: Certificate,
+    /// Its issuer (`nextCertInChain`): the EUM, or an EUM SubCA.
     pub eum_cert: Certificate,
+    /// The certificates between its issuer and the CI (SGP.22 v3 `otherCertsInChain`, nearest
+    /// first): the EUM above an EUM SubCA, a CI SubCA; empty in Variant O.
+    pub other_certs: Vec<Certificate>,
+    /// The eUICC verifies v3 chains (EuiccRspCapability bit 16, certChainV3VerificationSupport):
+    /// it states so in EUICCInfo1 and EUICCInfo2, lists its CI for v3 signing too, and validates
+    /// CERT.DSauth through the `otherCertsInChain` the server sends. On when its own chain has
+    /// SubCAs; off: a v2 eUICC, which validates CERT.DSauth against the CI alone.
+    pub cert_chain_v3: bool,
     pub key: PrivateKey,
     pub ci: Certificate,
     pub eid: Eid,
@@ -64,16 +73,23 @@ fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf, LabError> {
 impl SoftEuicc {
     /// Loads from a `pki-tool init` directory (in the layout its manifest names) or an SGP.26 set
     /// in the osmo-smdpp layout (`CI/` or `CertificateIssuer/`, `EUM/`, `eUICC/`), or
-    /// `eUICC/<EID>/` for an eUICC issued later. Under an EUM SubCA (SGP.26 v3 Variants A and C)
-    /// the certificate sent as the EUM's is the SubCA's, as a v2 eUICC would.
+    /// `eUICC/<EID>/` for an eUICC issued later. Under SubCAs (SGP.26 v3 Variants A, B, C) it is
+    /// a v3 eUICC: its issuer goes in nextCertInChain and the certificates above in
+    /// otherCertsInChain.
     pub fn load(dir: &Path, curve: Curve, eid: Option<&Eid>) -> Result<Self, LabError> {
         let layout = hierarchy::layout_at(dir).map_err(credentials)?;
         let slot = |role| Slot::in_layout(layout, role, curve, None);
         let ci = read_cert(&first_existing(&slot(Role::Ci).cert_candidates(dir))?)
             .map_err(credentials)?;
-        let issuer = layout.variant().issuer(Role::Euicc);
-        let eum =
-            read_cert(&first_existing(&[slot(issuer).cert_der(dir)])?).map_err(credentials)?;
+        let mut above = layout
+            .variant()
+            .intermediates(Role::Euicc)
+            .into_iter()
+            .map(|r| read_cert(&first_existing(&[slot(r).cert_der(dir)])?).map_err(credentials));
+        let eum = above
+            .next()
+            .ok_or_else(|| credentials("the hierarchy has no EUM"))??;
+        let other_certs = above.collect::<Result<Vec<_>, _>>()?;
         let euicc_slot = slot(Role::Euicc);
         let mut slots = vec![euicc_slot.clone()];
         if let Some(e) = eid {
@@ -114,6 +130,8 @@ impl SoftEuicc {
             return Ok(SoftEuicc {
                 euicc_cert: cert,
                 eum_cert: eum,
+                cert_chain_v3: !other_certs.is_empty(),
+                other_certs,
                 key,
                 ci,
                 eid: cert_eid,
@@ -142,18 +160,22 @@ impl SoftEuicc {
     }
 
     /// ES10b.GetEUICCInfo1: SVN 2.2.0 and this eUICC's CI key id for verification and signing;
-    /// for a push registration, a v3 eUICC's (SVN 3.1.0, euiccRspCapability with bits 17 and 24
-    /// as set).
+    /// for a push registration or a v3 chain, a v3 eUICC's (SVN 3.1.0, the CI for v3 signing
+    /// too, euiccRspCapability with bits 16, 17 and 24 as set).
     pub fn euicc_info1(&self) -> Result<Vec<u8>, rasn::error::EncodeError> {
-        let v3 = self.push_registration.is_some();
+        let v3 = self.push_registration.is_some() || self.cert_chain_v3;
         asn1::der(&EuiccInfo1 {
             svn: if v3 { vec![3, 1, 0] } else { vec![2, 2, 0] }.into(),
             euicc_ci_pkid_list_for_verification: vec![self.ci_id().into()],
             euicc_ci_pkid_list_for_signing: vec![self.ci_id().into()],
+            euicc_ci_pkid_list_for_signing_v3: self
+                .cert_chain_v3
+                .then(|| vec![self.ci_id().into()]),
             euicc_rsp_capability: v3.then(|| {
                 let mut bits = rasn::types::BitString::repeat(false, 25);
+                bits.set(16, self.cert_chain_v3);
                 bits.set(17, self.euicc_signed_smds_response);
-                bits.set(24, true);
+                bits.set(24, self.push_registration.is_some());
                 bits
             }),
         })
@@ -176,11 +198,19 @@ impl SoftEuicc {
                     ],
                 ),
                 &tlv::tlv(0x85, &[0x00, 0x00]),
-                // rspCapability: v2 devices name bits 0-3; bit 17 is signedSmdsResponseV3Support.
-                &if self.euicc_signed_smds_response {
-                    tlv::tlv(0x88, &[0x06, 0x00, 0x00, 0x40])
-                } else {
-                    tlv::tlv(0x88, &[0x04, 0x00])
+                // rspCapability: v2 devices name bits 0-3; bit 16 is
+                // certChainV3VerificationSupport, bit 17 signedSmdsResponseV3Support.
+                &match (self.cert_chain_v3, self.euicc_signed_smds_response) {
+                    (false, false) => tlv::tlv(0x88, &[0x04, 0x00]),
+                    (chain, signed) => tlv::tlv(
+                        0x88,
+                        &[
+                            0x06,
+                            0x00,
+                            0x00,
+                            if chain { 0x80 } else { 0 } | if signed { 0x40 } else { 0 },
+                        ],
+                    ),
                 },
                 &ski_list(0xA9),
                 &ski_list(0xAA),
@@ -289,18 +319,20 @@ impl SoftEuicc {
         Ok(())
     }
 
-    /// `AuthenticateServerResponse` (BF38) carrying `euicc_signed1` and `signature` (r||s).
+    /// `AuthenticateServerResponse` (BF38) carrying `euicc_signed1` and `signature` (r||s), and
+    /// v3's `otherCertsInChain [0]` when the eUICC's chain has more than its issuer.
     pub fn response(&self, euicc_signed1: &[u8], signature: &[u8]) -> Vec<u8> {
-        let ok = tlv::constructed(
-            0xA0,
-            &[
-                euicc_signed1,
-                &tlv::tlv(0x5F37, signature),
-                self.euicc_cert.der(),
-                self.eum_cert.der(),
-            ],
-        );
-        tlv::tlv(0xBF38, &ok)
+        let others: Vec<&[u8]> = self.other_certs.iter().map(Certificate::der).collect();
+        let other_certs = (!others.is_empty()).then(|| tlv::constructed(0xA0, &others));
+        let signature = tlv::tlv(0x5F37, signature);
+        let mut fields: Vec<&[u8]> = vec![
+            euicc_signed1,
+            &signature,
+            self.euicc_cert.der(),
+            self.eum_cert.der(),
+        ];
+        fields.extend(other_certs.as_deref());
+        tlv::tlv(0xBF38, &tlv::constructed(0xA0, &fields))
     }
 
     /// ES10b.AuthenticateServer: verifies the server and signs. Fails if the server does not
@@ -318,9 +350,20 @@ impl SoftEuicc {
         }
         let cert = Certificate::from_der(&server.server_certificate)
             .map_err(|e| refused(format!("server certificate: {e}")))?;
+        // A v2 eUICC knows nothing of otherCertsInChain: CERT.DSauth must be under the CI.
+        let sub_cas = if self.cert_chain_v3 {
+            server
+                .other_certs_in_chain
+                .iter()
+                .map(|der| Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| refused(format!("otherCertsInChain: {e}")))?
+        } else {
+            Vec::new()
+        };
         verify_chain(
             &cert,
-            &[],
+            &sub_cas,
             std::slice::from_ref(&self.ci),
             Some(Role::Dsauth),
             Options::at(now),

@@ -146,18 +146,22 @@ fn respond(function_tag: u32, alternative: &[u8]) -> Vec<u8> {
     tlv::tlv(WRAPPER, &tlv::tlv(function_tag, alternative))
 }
 
-/// `InitiateAuthenticationResponse` with `initiateAuthenticationOk` (InitiateAuthenticationOkEs9).
+/// `InitiateAuthenticationResponse` with `initiateAuthenticationOk` (InitiateAuthenticationOkEs9),
+/// with v3's `otherCertsInChain [1]` when CERT.DSauth is under SubCAs.
 pub fn initiate_authentication_ok(r: &InitiateAuthenticationResponse) -> Vec<u8> {
-    let ok = tlv::constructed(
-        0xA0,
-        &[
-            &tlv::tlv(0x80, r.transaction_id.as_bytes()),
-            &r.server_signed1,
-            &r.server_signature1,
-            &tlv::octet_string(&r.euicc_ci_pkid_to_be_used),
-            &r.server_certificate,
-        ],
-    );
+    let others: Vec<&[u8]> = r.other_certs_in_chain.iter().map(Vec::as_slice).collect();
+    let other_certs = (!others.is_empty()).then(|| tlv::constructed(0xA1, &others));
+    let tid = tlv::tlv(0x80, r.transaction_id.as_bytes());
+    let ci = tlv::octet_string(&r.euicc_ci_pkid_to_be_used);
+    let mut fields: Vec<&[u8]> = vec![
+        &tid,
+        &r.server_signed1,
+        &r.server_signature1,
+        &ci,
+        &r.server_certificate,
+    ];
+    fields.extend(other_certs.as_deref());
+    let ok = tlv::constructed(0xA0, &fields);
     respond(INITIATE_AUTHENTICATION, &ok)
 }
 
@@ -268,6 +272,15 @@ pub fn parse_initiate_authentication_response(
             let signature = f.expect(0x5F37, "serverSignature1").map_err(der)?;
             let ci = f.expect(0x04, "euiccCiPKIdToBeUsed").map_err(der)?;
             let cert = f.expect(0x30, "serverCertificate").map_err(der)?;
+            let mut other_certs_in_chain = Vec::new();
+            if !f.is_empty() {
+                let others = f.expect(0xA1, "otherCertsInChain").map_err(der)?;
+                let mut o = others.reader();
+                while !o.is_empty() {
+                    let c = o.expect(0x30, "otherCertsInChain").map_err(der)?;
+                    other_certs_in_chain.push(c.raw.to_vec());
+                }
+            }
             f.finish("InitiateAuthenticationOkEs9").map_err(der)?;
             Ok(Ok(InitiateAuthenticationResponse {
                 transaction_id: transaction_id(tid.value)?,
@@ -275,6 +288,7 @@ pub fn parse_initiate_authentication_response(
                 server_signature1: signature.raw.to_vec(),
                 euicc_ci_pkid_to_be_used: ci.value.to_vec(),
                 server_certificate: cert.raw.to_vec(),
+                other_certs_in_chain,
             }))
         }
         other => Err(BindingError::Der(format!(

@@ -35,6 +35,9 @@ pub struct InitiateAuthenticationResponse {
     pub euicc_ci_pkid_to_be_used: Vec<u8>,
     /// DER of CERT.DSauth.
     pub server_certificate: Vec<u8>,
+    /// SGP.22 v3 `otherCertsInChain`: DER of the SubCAs between CERT.DSauth and the CI, nearest
+    /// first; empty (and absent from the answer) for a CERT.DSauth directly under the CI.
+    pub other_certs_in_chain: Vec<Vec<u8>>,
 }
 
 const INITIATE: &str = "InitiateAuthentication";
@@ -60,6 +63,15 @@ impl InitiateAuthenticationResponse {
             "serverCertificate".into(),
             b64_encode(&self.server_certificate).into(),
         );
+        if !self.other_certs_in_chain.is_empty() {
+            m.insert(
+                OTHER_CERTS_IN_CHAIN.into(),
+                self.other_certs_in_chain
+                    .iter()
+                    .map(|c| Value::from(b64_encode(c)))
+                    .collect(),
+            );
+        }
         m
     }
 
@@ -89,6 +101,25 @@ impl InitiateAuthenticationResponse {
             server_signature1: d("serverSignature1")?,
             euicc_ci_pkid_to_be_used: ski.value.to_vec(),
             server_certificate: d("serverCertificate")?,
+            other_certs_in_chain: match &r.body[OTHER_CERTS_IN_CHAIN] {
+                Value::Null => Vec::new(),
+                Value::Array(certs) => certs
+                    .iter()
+                    .map(|c| c.as_str().and_then(b64_decode))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        error(
+                            INITIATE,
+                            format!("{OTHER_CERTS_IN_CHAIN} is not an array of base64"),
+                        )
+                    })?,
+                _ => {
+                    return Err(error(
+                        INITIATE,
+                        format!("{OTHER_CERTS_IN_CHAIN} is not an array"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -140,6 +171,8 @@ pub struct SignedEventList {
 /// they are written.
 const SMDS_SIGNED2: &str = "smdsSigned2";
 const SMDS_SIGNATURE2: &str = "smdsSignature2";
+/// InitiateAuthentication's v3 `otherCertsInChain`, an array of base64 DER (notes 5: "probably").
+const OTHER_CERTS_IN_CHAIN: &str = "otherCertsInChain";
 
 /// ES11.AuthenticateClient's output.
 #[derive(Debug, Clone, PartialEq, Eq)]

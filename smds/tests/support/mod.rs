@@ -175,6 +175,42 @@ pub fn ci(pki: &Path) -> PathBuf {
     pki.join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")
 }
 
+/// A pki-tool hierarchy of the SGP.26 v3 profile in `variant` (P-256), from `keys` if given.
+pub fn mint_v3(dir: &Path, variant: pki_tool::Variant, keys: Option<&Path>) -> Hierarchy {
+    let opts = InitOptions {
+        profile: "sgp26-v3".into(),
+        variant,
+        keys: keys.map(Path::to_path_buf),
+        ..InitOptions::lab(dir, &[Curve::NistP256], "localhost").expect("options")
+    };
+    hierarchy::init(&opts).expect("pki-tool init");
+    Hierarchy::open(dir).expect("open")
+}
+
+/// The SM-DP+ TLS client configuration of a hierarchy: its CERT.DP.TLS followed by `with` SubCAs
+/// (nearest first) in one PEM file, trusting the hierarchy's CI.
+pub fn smdp_v3(h: &Hierarchy, with: usize, tmp: &Path) -> Arc<rustls::ClientConfig> {
+    let leaf = h.slot(Role::Dptls, Curve::NistP256, None);
+    let mut pem = h.cert(&leaf).expect("DP TLS").to_pem();
+    for c in h
+        .intermediates(Role::Dptls, Curve::NistP256)
+        .expect("chain")
+        .iter()
+        .take(with)
+    {
+        pem.push_str(&c.to_pem());
+    }
+    let bundle = tmp.join(format!("dptls-chain-{with}.pem"));
+    std::fs::write(&bundle, pem).expect("write");
+    smds::lab::smdp::smdp_tls_config(&bundle, &leaf.private_key(&h.root), &[ci_of(h)])
+        .expect("client TLS config")
+}
+
+/// The (NIST) CI certificate file of a hierarchy, in whatever layout it has.
+pub fn ci_of(h: &Hierarchy) -> PathBuf {
+    h.slot(Role::Ci, Curve::NistP256, None).cert_der(&h.root)
+}
+
 /// TLS as the SM-DP+ whose TLS certificate is `DPtls/CERT_S_SM_DP{instance}_TLS_NIST.der`.
 pub fn smdp(pki: &Path, instance: &str, trust: &Path) -> Arc<rustls::ClientConfig> {
     let dir = pki.join("DPtls");
