@@ -562,6 +562,22 @@ fn fail(depth: usize, role: Option<Role>, cert: &Certificate, kind: ChainErrorKi
     }
 }
 
+/// For a leaf validated by [`verify_chain`] under an anchor that was itself validated before (an
+/// EUM or EUM SubCA a verifier caches): the name constraints and `permittedEins` of the CAs above
+/// that anchor, which [`verify_chain`] does not see, admit the leaf too. `above` runs from the
+/// anchor's issuer up (a v3 EUM SubCA carries no permittedEins; the EUM above it does).
+pub fn check_constraints_above(
+    leaf: &Certificate,
+    leaf_role: Role,
+    above: &[Certificate],
+) -> Result<(), ChainError> {
+    for ca in above {
+        check_name_constraints(ca, leaf, !leaf_role.is_ca())
+            .map_err(|k| fail(0, Some(leaf_role), leaf, k))?;
+    }
+    Ok(())
+}
+
 /// A trusted CI presented as the leaf: valid now, and only acceptable where a CI is expected.
 fn verify_anchor_itself(
     ci: &Certificate,

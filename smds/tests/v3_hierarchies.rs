@@ -309,6 +309,47 @@ async fn v3_euiccs_and_the_sm_ds_authenticate_through_sub_cas() {
             "{variant}"
         );
 
+        // An eUICC its issuer (the EUM SubCA in A and C) signed for an EID outside the
+        // permittedEins of the EUM above: refused, as under a Variant O EUM's name constraint.
+        let issuer = h.slot(variant.issuer(Role::Euicc), Curve::NistP256, None);
+        let (issuer_cert, issuer_key) = (
+            h.cert(&issuer).expect("issuer"),
+            h.key(&issuer).expect("key"),
+        );
+        let mut t = h.profile.template(Role::Euicc).clone();
+        t.serial = pki_tool::profile::SerialSpec::Random { bytes: 8 };
+        let mut vars = pki_tool::profile::Vars::default();
+        let outside = pki_tool::Eid::random_with_prefix("89049033").expect("eid");
+        vars.set("eid", &outside.to_string());
+        let key = pki_tool::PrivateKey::generate(Curve::NistP256).expect("key");
+        let rogue = SoftEuicc {
+            euicc_cert: pki_tool::mint::mint(&pki_tool::mint::MintInput {
+                template: &t,
+                vars: &vars,
+                subject_key: key.public_key(),
+                signer: pki_tool::mint::Signer::Issuer(&issuer_cert, &issuer_key),
+                now: pki_tool::time::now(),
+            })
+            .expect("mint"),
+            key,
+            eid: outside,
+            ..e.clone()
+        };
+        // Both under the path validated before (cached) and, with the issuer sent once more
+        // (another list, so validated in full), under a path not seen yet.
+        let mut uncached = rogue.clone();
+        uncached.other_certs.push(uncached.eum_cert.clone());
+        for r in [&rogue, &uncached] {
+            assert_eq!(
+                discovery_outcome(&server, &h, r).await,
+                Err(format!(
+                    "AuthenticateClient: {}",
+                    smds::sgp22::codes::EUICC_CERT_INVALID
+                )),
+                "{variant}"
+            );
+        }
+
         // Without otherCertsInChain the chain does not reach the CI.
         let mut bare = e.clone();
         bare.other_certs.clear();

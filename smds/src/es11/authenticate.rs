@@ -11,7 +11,7 @@ use crate::sgp22::requests::AuthenticateClientRequest;
 use crate::sgp22::responses::{AuthenticateClientResponse, EventEntry, SignedEventList};
 use crate::store::{Backend, EventStore, StoredEvent};
 use crate::types::PushToken;
-use pki_tool::validate::{Options, verify_chain};
+use pki_tool::validate::{Options, check_constraints_above, verify_chain};
 use pki_tool::{Certificate, Curve, Eid};
 use sha2::Digest;
 use std::sync::Arc;
@@ -57,15 +57,17 @@ fn validate_euicc(
     let (verified, path) = match intermediates {
         Intermediates::Cached(path) => {
             // The path was validated under this CI before: its first certificate, the eUICC's
-            // issuer, is the anchor for the eUICC certificate.
-            let issuer = path.first().ok_or(Es11Error::EumCiUnknown)?;
+            // issuer, is the anchor for the eUICC certificate, and the constraints of the CAs
+            // above it (a v3 EUM's permittedEins above an EUM SubCA) still bound the EID.
+            let (issuer, above) = path.split_first().ok_or(Es11Error::EumCiUnknown)?;
             let v = verify_chain(
                 euicc,
                 &[],
                 std::slice::from_ref(issuer),
                 Some(pki_tool::Role::Euicc),
                 Options::at(now),
-            );
+            )
+            .and_then(|v| check_constraints_above(euicc, pki_tool::Role::Euicc, above).map(|()| v));
             (v, path)
         }
         Intermediates::Sent(sent) => {
