@@ -320,7 +320,7 @@ async fn v3_euiccs_and_the_sm_ds_authenticate_through_sub_cas() {
         t.serial = pki_tool::profile::SerialSpec::Random { bytes: 8 };
         let mut vars = pki_tool::profile::Vars::default();
         let outside = pki_tool::Eid::random_with_prefix("89049033").expect("eid");
-        vars.set("eid", &outside.to_string());
+        vars.set("eid", outside.to_string());
         let key = pki_tool::PrivateKey::generate(Curve::NistP256).expect("key");
         let rogue = SoftEuicc {
             euicc_cert: pki_tool::mint::mint(&pki_tool::mint::MintInput {
