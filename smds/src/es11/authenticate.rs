@@ -87,7 +87,10 @@ fn validate_euicc(
                 Err(_) => Vec::new(),
             };
             let path = Arc::new(path);
+            // Only a list with nothing but the path is remembered: certificates appended to a
+            // public chain would otherwise make endless keys and flush the cache.
             if v.is_ok()
+                && path.len() == sent.len()
                 && let Ok(mut m) = es11.eum_cache.lock()
             {
                 if m.len() >= EUM_CACHE_MAX {

@@ -74,9 +74,10 @@ pub struct Es11 {
     pub cis: Vec<TrustedCi>,
     /// Issues and checks transactions without storing them (see [`crate::auth`]).
     pub sessions: Arc<SessionKeys>,
-    /// EUM certificates already validated: SHA-256 of the DER -> the CI it chains to and the
-    /// certificate as parsed (so a known EUM is neither parsed nor validated again). Revocation
-    /// is checked on every request, cached or not.
+    /// eUICC paths already validated (the EUM, or an EUM SubCA with what is above it): see
+    /// [`EumCache`]; a known path is neither parsed nor validated again, though the constraints
+    /// of its CAs still apply to each eUICC. Revocation is checked on every request, cached or
+    /// not.
     pub(crate) eum_cache: Mutex<EumCache>,
     /// The CRLs the eUICC chain is checked against.
     pub revocation: Arc<Revocation>,
