@@ -113,7 +113,8 @@ pub struct FileConfig {
     pub hostname: Option<String>,
     pub pki: Option<PathBuf>,
     /// A `pki-tool init` directory whose CERT.DS.TLS (an SGP.26 v3 Variant A/B/C chain) is
-    /// presented to clients asking for `rsp3-<hostname>` by SNI.
+    /// presented to clients asking for `rsp3-<hostname>` by SNI; ES11 also trusts its CIs and
+    /// signs with its CERT.DSauth.
     pub rsp3_pki: Option<PathBuf>,
     pub session_key_file: Option<PathBuf>,
     /// `postgres://user@host:port/db`: the shared PostgreSQL event store instead of the
