@@ -24,7 +24,6 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use rasn::types::ObjectIdentifier;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -338,48 +337,41 @@ impl Push {
         }
     }
 
-    /// One round: every queued notification that is due.
-    async fn round(&self, due: &mut HashMap<u64, i64>) {
-        let queued = match self.store.queued_pushes(BATCH).await {
-            Ok(q) => q,
-            Err(e) => {
-                tracing::warn!(error = %e, "the push notification queue could not be read");
-                return;
-            }
-        };
-        due.retain(|id, _| queued.iter().any(|q| q.id == *id));
-        let mut left = 0;
-        for q in &queued {
-            let now = pki_tool::time::now();
-            if due.get(&q.id).is_some_and(|at| *at > now) {
-                left += 1;
-                continue;
-            }
-            if !self.deliver(q).await {
-                due.insert(
-                    q.id,
-                    pki_tool::time::now() + crate::delivery::backoff(q.attempts),
-                );
-                left += 1;
-            }
-        }
-        self.metrics.depth.set(left);
+    /// Runs until `stop` turns true (see [`crate::delivery::run`]).
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        crate::delivery::run(&*self, &self.wake, POLL, stop).await;
+    }
+}
+
+impl crate::delivery::Queue for Push {
+    type Item = QueuedPush;
+
+    fn id(q: &QueuedPush) -> u64 {
+        q.id
     }
 
-    /// Runs until `stop` turns true: a round now, then after each wake-up or [`POLL`].
-    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
-        let mut due = HashMap::new();
-        let mut rounds = crate::delivery::Rounds {
-            wake: &self.wake,
-            poll: POLL,
-            stop,
-        };
-        loop {
-            self.round(&mut due).await;
-            if !rounds.next().await {
-                break;
-            }
-        }
+    fn attempts(q: &QueuedPush) -> u32 {
+        q.attempts
+    }
+
+    async fn read(&self) -> Option<Vec<QueuedPush>> {
+        self.store
+            .queued_pushes(BATCH)
+            .await
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "the push notification queue could not be read"),
+            )
+            .ok()
+    }
+
+    async fn deliver(&self, q: &QueuedPush) -> bool {
+        Push::deliver(self, q).await
+    }
+
+    fn after_round(&self, left: &[&QueuedPush]) {
+        self.metrics
+            .depth
+            .set(i64::try_from(left.len()).unwrap_or(i64::MAX));
     }
 }
 

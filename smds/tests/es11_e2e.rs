@@ -245,6 +245,19 @@ fn server_signed1(s: &InitiateAuthenticationResponse) -> smds::asn1::ServerSigne
     rasn::der::decode(&s.server_signed1).expect("serverSigned1")
 }
 
+/// `e`'s euiccSigned1 echoing the session's values, without checking the server (as an eUICC
+/// that skipped ES10b's checks would sign it).
+fn echoing_signed1(e: &SoftEuicc, s: &InitiateAuthenticationResponse) -> Vec<u8> {
+    let ss = server_signed1(s);
+    e.euicc_signed1(
+        &ss.transaction_id,
+        &ss.server_address,
+        &ss.server_challenge,
+        None,
+    )
+    .expect("signed1")
+}
+
 async fn every_check_has_a_negative_test(kind: StoreKind) {
     let tmp = TempDir::new("es11-neg");
     let pki = tmp.0.join("pki");
@@ -407,15 +420,7 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
     // and the transaction is not used up (the common-authentication retry succeeds).
     for alternative in [0xA1u32, 0xA2, 0xA3] {
         let (_, s) = session!();
-        let ss = server_signed1(&s);
-        let common = e
-            .euicc_signed1(
-                &ss.transaction_id,
-                &ss.server_address,
-                &ss.server_challenge,
-                None,
-            )
-            .expect("signed1");
+        let common = echoing_signed1(&e, &s);
         let outer = pki_tool::tlv::parse_single(&common, "euiccSigned1").expect("DER");
         let mut fields = Vec::new();
         let mut r = outer.reader();
@@ -489,15 +494,7 @@ async fn every_check_has_a_negative_test(kind: StoreKind) {
 
     // Certificates: a foreign EUM chain under our session's CI.
     let (challenge, s) = session!();
-    let ss = server_signed1(&s);
-    let signed1 = alien
-        .euicc_signed1(
-            &ss.transaction_id,
-            &ss.server_address,
-            &ss.server_challenge,
-            None,
-        )
-        .expect("signed1");
+    let signed1 = echoing_signed1(&alien, &s);
     let response = alien.response(&signed1, &alien.key.sign_raw(&signed1));
     let _ = challenge;
     assert_eq!(

@@ -8,7 +8,6 @@ use crate::store::QueuedDelete;
 use crate::types::LoggedEid;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -169,41 +168,6 @@ impl Cascade {
         }
     }
 
-    /// One round: recovery, then every queued delete that is due.
-    async fn round(&self, due: &mut HashMap<u64, i64>) {
-        let now = pki_tool::time::now();
-        self.recover(now).await;
-        let queued = match self.store.queued_deletes(BATCH).await {
-            Ok(q) => q,
-            Err(e) => {
-                tracing::warn!(error = %e, "the ES15 delete queue could not be read");
-                return;
-            }
-        };
-        due.retain(|id, _| queued.iter().any(|q| q.id == *id));
-        let mut left = Vec::new();
-        for q in &queued {
-            if due.get(&q.id).is_some_and(|at| *at > now) {
-                left.push(q);
-                continue;
-            }
-            if !self.deliver(q).await {
-                due.insert(
-                    q.id,
-                    pki_tool::time::now() + crate::delivery::backoff(q.attempts),
-                );
-                left.push(q);
-            }
-        }
-        self.metrics
-            .depth
-            .set(i64::try_from(left.len()).unwrap_or(i64::MAX));
-        let oldest = left.iter().map(|q| q.queued_at).min();
-        self.metrics
-            .oldest_age_secs
-            .set(oldest.map_or(0, |t| (pki_tool::time::now() - t).max(0)));
-    }
-
     /// The admin view (`GET /admin/cascade`): the Root, the figures, the queued deletes (the
     /// oldest 1000) and the forwards awaiting the Root's answer.
     pub async fn view(&self) -> Result<serde_json::Value, crate::store::StoreError> {
@@ -233,19 +197,47 @@ impl Cascade {
     }
 
     /// Runs until `stop` turns true: a round now, then after each wake-up (a delete was queued)
-    /// or [`POLL`], whichever comes first.
+    /// or [`POLL`], whichever comes first (see [`crate::delivery::run`]).
     pub async fn run_queue(self: std::sync::Arc<Self>, stop: watch::Receiver<bool>) {
-        let mut due = HashMap::new();
-        let mut rounds = crate::delivery::Rounds {
-            wake: &self.wake,
-            poll: POLL,
-            stop,
-        };
-        loop {
-            self.round(&mut due).await;
-            if !rounds.next().await {
-                break;
-            }
-        }
+        crate::delivery::run(&*self, &self.wake, POLL, stop).await;
+    }
+}
+
+/// Each round first recovers forwards left unconfirmed, then delivers the queued deletes.
+impl crate::delivery::Queue for Cascade {
+    type Item = QueuedDelete;
+
+    fn id(q: &QueuedDelete) -> u64 {
+        q.id
+    }
+
+    fn attempts(q: &QueuedDelete) -> u32 {
+        q.attempts
+    }
+
+    async fn before_round(&self) {
+        self.recover(pki_tool::time::now()).await;
+    }
+
+    async fn read(&self) -> Option<Vec<QueuedDelete>> {
+        self.store
+            .queued_deletes(BATCH)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "the ES15 delete queue could not be read"))
+            .ok()
+    }
+
+    async fn deliver(&self, q: &QueuedDelete) -> bool {
+        Cascade::deliver(self, q).await
+    }
+
+    fn after_round(&self, left: &[&QueuedDelete]) {
+        self.metrics
+            .depth
+            .set(i64::try_from(left.len()).unwrap_or(i64::MAX));
+        let oldest = left.iter().map(|q| q.queued_at).min();
+        self.metrics
+            .oldest_age_secs
+            .set(oldest.map_or(0, |t| (pki_tool::time::now() - t).max(0)));
     }
 }
